@@ -1,0 +1,1 @@
+//! mock-apns: placeholder until its issue lands.

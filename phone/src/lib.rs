@@ -1,0 +1,1 @@
+//! phone: placeholder until its issue lands.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests run against, on a fresh Debian machine of the project's kind.
+# Idempotent: it does nothing when everything is already there.
+set -euo pipefail
+
+DEBIAN_PACKAGES=(
+  curl                      # APNs client: curl --http2
+  nghttp2-client            # nghttp, h2load
+  nghttp2-server            # nghttpd: the HTTP/2 reference in the benchmark
+  sip-tester                # SIPp (built without TLS)
+  kamailio kamailio-tls-modules kamailio-extra-modules kamailio-utils-modules
+  prosody prosody-modules lua-sec
+  baresip-core
+)
+PYTHON_PACKAGES=(aioapns)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts packaged daemons on install where it can; the tests start their own on loopback.
+for svc in kamailio prosody; do
+  pkill -x "$svc" 2>/dev/null || true
+done
+
+PY=${PYTHON:-python3}
+for p in "${PYTHON_PACKAGES[@]}"; do
+  "$PY" -c "import $p" 2>/dev/null || "$PY" -m pip install -q "$p"
+done
+echo "install-deps: ok"

@@ -1,0 +1,1 @@
+//! sip-peer: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+//! xmpp-peer: placeholder until its issue lands.

@@ -1,1 +1,67 @@
-//! sip-peer: placeholder until its issue lands.
+//! sip-peer: scriptable SIP user agents for the bench — a caller and the SIP account inside the
+//! simulated iPhone (RFC 8599 push parameters) — over UDP, TCP and TLS, IPv4 and IPv6.
+//!
+//! # API in one screen (names are stable; others build on them)
+//!
+//! Parsing and writing (tolerant reading, exact writing):
+//! - [`Message::parse`]`(&[u8]) -> Result<Message, ParseError>`, [`Message::to_bytes`], typed
+//!   accessors `call_id() cseq() vias() top_via() from() to() contacts() routes()
+//!   record_routes() max_forwards() expires() content_length() challenge() authorization()
+//!   feature_caps() feature_cap("+sip.pns") reason()`, raw `header(name)`, `header_values(name)`
+//!   (compact names accepted everywhere), builders `request() response() push_header()
+//!   set_header() set_body()`, and `summary()` (`INVITE sip:…`, `180 Ringing (INVITE)`).
+//! - [`SipUri`] (ordered params, `param()`, `param_decoded()`, IPv6 kept bracketed),
+//!   [`NameAddr`], [`Contact`], [`Via`], [`CSeq`], [`Challenge`].
+//! - [`PushParams`]`{ provider, prid, param }`: `from_uri`, `apply_to`, `apns_voip() ->
+//!   Result<ApnsVoip { token, team_id, bundle_id, topic, sandbox }, PushError>` (Linphone
+//!   dialect: picks the `:voip` token, `apns.dev` = sandbox).
+//! - [`StreamFramer`] frames a TCP/TLS byte stream by Content-Length, with [`Limits`].
+//! - [`auth::authorization`] / [`auth::digest_response`]: digest MD5, `qop=auth`.
+//!
+//! Transport and transactions:
+//! - [`EndpointConfig::udp`]`/tcp/tls(bind)` (+ `with_t1`), [`TlsConfig::client_trusting`]`(ca_pem,
+//!   name)`, [`TlsConfig::server`]`(chain_pem, key_pem)`; [`Endpoint::bind`]`(cfg, recorder,
+//!   peer_label)`; `local_addr()`, `send_raw(dest, bytes, summary)`, `close_connections()`,
+//!   `set_offline(Offline::{Online, Silent, Disconnected})`.
+//!
+//! Roles (every step awaitable with a deadline; errors are [`SipError`]):
+//! - [`Caller::new`]`(endpoint_cfg, CallerConfig::new(uri, proxy), recorder, "gateway")`;
+//!   `invite(target) -> Result<Call>`; [`Call`]: `await_status(180, d)`, `await_provisional`,
+//!   `await_final`, `await_answered`, `cancel(d)`, `ack()`, `bye(d)`, `await_request("BYE", d)`,
+//!   `request_in_dialog(method, d)`, `received()`; `Caller::message(target, text, d)`,
+//!   `Caller::options(target, d)`.
+//! - [`PhoneAccount::start`]`(endpoint_cfg, PhoneConfig::new(aor, registrar), recorder,
+//!   "gateway")`; `register(d) -> Result<Registration { response, expires, pns, feature_caps }>`,
+//!   `refresh(d)`, `unregister(d)`, `set_policy(IncomingPolicy::…)`, `next_call(d) ->
+//!   Result<IncomingCall>`, `set_offline(mode)`, `wake(new_connection, d)`, `set_push(…)`;
+//!   [`IncomingCall`]: `ring()`, `answer()`, `reject(code)`, `await_ack(d)`, `await_cancel(d)`,
+//!   `await_bye(d)`, `bye(d)`.
+//!
+//! Every message sent or received goes through the [`timeline::Recorder`] given at
+//! construction, with the peer label given there.
+
+pub mod auth;
+pub mod caller;
+pub mod dialog;
+pub mod endpoint;
+pub mod error;
+pub mod headers;
+mod inbox;
+pub mod message;
+pub mod phone;
+pub mod push;
+pub mod sdp;
+pub mod transport;
+pub mod uri;
+
+pub use auth::Credentials;
+pub use caller::{Call, Caller, CallerConfig};
+pub use dialog::Dialog;
+pub use endpoint::{Endpoint, EndpointConfig, IncomingRequest, Offline, Timers};
+pub use error::SipError;
+pub use headers::{CSeq, Challenge, Contact, NameAddr, Via};
+pub use message::{Header, Limits, Message, ParseError, StartLine};
+pub use phone::{IncomingCall, IncomingPolicy, PhoneAccount, PhoneConfig, Registration};
+pub use push::{ApnsVoip, PushError, PushParams};
+pub use transport::{StreamFramer, TlsConfig, Transport};
+pub use uri::{Param, SipUri};

@@ -1,0 +1,101 @@
+//! What one call has received, and the "await X within D" primitive over it.
+//!
+//! Every response or in-dialog request for a call lands in its inbox in arrival order. A step
+//! takes the first not-yet-taken message that matches, so "await 180" then "await 200" work
+//! even when both already arrived; on timeout the error lists everything received.
+
+use crate::endpoint::Event;
+use crate::error::SipError;
+use crate::message::Message;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub(crate) struct Inbox {
+    rx: mpsc::UnboundedReceiver<Event>,
+    pub history: Vec<Message>,
+    taken: Vec<bool>,
+}
+
+impl Inbox {
+    pub fn new(rx: mpsc::UnboundedReceiver<Event>) -> Inbox {
+        Inbox {
+            rx,
+            history: Vec::new(),
+            taken: Vec::new(),
+        }
+    }
+
+    /// Takes the first untaken message matching `pred`.
+    pub fn take(&mut self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
+        let i = (0..self.history.len()).find(|&i| !self.taken[i] && pred(&self.history[i]))?;
+        self.taken[i] = true;
+        Some(self.history[i].clone())
+    }
+
+    /// Marks message `i` as taken (handled internally, e.g. an answered challenge).
+    pub fn mark_taken(&mut self, i: usize) {
+        if let Some(t) = self.taken.get_mut(i) {
+            *t = true;
+        }
+    }
+
+    /// Summaries of everything received.
+    pub fn summaries(&self) -> Vec<String> {
+        self.history.iter().map(Message::summary).collect()
+    }
+
+    /// Receives one more message (its index), `Ok(None)` at the deadline.
+    pub async fn pull(&mut self, deadline: Instant) -> Result<Option<usize>, SipError> {
+        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            Err(_) => Ok(None),
+            Ok(None) => Err(SipError::State("the endpoint is gone".into())),
+            Ok(Some(Event::Response(m))) | Ok(Some(Event::Request(m))) => {
+                self.history.push(m);
+                self.taken.push(false);
+                Ok(Some(self.history.len() - 1))
+            }
+            Ok(Some(Event::TxTimeout { request, timer })) => Err(SipError::TransactionTimeout {
+                request,
+                timer,
+                received: self.summaries(),
+            }),
+            Ok(Some(Event::Transport(e))) => Err(SipError::Transport(e)),
+        }
+    }
+
+    /// Waits for a message matching `matches`; fails at once on one matching `fails`.
+    pub async fn wait(
+        &mut self,
+        what: &str,
+        within: Duration,
+        matches: impl Fn(&Message) -> bool,
+        fails: impl Fn(&Message) -> bool,
+    ) -> Result<Message, SipError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(m) = self.take(&matches) {
+                return Ok(m);
+            }
+            if let Some(m) = self.take(&fails) {
+                return Err(SipError::UnexpectedResponse {
+                    status: m.status().unwrap_or(0),
+                    waiting_for: what.to_owned(),
+                    response: Box::new(m),
+                });
+            }
+            if self.pull(deadline).await?.is_none() {
+                return Err(SipError::Timeout {
+                    waiting_for: what.to_owned(),
+                    after: within,
+                    received: self.summaries(),
+                });
+            }
+        }
+    }
+}
+
+/// True for a response to `method` (by CSeq).
+pub(crate) fn is_response_to(m: &Message, method: &str) -> bool {
+    m.status().is_some() && m.cseq().is_ok_and(|c| c.method == method)
+}

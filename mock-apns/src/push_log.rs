@@ -1,0 +1,257 @@
+//! The push log: every request APNs received, with who sent it and what APNs answered.
+
+use crate::auth::AuthIdentity;
+use crate::devices::DeliveryOutcome;
+use crate::Environment;
+use bytes::Bytes;
+use serde::{Serialize, Serializer};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// One request and its response.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushRecord {
+    /// Position in the log since start (never reused, survives clearing).
+    pub seq: u64,
+    /// When it was answered (UNIX ms).
+    pub time_ms: u64,
+    /// Connection it arrived on (numbered from 1 per instance).
+    pub connection_id: u64,
+    /// Who pushed.
+    pub auth: AuthIdentity,
+    /// The listener's environment.
+    pub environment: Environment,
+    /// Every header including `:method` and `:path`, in arrival order, values as text.
+    pub headers: Vec<(String, String)>,
+    /// The device token from the path, when there was one.
+    pub token: Option<String>,
+    /// The body (as text; invalid UTF-8 escaped).
+    #[serde(serialize_with = "bytes_as_text")]
+    pub payload: Bytes,
+    /// Response status.
+    pub status: u16,
+    /// Response reason, if not 200.
+    pub reason: Option<String>,
+    /// Response `apns-id`.
+    pub apns_id: String,
+    /// `timestamp` of a 410.
+    pub timestamp_ms: Option<u64>,
+    /// What happened to an accepted push.
+    pub delivery: Option<DeliveryOutcome>,
+    /// Why the request was refused, or which fault applied (for humans).
+    pub detail: Option<String>,
+}
+
+impl PushRecord {
+    /// A header value by name (first occurrence).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The payload as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.payload).ok()
+    }
+
+    /// One line: token, status, reason.
+    pub fn summary(&self) -> String {
+        format!(
+            "#{} token={} status={} reason={} apns-id={}",
+            self.seq,
+            self.token.as_deref().unwrap_or("-"),
+            self.status,
+            self.reason.as_deref().unwrap_or("-"),
+            self.apns_id
+        )
+    }
+}
+
+fn bytes_as_text<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&timeline::escape_bytes(b))
+}
+
+/// The bounded log, with a signal for waiters.
+pub struct PushLog {
+    inner: Mutex<LogInner>,
+    capacity: usize,
+    notify: Notify,
+}
+
+struct LogInner {
+    next_seq: u64,
+    records: VecDeque<Arc<PushRecord>>,
+}
+
+impl PushLog {
+    /// A log keeping at most `capacity` records.
+    pub fn new(capacity: usize) -> Self {
+        PushLog {
+            inner: Mutex::new(LogInner {
+                next_seq: 1,
+                records: VecDeque::new(),
+            }),
+            capacity: capacity.max(1),
+            notify: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a record (its `seq` is assigned here) and wakes waiters.
+    pub fn push(&self, mut record: PushRecord) -> u64 {
+        let seq = {
+            let mut inner = self.lock();
+            record.seq = inner.next_seq;
+            inner.next_seq += 1;
+            if inner.records.len() >= self.capacity {
+                inner.records.pop_front();
+            }
+            inner.records.push_back(Arc::new(record));
+            inner.next_seq - 1
+        };
+        self.notify.notify_waiters();
+        seq
+    }
+
+    /// A copy of every record kept.
+    pub fn snapshot(&self) -> Vec<PushRecord> {
+        self.lock().records.iter().map(|r| (**r).clone()).collect()
+    }
+
+    /// Forgets every record.
+    pub fn clear(&self) {
+        self.lock().records.clear();
+    }
+
+    /// The first record for `token` with a sequence number above `after`.
+    pub fn find_after(&self, token: &str, after: u64) -> Option<PushRecord> {
+        self.lock()
+            .records
+            .iter()
+            .find(|r| {
+                r.seq > after
+                    && r.token
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(token))
+            })
+            .map(|r| (**r).clone())
+    }
+
+    /// Waits until a record for `token` above `after` exists, or the deadline passes.
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        after: u64,
+        deadline: tokio::time::Instant,
+    ) -> Option<PushRecord> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.find_after(token, after) {
+                return Some(r);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.find_after(token, after);
+            }
+        }
+    }
+}
+
+/// `next_push_for` found nothing in time. Its message lists every push the mock did receive.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no push for token {token} within {within:?}; mock-apns received {}:{}", .received.len(), list(.received))]
+pub struct NoPush {
+    /// The token waited for.
+    pub token: String,
+    /// How long it waited.
+    pub within: std::time::Duration,
+    /// One line per push received (token, status, reason).
+    pub received: Vec<String>,
+}
+
+fn list(lines: &[String]) -> String {
+    if lines.is_empty() {
+        " nothing".to_owned()
+    } else {
+        lines.iter().map(|l| format!("\n  {l}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(token: &str) -> PushRecord {
+        PushRecord {
+            seq: 0,
+            time_ms: 0,
+            connection_id: 1,
+            auth: AuthIdentity::None,
+            environment: Environment::Sandbox,
+            headers: vec![(":method".into(), "POST".into())],
+            token: Some(token.into()),
+            payload: Bytes::from_static(b"{}"),
+            status: 200,
+            reason: None,
+            apns_id: "id".into(),
+            timestamp_ms: None,
+            delivery: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn bounded_and_ordered() {
+        let log = PushLog::new(2);
+        for t in ["a", "b", "c"] {
+            log.push(record(t));
+        }
+        let s = log.snapshot();
+        assert_eq!(s.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(log.find_after("c", 0).unwrap().seq, 3);
+        assert!(log.find_after("c", 3).is_none());
+        assert_eq!(s[0].header(":METHOD"), Some("POST"));
+    }
+
+    #[tokio::test]
+    async fn waiters_wake_on_push_and_time_out_with_the_list() {
+        let log = Arc::new(PushLog::new(10));
+        let l2 = log.clone();
+        let waiter = tokio::spawn(async move {
+            l2.wait_for(
+                "b",
+                0,
+                tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+            )
+            .await
+        });
+        log.push(record("a"));
+        log.push(record("b"));
+        assert_eq!(waiter.await.unwrap().unwrap().seq, 2);
+        let none = log
+            .wait_for(
+                "zz",
+                0,
+                tokio::time::Instant::now() + std::time::Duration::from_millis(20),
+            )
+            .await;
+        assert!(none.is_none());
+        let e = NoPush {
+            token: "zz".into(),
+            within: std::time::Duration::from_millis(20),
+            received: log.snapshot().iter().map(PushRecord::summary).collect(),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("received 2") && msg.contains("token=a status=200"),
+            "{msg}"
+        );
+    }
+}

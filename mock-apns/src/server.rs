@@ -1,0 +1,512 @@
+//! The APNs listeners: TLS, HTTP/2 through the frame tap, and one task per request that validates,
+//! applies faults and the device registry, records, and answers.
+
+use crate::auth::{AuthIdentity, CertIdentity, ConnectionAuth};
+use crate::devices::{DeliveryOutcome, Devices};
+use crate::faults::{FaultAction, Faults};
+use crate::frame_tap::{self, FrameTap, TapHandle};
+use crate::push_log::{PushLog, PushRecord};
+use crate::reason::error_body;
+use crate::validate::{self, Providers, RequestHeaders};
+use crate::{Environment, Reason};
+use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
+
+/// Largest body read before answering PayloadTooLarge without reading the rest.
+const BODY_READ_LIMIT: usize = 64 * 1024;
+/// How long a TLS handshake, a request body, or draining a closing connection may take.
+const IO_DEADLINE: Duration = Duration::from_secs(10);
+/// How long in-flight streams get to finish after a GOAWAY.
+const GOAWAY_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// State shared by every listener and the control API.
+pub(crate) struct Shared {
+    pub providers: Providers,
+    pub devices: Devices,
+    pub log: PushLog,
+    pub faults: Faults,
+    pub max_concurrent_streams: u32,
+    pub streams_before_auth: u32,
+    next_connection: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: &crate::Config, providers: Providers) -> Self {
+        Shared {
+            providers,
+            devices: Devices::new(config.unknown_tokens),
+            log: PushLog::new(config.push_log_capacity),
+            faults: Faults::default(),
+            max_concurrent_streams: config.max_concurrent_streams,
+            streams_before_auth: config.streams_before_auth,
+            next_connection: AtomicU64::new(1),
+        }
+    }
+}
+
+/// One HTTP/2 connection's state, shared with its request tasks.
+struct Connection {
+    id: u64,
+    env: Environment,
+    auth: Mutex<ConnectionAuth>,
+    tap: TapHandle,
+    /// Set when the connection must close at once (drop_connection fault).
+    drop_now: Notify,
+    /// Set once a GOAWAY went out: new streams are refused.
+    going_away: AtomicBool,
+    goaway_sent: Notify,
+    in_flight: AtomicUsize,
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    env: Environment,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let (shared, acceptor, shutdown) = (shared.clone(), acceptor.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(tcp, peer, env, shared, acceptor, shutdown).await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    env: Environment,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut tls = tokio::time::timeout(IO_DEADLINE, acceptor.accept(tcp)).await??;
+    let cert = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        None => None,
+        Some(der) => match CertIdentity::from_der(der) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::info!(%peer, "client certificate unusable: {e}");
+                refuse_connection(&mut tls, Reason::BadCertificate).await;
+                return Ok(());
+            }
+        },
+    };
+    if let Some(c) = &cert {
+        if !c.allows(env) {
+            tracing::info!(%peer, uid = %c.uid, env = env.as_str(), "certificate for the wrong environment");
+            refuse_connection(&mut tls, Reason::BadCertificateEnvironment).await;
+            return Ok(());
+        }
+    }
+    let initial = if cert.is_some() {
+        shared.max_concurrent_streams
+    } else {
+        shared.streams_before_auth
+    };
+    let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let (tap, handle) = FrameTap::new(tls, Some(initial));
+    let mut h2c = h2::server::Builder::new()
+        .max_concurrent_streams(shared.max_concurrent_streams)
+        .max_header_list_size(8000)
+        .initial_window_size(65_535)
+        .max_frame_size(16_384)
+        .handshake::<_, Bytes>(tap)
+        .await?;
+    tracing::debug!(%peer, id, env = env.as_str(), cert = cert.is_some(), "HTTP/2 connection");
+    let conn = Arc::new(Connection {
+        id,
+        env,
+        auth: Mutex::new(ConnectionAuth::new(cert)),
+        tap: handle,
+        drop_now: Notify::new(),
+        going_away: AtomicBool::new(false),
+        goaway_sent: Notify::new(),
+        in_flight: AtomicUsize::new(0),
+    });
+    let mut shutting_down = *shutdown.borrow();
+    loop {
+        tokio::select! {
+            next = h2c.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    if conn.going_away.load(Ordering::Acquire) {
+                        let mut respond = respond;
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    conn.in_flight.fetch_add(1, Ordering::AcqRel);
+                    let (shared, conn) = (shared.clone(), conn.clone());
+                    tokio::spawn(async move {
+                        request(&shared, &conn, req, respond).await;
+                        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            _ = conn.drop_now.notified() => return Ok(()),
+            _ = conn.goaway_sent.notified() => break,
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if changed.is_err() || *shutdown.borrow() {
+                    send_goaway(&conn, "Shutdown");
+                }
+            }
+        }
+    }
+    // After a GOAWAY: let in-flight streams finish, then close.
+    let deadline = tokio::time::Instant::now() + GOAWAY_GRACE;
+    while conn.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            next = h2c.accept() => match next {
+                Some(Ok((_, mut respond))) => respond.send_reset(h2::Reason::REFUSED_STREAM),
+                _ => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = conn.drop_now.notified() => return Ok(()),
+        }
+    }
+    // Drive h2 briefly so the last responses are flushed before the socket closes.
+    let _ = tokio::time::timeout(Duration::from_millis(50), async {
+        while let Some(Ok((_, mut respond))) = h2c.accept().await {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// GOAWAY(NO_ERROR, last stream = highest opened) with `{"reason": …}`; the connection loop
+/// closes once it is on the wire and in-flight streams are done.
+fn send_goaway(conn: &Arc<Connection>, reason: &str) {
+    if conn.going_away.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let body = error_body(reason, None);
+    let sent = conn.tap.goaway(conn.tap.highest_client_stream(), 0, &body);
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(IO_DEADLINE, sent).await;
+        conn.goaway_sent.notify_one();
+    });
+}
+
+/// Answers a connection APNs will not serve: SETTINGS, then GOAWAY(last stream 0, NO_ERROR,
+/// `{"reason": …}`), then close, as Apple does for BadCertificateEnvironment.
+async fn refuse_connection(tls: &mut tokio_rustls::server::TlsStream<TcpStream>, reason: Reason) {
+    let mut out = frame_tap::frame(frame_tap::SETTINGS, 0, 0, &[]);
+    out.extend(frame_tap::goaway(0, 0, &error_body(reason.as_str(), None)));
+    let _ = tokio::time::timeout(IO_DEADLINE, async {
+        tls.write_all(&out).await?;
+        tls.flush().await?;
+        tls.shutdown().await?;
+        // Read until the client closes, so unread bytes do not turn our FIN into a reset.
+        let mut sink = [0u8; 4096];
+        while tls.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+struct Answer {
+    status: u16,
+    reason: Option<Cow<'static, str>>,
+    timestamp_ms: Option<u64>,
+    delivery: Option<DeliveryOutcome>,
+    detail: Option<Cow<'static, str>>,
+}
+
+impl Answer {
+    fn reject(reason: Reason, detail: &'static str) -> Self {
+        Answer {
+            status: reason.status(),
+            reason: Some(Cow::Borrowed(reason.as_str())),
+            timestamp_ms: None,
+            delivery: None,
+            detail: Some(Cow::Borrowed(detail)),
+        }
+    }
+}
+
+enum Finish {
+    Respond(Answer),
+    Reset(Cow<'static, str>),
+    Drop,
+}
+
+async fn read_body(body: &mut h2::RecvStream) -> Result<(Bytes, bool), h2::Error> {
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        total += chunk.len();
+        if total > BODY_READ_LIMIT {
+            return Ok((Bytes::new(), true));
+        }
+        match (&mut first, &mut more) {
+            (None, _) => first = Some(chunk),
+            (Some(f), None) => {
+                let mut m = BytesMut::with_capacity(f.len() + chunk.len());
+                m.extend_from_slice(f);
+                m.extend_from_slice(&chunk);
+                more = Some(m);
+            }
+            (Some(_), Some(m)) => m.extend_from_slice(&chunk),
+        }
+    }
+    Ok((
+        more.map(BytesMut::freeze).or(first).unwrap_or_default(),
+        false,
+    ))
+}
+
+async fn request(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+) {
+    let (parts, mut body) = req.into_parts();
+    let (payload, too_large) = match tokio::time::timeout(IO_DEADLINE, read_body(&mut body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::debug!(conn = conn.id, "request body failed: {e}");
+            return;
+        }
+        Err(_) => {
+            respond.send_reset(h2::Reason::CANCEL);
+            return;
+        }
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    let method = parts.method.as_str();
+    let pairs = [
+        (&b":method"[..], method.as_bytes()),
+        (&b":path"[..], path.as_bytes()),
+    ]
+    .into_iter()
+    .chain(
+        parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    );
+    let headers = RequestHeaders::collect(pairs);
+    let now = now_ms();
+    let validation = {
+        let mut auth = conn.auth.lock().unwrap_or_else(|e| e.into_inner());
+        validate::validate(
+            &shared.providers,
+            &mut auth,
+            &headers,
+            &payload,
+            (now / 1000) as i64,
+        )
+    };
+    if validation.first_valid_token && shared.streams_before_auth != shared.max_concurrent_streams {
+        drop(
+            conn.tap
+                .set_max_concurrent_streams(shared.max_concurrent_streams),
+        );
+    }
+    let apns_id = validation.apns_id.clone();
+    let finish = match (&validation.outcome, too_large) {
+        (Err(r), _) => Finish::Respond(Answer::reject(r.reason, r.detail)),
+        (Ok(_), true) => {
+            Finish::Respond(Answer::reject(Reason::PayloadTooLarge, "body over 64 KiB"))
+        }
+        (Ok(push), false) => {
+            let mut fault = shared.faults.take(&push.token, &push.topic);
+            if let Some(FaultAction::DelayMs(ms)) = fault {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                fault = None;
+            }
+            match fault {
+                Some(FaultAction::Reject { status, reason }) => Finish::Respond(Answer {
+                    status,
+                    timestamp_ms: (status == 410).then(now_ms),
+                    reason: Some(Cow::Owned(reason)),
+                    delivery: None,
+                    detail: Some(Cow::Borrowed("injected fault")),
+                }),
+                Some(FaultAction::Goaway { reason }) => Finish::Reset(Cow::Owned(reason)),
+                Some(FaultAction::DropConnection) => Finish::Drop,
+                Some(FaultAction::DelayMs(_)) | None => {
+                    match shared
+                        .devices
+                        .accept(push, conn.env, &apns_id, &payload, now_ms())
+                    {
+                        Ok(outcome) => Finish::Respond(Answer {
+                            status: 200,
+                            reason: None,
+                            timestamp_ms: None,
+                            delivery: Some(outcome),
+                            detail: None,
+                        }),
+                        Err(refusal) => Finish::Respond(Answer {
+                            timestamp_ms: refusal.timestamp_ms(),
+                            ..Answer::reject(refusal.reason(), "device registry")
+                        }),
+                    }
+                }
+            }
+        }
+    };
+
+    let recorder = validation
+        .token
+        .as_deref()
+        .and_then(|t| shared.devices.recorder(t));
+    let (status, reason, timestamp_ms, delivery, detail) = match &finish {
+        Finish::Respond(a) => (
+            a.status,
+            a.reason.clone(),
+            a.timestamp_ms,
+            a.delivery,
+            a.detail.clone(),
+        ),
+        Finish::Reset(r) => (
+            0,
+            None,
+            None,
+            None,
+            Some(Cow::Owned(format!("GOAWAY {r} (stream refused)"))),
+        ),
+        Finish::Drop => (
+            0,
+            None,
+            None,
+            None,
+            Some(Cow::Borrowed("connection dropped")),
+        ),
+    };
+    let body_bytes = reason
+        .as_deref()
+        .filter(|_| status != 200)
+        .map(|r| error_body(r, timestamp_ms));
+    let header_pairs: Vec<(String, String)> =
+        std::iter::once((":method".to_owned(), method.to_owned()))
+            .chain(std::iter::once((":path".to_owned(), path.to_owned())))
+            .chain(parts.headers.iter().map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            }))
+            .collect();
+    if let Some(rec) = &recorder {
+        let mut raw = String::new();
+        for (n, v) in &header_pairs {
+            raw.push_str(&format!("{n}: {v}\n"));
+        }
+        raw.push('\n');
+        raw.push_str(&String::from_utf8_lossy(&payload));
+        let push_type = headers
+            .push_type
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        rec.received(
+            "gateway",
+            "h2",
+            format!("POST {path} ({push_type})"),
+            Bytes::from(raw),
+        );
+        let summary = match (&finish, &reason) {
+            (Finish::Respond(_), None) => format!("{status} apns-id={apns_id}"),
+            (Finish::Respond(_), Some(r)) => format!("{status} {r}"),
+            (Finish::Reset(r), _) => format!("RST_STREAM REFUSED_STREAM + GOAWAY {r}"),
+            (Finish::Drop, _) => "connection dropped".to_owned(),
+        };
+        rec.sent(
+            "gateway",
+            "h2",
+            summary,
+            Bytes::from(body_bytes.clone().unwrap_or_default()),
+        );
+    }
+    shared.log.push(PushRecord {
+        seq: 0,
+        time_ms: now_ms(),
+        connection_id: conn.id,
+        auth: validation.identity.clone(),
+        environment: conn.env,
+        headers: header_pairs,
+        token: validation.token.clone(),
+        payload: payload.clone(),
+        status,
+        reason: reason.map(Cow::into_owned),
+        apns_id: apns_id.clone(),
+        timestamp_ms,
+        delivery,
+        detail: detail.map(Cow::into_owned),
+    });
+    if let AuthIdentity::None = validation.identity {
+        tracing::trace!(conn = conn.id, "unauthenticated request");
+    }
+
+    match finish {
+        Finish::Drop => conn.drop_now.notify_one(),
+        Finish::Reset(reason) => {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            send_goaway(conn, &reason);
+        }
+        Finish::Respond(_) => {
+            let mut builder = http::Response::builder()
+                .status(status)
+                .header("apns-id", apns_id.as_str());
+            if conn.env == Environment::Sandbox {
+                builder = builder.header("apns-unique-id", uuid::Uuid::new_v4().to_string());
+            }
+            if body_bytes.is_some() {
+                builder = builder.header("content-type", "application/json");
+            }
+            let Ok(response) = builder.body(()) else {
+                respond.send_reset(h2::Reason::INTERNAL_ERROR);
+                return;
+            };
+            match body_bytes {
+                None => {
+                    let _ = respond.send_response(response, true);
+                }
+                Some(b) => {
+                    if let Ok(mut stream) = respond.send_response(response, false) {
+                        let _ = stream.send_data(Bytes::from(b), true);
+                    }
+                }
+            }
+        }
+    }
+}

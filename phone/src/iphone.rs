@@ -60,7 +60,10 @@ pub struct Iphone {
     calls: Vec<Call>,
     /// Calls that ended on the phone; the value is true when the user declined.
     ended_here: HashMap<String, bool>,
-    /// When each call ended at the caller (told by the bench or read from a cancel push).
+    /// When each call ended at the caller, as the phone learnt it (CANCEL, BYE, cancel push).
+    known_ended: HashMap<String, Instant>,
+    /// When each call ended at the caller, as the bench knows it (also the phone's knowledge);
+    /// only used to classify ghost calls, never to decide what the phone does.
     caller_ended: HashMap<String, Instant>,
     ghosts: HashSet<String>,
     outcomes: Vec<Outcome>,
@@ -80,6 +83,7 @@ impl Iphone {
             recorder,
             calls: Vec::new(),
             ended_here: HashMap::new(),
+            known_ended: HashMap::new(),
             caller_ended: HashMap::new(),
             ghosts: HashSet::new(),
             outcomes: Vec::new(),
@@ -103,11 +107,11 @@ impl Iphone {
                 self.recorder.note(format!(
                     "SIP: offer cancelled call-id={call_id} ({reason:?})"
                 ));
-                self.caller_ended.entry(call_id.clone()).or_insert(now);
+                self.learn_ended(call_id.clone(), now);
                 self.end_by_remote(now, &call_id, reason, &mut out);
             }
             Input::RemoteBye { call_id } => {
-                self.caller_ended.entry(call_id.clone()).or_insert(now);
+                self.learn_ended(call_id.clone(), now);
                 self.end_by_remote(now, &call_id, CancelReason::CallerHungUp, &mut out);
             }
             Input::Registered { ok } => {
@@ -242,7 +246,7 @@ impl Iphone {
         }
         let idx = self.report(now, Some(call_id.clone()), payload.caller, false, out);
         let known_ended =
-            self.caller_ended.contains_key(&call_id) || self.ended_here.contains_key(&call_id);
+            self.known_ended.contains_key(&call_id) || self.ended_here.contains_key(&call_id);
         let age = payload
             .send_time_ms
             .and_then(|ms| self.clock.instant(ms))
@@ -274,7 +278,7 @@ impl Iphone {
             .and_then(|ms| self.clock.instant(ms))
             .filter(|t| *t <= now)
             .unwrap_or(now);
-        self.on_caller_ended(call_id.clone(), ended_at);
+        self.learn_ended(call_id.clone(), ended_at);
         let reason = payload.reason.unwrap_or_default();
         if self.find(&call_id).is_some() {
             self.recorder
@@ -285,6 +289,9 @@ impl Iphone {
             self.recorder.note(format!(
                 "app: call-ended VoIP push for unknown call-id={call_id}: reported, ending at once"
             ));
+            out.push(Action::WakeAccount {
+                new_connection: self.config.new_connection_on_wake,
+            });
             let idx = self.report(now, Some(call_id), None, false, out);
             self.end_call(idx, now, EndReason::RemoteEnded, out);
         }
@@ -303,6 +310,9 @@ impl Iphone {
                 self.outcomes.push(Outcome::BogusCall {
                     apns_id: push.apns_id.clone(),
                     at: now,
+                });
+                out.push(Action::WakeAccount {
+                    new_connection: self.config.new_connection_on_wake,
                 });
                 let idx = self.report(now, None, None, false, out);
                 self.end_call(idx, now, EndReason::Failed, out);
@@ -505,6 +515,15 @@ impl Iphone {
             out.push(Action::HangUp { call_id: id });
         }
         self.end_call(idx, now, EndReason::HungUp, out);
+    }
+
+    /// The phone learnt that the call ended at the caller at `at`.
+    fn learn_ended(&mut self, call_id: String, at: Instant) {
+        let entry = self.known_ended.entry(call_id.clone()).or_insert(at);
+        if at < *entry {
+            *entry = at;
+        }
+        self.on_caller_ended(call_id, at);
     }
 
     fn on_caller_ended(&mut self, call_id: String, at: Instant) {
@@ -1031,8 +1050,9 @@ mod tests {
     }
 
     #[test]
-    fn a_push_delivered_after_the_caller_hung_up_is_a_ghost_call_ended_at_once() {
-        // Flight mode: APNs stored the push and delivers it after Bob hung up.
+    fn a_push_delivered_after_the_caller_hung_up_rings_as_a_ghost_call() {
+        // Flight mode: APNs stored the push and delivers it after Bob hung up. Only the bench
+        // knows that: the phone rings until its grace period ends.
         let mut b = Bench::new(IphoneConfig::default());
         b.send(
             500,
@@ -1043,12 +1063,63 @@ mod tests {
         );
         let actions = b.call_push_sent_at(3000, "c1", T0_MS);
         assert_eq!(reports(&actions), 1, "iOS demands the report: {actions:?}");
+        assert_eq!(
+            end_reasons(&actions),
+            vec![],
+            "bench knowledge is not the phone's"
+        );
+        assert!(b.phone.is_ringing("c1"));
+        b.phone.tick(b.at(7000));
+        assert!(b.phone.outcomes().contains(&Outcome::GhostCall {
+            call_id: "c1".into(),
+            from: b.at(3000),
+            to: b.at(7000)
+        }));
+    }
+
+    #[test]
+    fn a_push_for_a_call_the_phone_knows_ended_is_reported_then_ended_at_once() {
+        let mut b = Bench::new(IphoneConfig::default());
+        // A call-ended alert push told the phone first (APNs delivered it before the call push).
+        let notice = DeliveredPush::voip(
+            "com.example.app",
+            "a1",
+            PushPayload::cancel("c1", CancelReason::CallerHungUp, T0_MS + 500).to_json(),
+        )
+        .with_type(PushType::Alert);
+        b.send(2000, Input::Push(notice));
+        let actions = b.call_push_sent_at(3000, "c1", T0_MS);
+        assert_eq!(reports(&actions), 1, "iOS demands the report: {actions:?}");
         assert_eq!(end_reasons(&actions), vec![EndReason::RemoteEnded]);
         assert!(b.phone.outcomes().contains(&Outcome::GhostCall {
             call_id: "c1".into(),
             from: b.at(3000),
             to: b.at(3000)
         }));
+    }
+
+    #[test]
+    fn every_reported_voip_push_wakes_the_account() {
+        let mut b = Bench::new(IphoneConfig::default());
+        let wakes = |a: &[Action]| {
+            a.iter()
+                .filter(|a| matches!(a, Action::WakeAccount { .. }))
+                .count()
+        };
+        assert_eq!(wakes(&b.raw_voip(0, b"{}")), 1, "bogus call");
+        let cancel = PushPayload::cancel("x", CancelReason::CallerHungUp, T0_MS).to_json();
+        assert_eq!(
+            wakes(&b.raw_voip(10, &cancel)),
+            1,
+            "cancel for an unknown call"
+        );
+        b.call_push(20, "c1");
+        let cancel = PushPayload::cancel("c1", CancelReason::CallerHungUp, T0_MS).to_json();
+        assert_eq!(
+            wakes(&b.raw_voip(30, &cancel)),
+            0,
+            "cancel for a ringing call"
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //!   reported; an app that does not report is terminated, and after
 //!   [`IphoneConfig::misses_before_cut_off`] misses iOS stops delivering its VoIP pushes;
 //! - a VoIP push without a call forces a bogus call or termination ([`NonCallVoipPolicy`]);
-//! - every VoIP push wakes the account (RFC 8599 §4.1.3: REGISTER on push);
+//! - every VoIP push the app reports wakes the account (RFC 8599 §4.1.3: REGISTER on push), except
+//!   a call-ended push for a call it is already ringing for;
+//! - what the bench alone knows ([`Input::CallerEnded`]) only classifies ghost calls: it never
+//!   changes what the phone does;
 //! - an early Answer is held until the offer arrives, then answered;
 //! - the CallKit call ends on cancel, on a "call ended" push, on BYE, or with `.failed` when no offer
 //!   arrives within [`IphoneConfig::offer_grace`];

@@ -72,8 +72,12 @@ pub fn authorization(
             return Err(AuthError::Algorithm(a.to_owned()));
         }
     }
-    let realm = challenge.field("realm").ok_or(AuthError::Missing("realm"))?;
-    let nonce = challenge.field("nonce").ok_or(AuthError::Missing("nonce"))?;
+    let realm = challenge
+        .field("realm")
+        .ok_or(AuthError::Missing("realm"))?;
+    let nonce = challenge
+        .field("nonce")
+        .ok_or(AuthError::Missing("nonce"))?;
     let qop = match challenge.field("qop") {
         None => None,
         Some(q) => {
@@ -132,15 +136,30 @@ mod tests {
     #[test]
     fn authorization_header_from_challenge() {
         let c = Challenge::parse("Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"").unwrap();
-        let creds = Credentials { username: "Mufasa".into(), password: "Circle Of Life".into() };
+        let creds = Credentials {
+            username: "Mufasa".into(),
+            password: "Circle Of Life".into(),
+        };
         let h = authorization(&c, &creds, "GET", "/dir/index.html", "0a4f113b", 1).unwrap();
         let parsed = Challenge::parse(&h).unwrap();
-        assert_eq!(parsed.field("response"), Some("6629fae49393a05397450978507c4ef1"));
+        assert_eq!(
+            parsed.field("response"),
+            Some("6629fae49393a05397450978507c4ef1")
+        );
         assert_eq!(parsed.field("nc"), Some("00000001"));
-        assert_eq!(parsed.field("opaque"), Some("5ccc069c403ebaf9f0171e9517f40e41"));
+        assert_eq!(
+            parsed.field("opaque"),
+            Some("5ccc069c403ebaf9f0171e9517f40e41")
+        );
         let bad = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256").unwrap();
-        assert!(matches!(authorization(&bad, &creds, "REGISTER", "sip:x", "c", 1), Err(AuthError::Algorithm(_))));
+        assert!(matches!(
+            authorization(&bad, &creds, "REGISTER", "sip:x", "c", 1),
+            Err(AuthError::Algorithm(_))
+        ));
         let no_nonce = Challenge::parse("Digest realm=\"r\"").unwrap();
-        assert_eq!(authorization(&no_nonce, &creds, "REGISTER", "sip:x", "c", 1), Err(AuthError::Missing("nonce")));
+        assert_eq!(
+            authorization(&no_nonce, &creds, "REGISTER", "sip:x", "c", 1),
+            Err(AuthError::Missing("nonce"))
+        );
     }
 }

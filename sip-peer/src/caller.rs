@@ -76,7 +76,7 @@ impl Caller {
         &self.endpoint
     }
 
-    fn from_value(&self) -> String {
+    fn local_party(&self) -> String {
         let tag = random_hex();
         match &self.cfg.display_name {
             Some(d) => format!("\"{d}\" <{}>;tag={tag}", self.cfg.uri),
@@ -90,7 +90,7 @@ impl Caller {
         let mut m = Message::request(method, target);
         m.push_header("Via", via);
         m.push_header("Max-Forwards", "70");
-        m.push_header("From", self.from_value());
+        m.push_header("From", self.local_party());
         m.push_header("To", format!("<{target}>"));
         m.push_header("Call-ID", call_id.to_owned());
         m.push_header("CSeq", format!("{seq} {method}"));
@@ -119,7 +119,10 @@ impl Caller {
         let core = self.endpoint.core().clone();
         let call_id = format!("{}@{}", random_hex(), crate::uri::host_of(core.local.ip()));
         let mut invite = self.new_request("INVITE", target, &call_id, 1);
-        invite.push_header("Contact", format!("<{}>", core.contact_uri(self.cfg.uri.user_name())));
+        invite.push_header(
+            "Contact",
+            format!("<{}>", core.contact_uri(self.cfg.uri.user_name())),
+        );
         for (n, v) in extra_headers {
             invite.push_header(*n, *v);
         }
@@ -128,13 +131,16 @@ impl Caller {
             None => invite.set_header("Content-Length", "0"),
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        core.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            call_id.clone(),
-            CallRoute {
-                events: tx.clone(),
-                ack: None,
-            },
-        );
+        core.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                call_id.clone(),
+                CallRoute {
+                    events: tx.clone(),
+                    ack: None,
+                },
+            );
         let call = Call {
             core: core.clone(),
             _endpoint: self.endpoint.clone(),
@@ -176,16 +182,27 @@ impl Caller {
         match (resp.status(), &self.cfg.credentials) {
             (Some(401 | 407), Some(creds)) => {
                 let header = auth_header_for(&resp, creds, method, target)?;
-                core.request(build(2, Some(header)), self.cfg.proxy, within).await
+                core.request(build(2, Some(header)), self.cfg.proxy, within)
+                    .await
             }
             _ => Ok(resp),
         }
     }
 
     /// Sends a MESSAGE with a `text/plain` body and returns its final response.
-    pub async fn message(&self, target: &str, text: &str, within: Duration) -> Result<Message, SipError> {
-        self.simple_request("MESSAGE", target, Some(("text/plain", text.as_bytes())), within)
-            .await
+    pub async fn message(
+        &self,
+        target: &str,
+        text: &str,
+        within: Duration,
+    ) -> Result<Message, SipError> {
+        self.simple_request(
+            "MESSAGE",
+            target,
+            Some(("text/plain", text.as_bytes())),
+            within,
+        )
+        .await
     }
 
     /// Sends an OPTIONS and returns its final response.
@@ -209,7 +226,10 @@ pub(crate) fn auth_header_for(
     } else {
         "Authorization"
     };
-    Ok((name, authorization(&challenge, creds, method, uri, &random_hex(), 1)?))
+    Ok((
+        name,
+        authorization(&challenge, creds, method, uri, &random_hex(), 1)?,
+    ))
 }
 
 /// One outgoing call. Every response and in-dialog request is kept; steps take them in order.
@@ -228,7 +248,9 @@ pub struct Call {
 
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("call_id", &self.call_id).finish()
+        f.debug_struct("Call")
+            .field("call_id", &self.call_id)
+            .finish()
     }
 }
 
@@ -286,7 +308,11 @@ impl Call {
         Ok(())
     }
 
-    fn retry_with_auth(&mut self, challenge: &Message, creds: &Credentials) -> Result<(), SipError> {
+    fn retry_with_auth(
+        &mut self,
+        challenge: &Message,
+        creds: &Credentials,
+    ) -> Result<(), SipError> {
         let target = self.invite.request_uri().unwrap_or("").to_owned();
         let (name, value) = auth_header_for(challenge, creds, "INVITE", &target)?;
         let mut invite = self.invite.clone();
@@ -421,7 +447,9 @@ impl Call {
             .inbox
             .history
             .iter()
-            .find(|m| is_response_to(m, "INVITE") && m.status().is_some_and(|s| (200..300).contains(&s)))
+            .find(|m| {
+                is_response_to(m, "INVITE") && m.status().is_some_and(|s| (200..300).contains(&s))
+            })
             .cloned()
             .ok_or_else(|| SipError::State("no 2xx to ACK yet".into()))?;
         self.core.ack_2xx(&self.invite, &ok, self.dest);
@@ -429,7 +457,11 @@ impl Call {
     }
 
     /// Sends an in-dialog request (BYE, INFO, MESSAGE…) and waits for its final response.
-    pub async fn request_in_dialog(&mut self, method: &str, within: Duration) -> Result<Message, SipError> {
+    pub async fn request_in_dialog(
+        &mut self,
+        method: &str,
+        within: Duration,
+    ) -> Result<Message, SipError> {
         self.absorb()?;
         let (via, _) = self.core.new_via();
         let dialog = self
@@ -440,12 +472,17 @@ impl Call {
         req.push_header("Content-Length", "0");
         let seq = dialog.local_cseq;
         let dest = dialog.dest;
-        self.core.start_client(req, dest, self.events.clone(), false)?;
+        self.core
+            .start_client(req, dest, self.events.clone(), false)?;
         let m = method.to_owned();
         self.wait(
             format!("final response to {method}"),
             within,
-            move |r| is_response_to(r, &m) && r.cseq().is_ok_and(|c| c.seq == seq) && r.status().is_some_and(|s| s >= 200),
+            move |r| {
+                is_response_to(r, &m)
+                    && r.cseq().is_ok_and(|c| c.seq == seq)
+                    && r.status().is_some_and(|s| s >= 200)
+            },
             |_| false,
         )
         .await
@@ -464,7 +501,11 @@ impl Call {
 
     /// Waits for a request from the peer inside this call (e.g. `BYE` when the callee hangs
     /// up; the endpoint has already answered it 200).
-    pub async fn await_request(&mut self, method: &str, within: Duration) -> Result<Message, SipError> {
+    pub async fn await_request(
+        &mut self,
+        method: &str,
+        within: Duration,
+    ) -> Result<Message, SipError> {
         let m = method.to_owned();
         self.wait(
             format!("{method} from the peer"),

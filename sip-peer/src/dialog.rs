@@ -49,7 +49,11 @@ impl Dialog {
     /// The caller's dialog from the INVITE and its 2xx (route set = Record-Route reversed).
     pub fn uac(invite: &Message, ok: &Message, fallback: SocketAddr) -> Result<Dialog, SipError> {
         let remote_target = first_contact(ok)?;
-        let mut route_set: Vec<String> = ok.header_values("Record-Route").into_iter().map(str::to_owned).collect();
+        let mut route_set: Vec<String> = ok
+            .header_values("Record-Route")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         route_set.reverse();
         let dest = next_hop(&route_set, &remote_target, fallback);
         Ok(Dialog {
@@ -66,7 +70,11 @@ impl Dialog {
     /// The callee's dialog from the INVITE it answered with `to_tag`.
     pub fn uas(invite: &Message, to_tag: &str, source: SocketAddr) -> Result<Dialog, SipError> {
         let remote_target = first_contact(invite)?;
-        let route_set: Vec<String> = invite.header_values("Record-Route").into_iter().map(str::to_owned).collect();
+        let route_set: Vec<String> = invite
+            .header_values("Record-Route")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let mut local = invite.to()?;
         if local.tag().is_none() {
             local.set_param("tag", Some(to_tag));
@@ -122,7 +130,10 @@ mod tests {
         let invite = Message::parse(b"INVITE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bK1\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>\r\nCall-ID: c1\r\nCSeq: 3 INVITE\r\nContent-Length: 0\r\n\r\n").unwrap();
         let ok = Message::parse(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bK1\r\nRecord-Route: <sip:127.0.0.2:5060;lr>, <sip:127.0.0.3:5060;lr>\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 INVITE\r\nContact: <sip:alice@127.0.0.9:7000>\r\nContent-Length: 0\r\n\r\n").unwrap();
         let mut d = Dialog::uac(&invite, &ok, "127.0.0.1:1".parse().unwrap()).unwrap();
-        assert_eq!(d.route_set, vec!["<sip:127.0.0.3:5060;lr>", "<sip:127.0.0.2:5060;lr>"]);
+        assert_eq!(
+            d.route_set,
+            vec!["<sip:127.0.0.3:5060;lr>", "<sip:127.0.0.2:5060;lr>"]
+        );
         assert_eq!(d.dest, "127.0.0.3:5060".parse().unwrap());
         let bye = d.next_request("BYE", "SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bK2");
         assert_eq!(bye.request_uri(), Some("sip:alice@127.0.0.9:7000"));
@@ -134,7 +145,11 @@ mod tests {
     #[test]
     fn a_2xx_without_contact_is_an_error() {
         let invite = Message::parse(b"INVITE sip:a@b SIP/2.0\r\nFrom: <sip:b@c>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n").unwrap();
-        let ok = Message::parse(b"SIP/2.0 200 OK\r\nTo: <sip:a@b>;tag=2\r\nCSeq: 1 INVITE\r\n\r\n").unwrap();
-        assert!(matches!(Dialog::uac(&invite, &ok, "127.0.0.1:1".parse().unwrap()), Err(SipError::State(_))));
+        let ok = Message::parse(b"SIP/2.0 200 OK\r\nTo: <sip:a@b>;tag=2\r\nCSeq: 1 INVITE\r\n\r\n")
+            .unwrap();
+        assert!(matches!(
+            Dialog::uac(&invite, &ok, "127.0.0.1:1".parse().unwrap()),
+            Err(SipError::State(_))
+        ));
     }
 }

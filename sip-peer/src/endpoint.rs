@@ -344,7 +344,12 @@ impl Endpoint {
     }
 
     /// Sends bytes exactly as given (for deliberately odd messages). Recorded with `summary`.
-    pub fn send_raw(&self, dest: SocketAddr, bytes: impl Into<Bytes>, summary: &str) -> Result<(), SipError> {
+    pub fn send_raw(
+        &self,
+        dest: SocketAddr,
+        bytes: impl Into<Bytes>,
+        summary: &str,
+    ) -> Result<(), SipError> {
         self.core().send(dest, bytes.into(), summary)
     }
 
@@ -423,8 +428,11 @@ impl Core {
     pub fn close_connections(&self) {
         let conns: Vec<Conn> = lock(&self.conns).drain().map(|(_, c)| c).collect();
         if !conns.is_empty() {
-            self.recorder
-                .note(format!("closed {} {} connection(s)", conns.len(), self.transport_name()));
+            self.recorder.note(format!(
+                "closed {} {} connection(s)",
+                conns.len(),
+                self.transport_name()
+            ));
         }
         for c in conns {
             if let Some(a) = c.abort {
@@ -436,7 +444,12 @@ impl Core {
     // ---------------------------------------------------------------- sending
 
     /// Records and sends bytes to `dest`. Never blocks; stream connections are opened on demand.
-    pub fn send(self: &Arc<Self>, dest: SocketAddr, bytes: Bytes, summary: &str) -> Result<(), SipError> {
+    pub fn send(
+        self: &Arc<Self>,
+        dest: SocketAddr,
+        bytes: Bytes,
+        summary: &str,
+    ) -> Result<(), SipError> {
         if self.offline() == Offline::Disconnected {
             self.recorder.note(format!("offline: not sent: {summary}"));
             return Err(SipError::Transport("offline (flight mode)".into()));
@@ -494,15 +507,28 @@ impl Core {
             };
             let _ = stream.set_nodelay(true);
             if core.cfg.transport == Transport::Tls {
-                let tls = core.cfg.tls.clone().and_then(|t| t.client.map(|c| (c, t.server_name)));
+                let tls = core
+                    .cfg
+                    .tls
+                    .clone()
+                    .and_then(|t| t.client.map(|c| (c, t.server_name)));
                 let Some((client, name)) = tls else {
                     return core.connection_failed(dest, id, "no TLS client configuration".into());
                 };
                 let name = match rustls::pki_types::ServerName::try_from(name.clone()) {
                     Ok(n) => n,
-                    Err(e) => return core.connection_failed(dest, id, format!("server name {name:?}: {e}")),
+                    Err(e) => {
+                        return core.connection_failed(
+                            dest,
+                            id,
+                            format!("server name {name:?}: {e}"),
+                        )
+                    }
                 };
-                match tokio_rustls::TlsConnector::from(client).connect(name, stream).await {
+                match tokio_rustls::TlsConnector::from(client)
+                    .connect(name, stream)
+                    .await
+                {
                     Ok(s) => core.run_conn(s, dest, id, rx).await,
                     Err(e) => core.connection_failed(dest, id, format!("TLS handshake: {e}")),
                 }
@@ -522,8 +548,10 @@ impl Core {
     }
 
     fn connection_failed(&self, dest: SocketAddr, id: u64, why: String) {
-        self.recorder
-            .note(format!("{} connection to {dest} failed: {why}", self.transport_name()));
+        self.recorder.note(format!(
+            "{} connection to {dest} failed: {why}",
+            self.transport_name()
+        ));
         self.remove_conn(dest, id);
         for (to, tx) in lock(&self.client_txns).values() {
             if *to == dest {
@@ -644,8 +672,10 @@ impl Core {
             }
         }
         let _ = wr.shutdown().await;
-        self.recorder
-            .note(format!("{} connection with {peer} closed", self.transport_name()));
+        self.recorder.note(format!(
+            "{} connection with {peer} closed",
+            self.transport_name()
+        ));
         self.remove_conn(peer, id);
     }
 
@@ -662,10 +692,13 @@ impl Core {
         self.recorder.received(
             &self.peer,
             self.transport_name(),
-            format!("malformed: {}", match &e {
-                SipError::Malformed { error, .. } => error.to_string(),
-                _ => String::new(),
-            }),
+            format!(
+                "malformed: {}",
+                match &e {
+                    SipError::Malformed { error, .. } => error.to_string(),
+                    _ => String::new(),
+                }
+            ),
             bytes,
         );
     }
@@ -687,7 +720,8 @@ impl Core {
 
     fn on_response(self: &Arc<Self>, msg: Message) {
         let (Ok(via), Ok(cseq)) = (msg.top_via(), msg.cseq()) else {
-            self.recorder.note("response without a usable Via/CSeq: ignored");
+            self.recorder
+                .note("response without a usable Via/CSeq: ignored");
             return;
         };
         let key = txn_key(via.branch().unwrap_or(""), &cseq.method);
@@ -714,13 +748,16 @@ impl Core {
             Some((bytes, dest, summary)) => {
                 let _ = self.send(dest, bytes, &summary);
             }
-            None => self.recorder.note(format!("stray response ignored: {}", msg.summary())),
+            None => self
+                .recorder
+                .note(format!("stray response ignored: {}", msg.summary())),
         }
     }
 
     fn on_request(self: &Arc<Self>, msg: Message, from: SocketAddr) {
         let (Ok(via), Ok(cseq)) = (msg.top_via(), msg.cseq()) else {
-            self.recorder.note("request without a usable Via/CSeq: ignored");
+            self.recorder
+                .note("request without a usable Via/CSeq: ignored");
             return;
         };
         let branch = via.branch().unwrap_or("").to_owned();
@@ -732,8 +769,9 @@ impl Core {
                 let table = lock(&self.server);
                 if let Some(t) = table.map.get(&key) {
                     if t.final_code.is_some_and(|c| c >= 300) {
+                        // ACK for a non-2xx: ends the transaction's retransmissions; the call
+                        // still sees it below.
                         t.ack.fire();
-                        return; // ACK for a non-2xx: absorbed by the transaction.
                     }
                 }
                 if let Some(sig) = table.ack2xx.get(&format!("{call_id}|{}", cseq.seq)) {
@@ -823,10 +861,14 @@ impl Core {
         let invite_key = txn_key(branch, "INVITE");
         let pending = {
             let table = lock(&self.server);
-            table
-                .map
-                .get(&invite_key)
-                .map(|t| (t.final_code.is_none(), t.invite.clone(), t.to_tag.clone(), t.source))
+            table.map.get(&invite_key).map(|t| {
+                (
+                    t.final_code.is_none(),
+                    t.invite.clone(),
+                    t.to_tag.clone(),
+                    t.source,
+                )
+            })
         };
         let Some((unanswered, invite, to_tag, source)) = pending else {
             let _ = self.respond_with(&req, 481, None, None);
@@ -857,7 +899,9 @@ impl Core {
             if *at > now {
                 break;
             }
-            let Some((_, key)) = table.expiry.pop_front() else { break };
+            let Some((_, key)) = table.expiry.pop_front() else {
+                break;
+            };
             let keep = table
                 .map
                 .get(&key)
@@ -885,7 +929,11 @@ impl Core {
 
     /// Sends a response in the request's server transaction. A second final response is an
     /// error. For INVITE over UDP, final responses are retransmitted until the ACK.
-    pub(crate) fn respond(self: &Arc<Self>, req: &IncomingRequest, resp: Message) -> Result<(), SipError> {
+    pub(crate) fn respond(
+        self: &Arc<Self>,
+        req: &IncomingRequest,
+        resp: Message,
+    ) -> Result<(), SipError> {
         let code = resp.status().unwrap_or(0);
         let bytes = resp.to_bytes();
         let summary = resp.summary();
@@ -916,7 +964,9 @@ impl Core {
             let ack = t.ack.clone();
             if is_invite && (200..300).contains(&code) {
                 if let (Ok(cid), Ok(cseq)) = (req.message.call_id(), req.message.cseq()) {
-                    table.ack2xx.insert(format!("{cid}|{}", cseq.seq), ack.clone());
+                    table
+                        .ack2xx
+                        .insert(format!("{cid}|{}", cseq.seq), ack.clone());
                 }
             }
             ack
@@ -1061,7 +1111,8 @@ impl Core {
     /// call's route so that a retransmitted 2xx is ACKed again.
     pub(crate) fn ack_2xx(self: &Arc<Self>, invite: &Message, ok: &Message, dest: SocketAddr) {
         let Ok(dialog) = Dialog::uac(invite, ok, dest) else {
-            self.recorder.note(format!("cannot ACK {}: no dialog", ok.summary()));
+            self.recorder
+                .note(format!("cannot ACK {}: no dialog", ok.summary()));
             return;
         };
         let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);

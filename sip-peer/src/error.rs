@@ -33,7 +33,10 @@ pub enum SipError {
     #[error("transport error: {0}")]
     Transport(String),
     /// Bytes from the peer that are not a SIP message.
-    #[error("malformed SIP from {from}: {error}; bytes: {}", timeline::escape_bytes(bytes))]
+    #[error(
+        "malformed SIP from {from}: {error}; bytes: {}",
+        timeline::escape_bytes(bytes)
+    )]
     Malformed {
         /// The peer address.
         from: String,

@@ -173,7 +173,10 @@ impl NameAddr {
         }
         match lt {
             Some(lt) => {
-                let gt = s[lt..].find('>').map(|g| g + lt).ok_or_else(|| bad("no '>'"))?;
+                let gt = s[lt..]
+                    .find('>')
+                    .map(|g| g + lt)
+                    .ok_or_else(|| bad("no '>'"))?;
                 let display = s[..lt].trim();
                 let uri = SipUri::parse(&s[lt + 1..gt])?;
                 Ok(NameAddr {
@@ -217,7 +220,11 @@ impl NameAddr {
 
     /// Sets (replacing) or appends a header parameter.
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
-        match self.params.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+        {
             Some(p) => p.value = value.map(str::to_owned),
             None => self.params.push(Param {
                 name: name.to_owned(),
@@ -340,11 +347,13 @@ impl Challenge {
     /// Parses `Digest realm="x", nonce="y", qop="auth"`.
     pub fn parse(s: &str) -> Result<Challenge, ParseError> {
         let s = s.trim();
-        let (scheme, rest) = s.split_once([' ', '\t']).ok_or_else(|| ParseError::BadHeader {
-            name: "authentication",
-            value: s.to_owned(),
-            reason: "no fields after the scheme".into(),
-        })?;
+        let (scheme, rest) = s
+            .split_once([' ', '\t'])
+            .ok_or_else(|| ParseError::BadHeader {
+                name: "authentication",
+                value: s.to_owned(),
+                reason: "no fields after the scheme".into(),
+            })?;
         let mut fields = Vec::new();
         for item in split_list(rest) {
             let (n, v) = item.split_once('=').ok_or_else(|| ParseError::BadHeader {
@@ -381,11 +390,15 @@ mod tests {
 
     #[test]
     fn via_variants() {
-        let v = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1").unwrap();
+        let v = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1")
+            .unwrap();
         assert_eq!(v.transport(), "UDP");
         assert_eq!(v.port, Some(5060));
         assert_eq!(v.param("rport"), Some(""));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1"
+        );
         let v = Via::parse("SIP / 2.0 / TLS [::1];branch=z9hG4bKa").unwrap();
         assert_eq!(v.transport(), "TLS");
         assert_eq!(v.host, "[::1]");
@@ -395,11 +408,17 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse("\"Bob, the <caller>\" <sip:bob@example.com;transport=tcp>;tag=a6c85cf").unwrap();
+        let n = NameAddr::parse(
+            "\"Bob, the <caller>\" <sip:bob@example.com;transport=tcp>;tag=a6c85cf",
+        )
+        .unwrap();
         assert_eq!(n.display.as_deref(), Some("\"Bob, the <caller>\""));
         assert_eq!(n.tag(), Some("a6c85cf"));
         assert_eq!(n.uri.param("transport"), Some("tcp"));
-        assert_eq!(n.to_string(), "\"Bob, the <caller>\" <sip:bob@example.com;transport=tcp>;tag=a6c85cf");
+        assert_eq!(
+            n.to_string(),
+            "\"Bob, the <caller>\" <sip:bob@example.com;transport=tcp>;tag=a6c85cf"
+        );
         let n = NameAddr::parse("sip:alice@example.com;tag=88sja8x").unwrap();
         assert!(n.uri.params.is_empty());
         assert_eq!(n.tag(), Some("88sja8x"));

@@ -65,3 +65,6 @@ pub use phone::{IncomingCall, IncomingPolicy, PhoneAccount, PhoneConfig, Registr
 pub use push::{ApnsVoip, PushError, PushParams};
 pub use transport::{StreamFramer, TlsConfig, Transport};
 pub use uri::{Param, SipUri};
+
+#[cfg(test)]
+mod loopback_tests;

@@ -5,9 +5,7 @@
 //! the stored order, and the body, and adds nothing. Typed views of single headers live in
 //! [`crate::headers`] and are reached through accessors here.
 
-use crate::headers::{
-    split_list, CSeq, Challenge, Contact, NameAddr, Via,
-};
+use crate::headers::{split_list, CSeq, Challenge, Contact, NameAddr, Via};
 use bytes::Bytes;
 use std::fmt::Write as _;
 
@@ -483,12 +481,18 @@ impl Message {
 
     /// CSeq.
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        CSeq::parse(self.header("CSeq").ok_or(ParseError::MissingHeader("CSeq"))?)
+        CSeq::parse(
+            self.header("CSeq")
+                .ok_or(ParseError::MissingHeader("CSeq"))?,
+        )
     }
 
     /// Every Via, top first.
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
-        self.header_values("Via").into_iter().map(Via::parse).collect()
+        self.header_values("Via")
+            .into_iter()
+            .map(Via::parse)
+            .collect()
     }
 
     /// The topmost Via.
@@ -503,7 +507,10 @@ impl Message {
 
     /// From.
     pub fn from(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(self.header("From").ok_or(ParseError::MissingHeader("From"))?)
+        NameAddr::parse(
+            self.header("From")
+                .ok_or(ParseError::MissingHeader("From"))?,
+        )
     }
 
     /// To.
@@ -576,7 +583,7 @@ impl Message {
     /// Feature-Caps header. `Some("")` when present without a value.
     pub fn feature_cap(&self, indicator: &str) -> Option<String> {
         self.feature_caps().into_iter().find_map(|fc| {
-            fc.split(';').skip(0).find_map(|p| {
+            fc.split(';').find_map(|p| {
                 let (n, v) = p.split_once('=').unwrap_or((p, ""));
                 n.trim()
                     .eq_ignore_ascii_case(indicator)
@@ -705,7 +712,8 @@ l: 0\r\n\r\n";
 
     #[test]
     fn folded_lines_and_leading_crlf_are_tolerated() {
-        let raw = "\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n  two\r\nContent-Length: 0\r\n\r\n";
+        let raw =
+            "\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n  two\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(raw.as_bytes()).unwrap();
         assert_eq!(m.header("s"), Some("one two"));
     }
@@ -758,7 +766,8 @@ l: 0\r\n\r\n";
 
     #[test]
     fn extra_datagram_bytes_beyond_content_length_are_dropped() {
-        let m = Message::parse(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nhijunk").unwrap();
+        let m =
+            Message::parse(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nhijunk").unwrap();
         assert_eq!(&m.body[..], b"hi");
     }
 

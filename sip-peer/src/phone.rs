@@ -181,7 +181,10 @@ impl PhoneAccount {
 
     /// The Contact URI as registered (with the current `pn-*` parameters).
     pub fn contact_uri(&self) -> SipUri {
-        let mut uri = self.endpoint.core().contact_uri(self.shared.user.as_deref());
+        let mut uri = self
+            .endpoint
+            .core()
+            .contact_uri(self.shared.user.as_deref());
         if let Some(p) = &lock(&self.reg).push {
             p.apply_to(&mut uri);
         }
@@ -220,7 +223,12 @@ impl PhoneAccount {
         v
     }
 
-    fn register_request(&self, contact: &str, expires: u32, auth: Option<(&str, String)>) -> Message {
+    fn register_request(
+        &self,
+        contact: &str,
+        expires: u32,
+        auth: Option<(&str, String)>,
+    ) -> Message {
         let core = self.endpoint.core();
         let (via, _) = core.new_via();
         let target = self.registrar_uri();
@@ -249,17 +257,24 @@ impl PhoneAccount {
     }
 
     fn registrar_uri(&self) -> SipUri {
-        self.cfg.registrar_uri.clone().unwrap_or_else(|| {
-            SipUri::sip(None, &self.cfg.aor.host, self.cfg.aor.port)
-        })
+        self.cfg
+            .registrar_uri
+            .clone()
+            .unwrap_or_else(|| SipUri::sip(None, &self.cfg.aor.host, self.cfg.aor.port))
     }
 
-    async fn send_register(&self, contact: String, expires: u32, within: Duration) -> Result<Registration, SipError> {
+    async fn send_register(
+        &self,
+        contact: String,
+        expires: u32,
+        within: Duration,
+    ) -> Result<Registration, SipError> {
         let core = self.endpoint.core();
         let req = self.register_request(&contact, expires, None);
         let mut resp = core.request(req, self.cfg.registrar, within).await?;
         if let (Some(401 | 407), Some(creds)) = (resp.status(), &self.cfg.credentials) {
-            let header = auth_header_for(&resp, creds, "REGISTER", &self.registrar_uri().to_string())?;
+            let header =
+                auth_header_for(&resp, creds, "REGISTER", &self.registrar_uri().to_string())?;
             let req = self.register_request(&contact, expires, Some(header));
             resp = core.request(req, self.cfg.registrar, within).await?;
         }
@@ -315,7 +330,11 @@ impl PhoneAccount {
 
     /// Wakes up after a push: leaves flight mode, optionally drops the connections (the next
     /// REGISTER opens a new one, as an iPhone does), and REGISTERs.
-    pub async fn wake(&self, new_connection: bool, within: Duration) -> Result<Registration, SipError> {
+    pub async fn wake(
+        &self,
+        new_connection: bool,
+        within: Duration,
+    ) -> Result<Registration, SipError> {
         self.endpoint.set_offline(Offline::Online);
         if new_connection {
             self.endpoint.close_connections();
@@ -360,7 +379,13 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         let _ = core.respond_with(&req, 100, None, None);
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    lock(&core.routes).insert(call_id, CallRoute { events: tx, ack: None });
+    lock(&core.routes).insert(
+        call_id,
+        CallRoute {
+            events: tx,
+            ack: None,
+        },
+    );
     let mut call = IncomingCall {
         core: core.clone(),
         contact: core.contact_uri(shared.user.as_deref()),
@@ -388,7 +413,8 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         IncomingPolicy::Ignore | IncomingPolicy::Manual => Ok(()),
     };
     if shared.calls.try_send(call).is_err() {
-        core.recorder.note("incoming call not queued (queue full or nobody listening)");
+        core.recorder
+            .note("incoming call not queued (queue full or nobody listening)");
     }
 }
 
@@ -432,7 +458,12 @@ impl IncomingCall {
     }
 
     fn response(&self, code: u16) -> Message {
-        let mut r = build_response(&self.req.message, code, reason_phrase(code), Some(&self.to_tag));
+        let mut r = build_response(
+            &self.req.message,
+            code,
+            reason_phrase(code),
+            Some(&self.to_tag),
+        );
         if code < 300 {
             r.push_header("Contact", format!("<{}>", self.contact));
         }
@@ -458,7 +489,11 @@ impl IncomingCall {
     pub fn answer(&mut self) -> Result<(), SipError> {
         let ok = self.answer_response();
         self.core.respond(&self.req, ok)?;
-        self.dialog = Some(Dialog::uas(&self.req.message, &self.to_tag, self.req.source)?);
+        self.dialog = Some(Dialog::uas(
+            &self.req.message,
+            &self.to_tag,
+            self.req.source,
+        )?);
         Ok(())
     }
 
@@ -475,7 +510,12 @@ impl IncomingCall {
     async fn await_method(&mut self, method: &str, within: Duration) -> Result<Message, SipError> {
         let m = method.to_owned();
         self.inbox
-            .wait(&format!("{method} for the incoming call"), within, move |r| r.method() == Some(m.as_str()), |_| false)
+            .wait(
+                &format!("{method} for the incoming call"),
+                within,
+                move |r| r.method() == Some(m.as_str()),
+                |_| false,
+            )
             .await
     }
 
@@ -498,7 +538,11 @@ impl IncomingCall {
     pub async fn bye(&mut self, within: Duration) -> Result<Message, SipError> {
         if self.dialog.is_none() {
             // Answered by the policy: build the dialog now.
-            self.dialog = Some(Dialog::uas(&self.req.message, &self.to_tag, self.req.source)?);
+            self.dialog = Some(Dialog::uas(
+                &self.req.message,
+                &self.to_tag,
+                self.req.source,
+            )?);
         }
         let (via, _) = self.core.new_via();
         let Some(dialog) = self.dialog.as_mut() else {
@@ -515,7 +559,11 @@ impl IncomingCall {
             .wait(
                 "final response to BYE",
                 within,
-                move |r| is_response_to(r, "BYE") && r.cseq().is_ok_and(|c| c.seq == seq) && r.status().is_some_and(|s| s >= 200),
+                move |r| {
+                    is_response_to(r, "BYE")
+                        && r.cseq().is_ok_and(|c| c.seq == seq)
+                        && r.status().is_some_and(|s| s >= 200)
+                },
                 |_| false,
             )
             .await

@@ -136,8 +136,7 @@ impl PushParams {
 fn escape_param(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        let ok = b.is_ascii_alphanumeric()
-            || b"-_.!~*'()[]/:&+$".contains(&b);
+        let ok = b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:&+$".contains(&b);
         if ok {
             out.push(b as char);
         } else {
@@ -179,19 +178,41 @@ mod tests {
             prid: "tok1:remote&tok2:voip".into(),
             param: Some("TEAM.b.voip".into()),
         };
-        assert_eq!(p.apns_voip(), Err(PushError::CountMismatch { tokens: 2, services: 1 }));
-        let p = PushParams { provider: "fcm".into(), prid: "x".into(), param: None };
+        assert_eq!(
+            p.apns_voip(),
+            Err(PushError::CountMismatch {
+                tokens: 2,
+                services: 1
+            })
+        );
+        let p = PushParams {
+            provider: "fcm".into(),
+            prid: "x".into(),
+            param: None,
+        };
         assert!(matches!(p.apns_voip(), Err(PushError::NotApns(_))));
-        let p = PushParams { provider: "apns".into(), prid: "x".into(), param: Some("nodots".into()) };
+        let p = PushParams {
+            provider: "apns".into(),
+            prid: "x".into(),
+            param: Some("nodots".into()),
+        };
         assert!(matches!(p.apns_voip(), Err(PushError::BadParam(_))));
-        let p = PushParams { provider: "apns".into(), prid: "t:remote".into(), param: Some("T.b.remote".into()) };
+        let p = PushParams {
+            provider: "apns".into(),
+            prid: "t:remote".into(),
+            param: Some("T.b.remote".into()),
+        };
         assert!(matches!(p.apns_voip(), Err(PushError::NoVoipToken(_))));
     }
 
     #[test]
     fn apply_and_read_back_with_escapes() {
         let mut u = SipUri::parse("sip:alice@127.0.0.1:5070").unwrap();
-        let p = PushParams { provider: "apns".into(), prid: "ab cd;ef".into(), param: Some("T.b.voip".into()) };
+        let p = PushParams {
+            provider: "apns".into(),
+            prid: "ab cd;ef".into(),
+            param: Some("T.b.voip".into()),
+        };
         p.apply_to(&mut u);
         assert_eq!(u.param("pn-prid"), Some("ab%20cd%3Bef"));
         assert_eq!(PushParams::from_uri(&u), Some(p));

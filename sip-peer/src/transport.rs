@@ -104,7 +104,11 @@ impl TlsConfig {
     }
 
     /// Adds a server identity to this configuration (an endpoint that both connects and accepts).
-    pub fn with_server(mut self, cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsConfig, SipError> {
+    pub fn with_server(
+        mut self,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<TlsConfig, SipError> {
         self.server = Some(Arc::new(server_config(cert_chain_pem, key_pem)?));
         Ok(self)
     }
@@ -208,7 +212,8 @@ impl StreamFramer {
                 &self.buf,
             ));
         }
-        let mut message = Message::parse_head(&self.buf[..head_end]).map_err(|e| fail(e, &self.buf))?;
+        let mut message =
+            Message::parse_head(&self.buf[..head_end]).map_err(|e| fail(e, &self.buf))?;
         let body_len = match message.content_length() {
             Ok(Some(n)) => n,
             Ok(None) => return Err(fail(ParseError::MissingContentLength, &self.buf)),
@@ -266,25 +271,52 @@ mod tests {
     #[test]
     fn stream_errors_are_values() {
         let mut f = StreamFramer::new(Limits::default());
-        f.buffer().extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n");
-        assert_eq!(f.next().unwrap_err().error, ParseError::MissingContentLength);
+        f.buffer()
+            .extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n");
+        assert_eq!(
+            f.next().unwrap_err().error,
+            ParseError::MissingContentLength
+        );
 
-        let mut f = StreamFramer::new(Limits { max_header_bytes: 100, max_body_bytes: 10 });
+        let mut f = StreamFramer::new(Limits {
+            max_header_bytes: 100,
+            max_body_bytes: 10,
+        });
         f.buffer().extend_from_slice(&[b'a'; 200]);
-        assert!(matches!(f.next().unwrap_err().error, ParseError::HeadersTooLarge { .. }));
+        assert!(matches!(
+            f.next().unwrap_err().error,
+            ParseError::HeadersTooLarge { .. }
+        ));
 
-        let mut f = StreamFramer::new(Limits { max_header_bytes: 100, max_body_bytes: 10 });
-        f.buffer().extend_from_slice(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 11\r\n\r\n");
-        assert!(matches!(f.next().unwrap_err().error, ParseError::BodyTooLarge { size: 11, .. }));
+        let mut f = StreamFramer::new(Limits {
+            max_header_bytes: 100,
+            max_body_bytes: 10,
+        });
+        f.buffer()
+            .extend_from_slice(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 11\r\n\r\n");
+        assert!(matches!(
+            f.next().unwrap_err().error,
+            ParseError::BodyTooLarge { size: 11, .. }
+        ));
 
         let mut f = StreamFramer::new(Limits::default());
-        f.buffer().extend_from_slice(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
-        assert!(matches!(f.next().unwrap_err().error, ParseError::BadContentLength(_)));
+        f.buffer()
+            .extend_from_slice(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
+        assert!(matches!(
+            f.next().unwrap_err().error,
+            ParseError::BadContentLength(_)
+        ));
     }
 
     #[test]
     fn tls_config_errors_are_values() {
-        assert!(matches!(TlsConfig::client_trusting(b"not pem", "x"), Err(SipError::Config(_))));
-        assert!(matches!(TlsConfig::server(b"", b""), Err(SipError::Config(_))));
+        assert!(matches!(
+            TlsConfig::client_trusting(b"not pem", "x"),
+            Err(SipError::Config(_))
+        ));
+        assert!(matches!(
+            TlsConfig::server(b"", b""),
+            Err(SipError::Config(_))
+        ));
     }
 }

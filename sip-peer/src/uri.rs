@@ -109,7 +109,11 @@ impl SipUri {
         let bad = || ParseError::BadUri(s.to_owned());
         let s = s.trim();
         let (scheme, rest) = s.split_once(':').ok_or_else(bad)?;
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') {
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+        {
             return Err(bad());
         }
         let (rest, headers) = match rest.split_once('?') {
@@ -170,7 +174,9 @@ impl SipUri {
 
     /// The user part without a password.
     pub fn user_name(&self) -> Option<&str> {
-        self.user.as_deref().map(|u| u.split(':').next().unwrap_or(u))
+        self.user
+            .as_deref()
+            .map(|u| u.split(':').next().unwrap_or(u))
     }
 
     /// The raw value of a URI parameter (`Some("")` for a flag), case-insensitive name.
@@ -185,7 +191,11 @@ impl SipUri {
 
     /// Sets (replacing) or appends a parameter, value written as given.
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
-        match self.params.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+        {
             Some(p) => p.value = value.map(str::to_owned),
             None => self.params.push(Param {
                 name: name.to_owned(),
@@ -211,7 +221,11 @@ impl SipUri {
     /// The socket address when the host is an IP literal; the port defaults to 5060 (5061 for
     /// `sips`).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        let default = if self.scheme.eq_ignore_ascii_case("sips") { 5061 } else { 5060 };
+        let default = if self.scheme.eq_ignore_ascii_case("sips") {
+            5061
+        } else {
+            5060
+        };
         self.ip()
             .map(|ip| SocketAddr::new(ip, self.port.unwrap_or(default)))
     }
@@ -297,10 +311,7 @@ mod tests {
         assert_eq!(u.param("lr"), Some(""));
         assert_eq!(u.param_decoded("pn-prid").as_deref(), Some("00fc:13ad"));
         assert_eq!(u.to_string(), s);
-        assert_eq!(
-            u.socket_addr(),
-            Some("[2001:db8::1]:5062".parse().unwrap())
-        );
+        assert_eq!(u.socket_addr(), Some("[2001:db8::1]:5062".parse().unwrap()));
     }
 
     #[test]
@@ -315,7 +326,14 @@ mod tests {
 
     #[test]
     fn bad_uris_are_errors() {
-        for s in ["", "nocolon", "sip:", "sip:@host", "sip:host:notaport", "sip:[::1"] {
+        for s in [
+            "",
+            "nocolon",
+            "sip:",
+            "sip:@host",
+            "sip:host:notaport",
+            "sip:[::1",
+        ] {
             assert!(SipUri::parse(s).is_err(), "{s}");
         }
     }

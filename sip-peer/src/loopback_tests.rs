@@ -1,0 +1,556 @@
+//! In-process tests: our caller calling our phone account directly over UDP, TCP and TLS on
+//! loopback (IPv4 and IPv6), plus scripted raw-socket peers for timers, digest and errors.
+
+use crate::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+use timeline::{Protocol, Timeline};
+use tokio::net::UdpSocket;
+
+const D: Duration = Duration::from_secs(5);
+
+fn v4() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn v6() -> SocketAddr {
+    "[::1]:0".parse().unwrap()
+}
+
+struct Pair {
+    timeline: Timeline,
+    caller: Caller,
+    phone: PhoneAccount,
+}
+
+async fn pair(phone_ep: EndpointConfig, caller_ep: EndpointConfig, policy: IncomingPolicy) -> Pair {
+    let timeline = Timeline::new();
+    let phone_aor = SipUri::parse("sip:alice@example.com").unwrap();
+    let mut pc = PhoneConfig::new(phone_aor, "127.0.0.1:9".parse().unwrap());
+    pc.policy = policy;
+    let phone = PhoneAccount::start(
+        phone_ep,
+        pc,
+        timeline.recorder("alice", Protocol::Sip),
+        "bob",
+    )
+    .await
+    .unwrap();
+    let cc = CallerConfig::new(
+        SipUri::parse("sip:bob@example.com").unwrap(),
+        phone.endpoint().local_addr(),
+    );
+    let caller = Caller::new(
+        caller_ep,
+        cc,
+        timeline.recorder("bob", Protocol::Sip),
+        "alice",
+    )
+    .await
+    .unwrap();
+    Pair {
+        timeline,
+        caller,
+        phone,
+    }
+}
+
+fn target(p: &Pair) -> String {
+    p.phone.contact_uri().to_string()
+}
+
+/// INVITE → 100/180 → (script answers) 200 → ACK → BYE → 200, checked on both sides.
+async fn full_call(p: Pair) {
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    let ringing = call.await_status(180, D).await.unwrap();
+    assert!(ringing.to().unwrap().tag().is_some());
+    let mut incoming = p.phone.next_call(D).await.unwrap();
+    assert_eq!(incoming.call_id(), call.call_id());
+    assert_eq!(
+        incoming.request().header("Content-Type"),
+        Some("application/sdp")
+    );
+    incoming.answer().unwrap();
+    let ok = call.await_answered(D).await.unwrap();
+    assert_eq!(ok.header("Content-Type"), Some("application/sdp"));
+    incoming.await_ack(D).await.unwrap();
+    let bye_ok = call.bye(D).await.unwrap();
+    assert_eq!(bye_ok.status(), Some(200));
+    let bye = incoming.await_bye(D).await.unwrap();
+    assert_eq!(bye.cseq().unwrap().seq, 2);
+    let ladder = p.timeline.ladder();
+    for s in [
+        "INVITE sip:alice@",
+        "180 Ringing (INVITE)",
+        "200 OK (INVITE)",
+        "ACK sip:alice@",
+        "200 OK (BYE)",
+    ] {
+        assert!(ladder.contains(s), "{s} missing from\n{ladder}");
+    }
+}
+
+#[tokio::test]
+async fn call_over_udp_v4() {
+    full_call(
+        pair(
+            EndpointConfig::udp(v4()),
+            EndpointConfig::udp(v4()),
+            IncomingPolicy::Ring,
+        )
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn call_over_udp_v6() {
+    full_call(
+        pair(
+            EndpointConfig::udp(v6()),
+            EndpointConfig::udp(v6()),
+            IncomingPolicy::Ring,
+        )
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn call_over_tcp_reuses_one_connection() {
+    let p = pair(
+        EndpointConfig::tcp(v4()),
+        EndpointConfig::tcp(v4()),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    let caller = p.caller.clone();
+    full_call(p).await;
+    assert_eq!(caller.endpoint().connection_count(), 1);
+}
+
+#[tokio::test]
+async fn call_over_tls_with_a_generated_ca() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let server = TlsConfig::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+    let client = TlsConfig::client_trusting(ca.pem().as_bytes(), "localhost").unwrap();
+    let p = pair(
+        EndpointConfig::tls(v4(), server),
+        EndpointConfig::tls(v4(), client),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    full_call(p).await;
+
+    // A client that trusts another CA fails the handshake: a transport error, not a hang.
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = other.self_signed(&other_key).unwrap();
+    let p = pair(
+        EndpointConfig::tls(
+            v4(),
+            TlsConfig::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap(),
+        ),
+        EndpointConfig::tls(
+            v4(),
+            TlsConfig::client_trusting(other.pem().as_bytes(), "localhost").unwrap(),
+        ),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    let err = call.await_status(180, D).await.unwrap_err();
+    assert!(
+        matches!(err, SipError::Transport(ref e) if e.contains("TLS")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_gets_200_and_487_over_udp_and_tcp() {
+    for (ep1, ep2) in [
+        (EndpointConfig::udp(v4()), EndpointConfig::udp(v4())),
+        (EndpointConfig::tcp(v4()), EndpointConfig::tcp(v4())),
+    ] {
+        let p = pair(ep1, ep2, IncomingPolicy::Ring).await;
+        let mut call = p.caller.invite(&target(&p)).unwrap();
+        call.await_status(180, D).await.unwrap();
+        let mut incoming = p.phone.next_call(D).await.unwrap();
+        let cancel_ok = call.cancel(D).await.unwrap();
+        assert_eq!(cancel_ok.status(), Some(200));
+        let terminated = call.await_status(487, D).await.unwrap();
+        assert_eq!(terminated.reason_phrase(), Some("Request Terminated"));
+        incoming.await_cancel(D).await.unwrap();
+        // The 487 was ACKed hop by hop, and answering now is refused.
+        incoming.await_ack(D).await.unwrap();
+        assert!(matches!(incoming.answer(), Err(SipError::State(_))));
+    }
+}
+
+#[tokio::test]
+async fn policies_answer_reject_and_callee_hangs_up() {
+    let p = pair(
+        EndpointConfig::udp(v4()),
+        EndpointConfig::udp(v4()),
+        IncomingPolicy::AnswerAtOnce,
+    )
+    .await;
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    call.await_answered(D).await.unwrap();
+    let mut incoming = p.phone.next_call(D).await.unwrap();
+    incoming.await_ack(D).await.unwrap();
+    let r = incoming.bye(D).await.unwrap();
+    assert_eq!(r.status(), Some(200));
+    call.await_request("BYE", D).await.unwrap();
+
+    p.phone.set_policy(IncomingPolicy::Reject(486));
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    let err = call.await_status(180, D).await.unwrap_err();
+    assert_eq!(err.status(), Some(486), "{err}");
+    let mut incoming = p.phone.next_call(D).await.unwrap();
+    incoming.await_ack(D).await.unwrap();
+
+    p.phone
+        .set_policy(IncomingPolicy::RingThenAnswer(Duration::from_millis(50)));
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    call.await_status(180, D).await.unwrap();
+    call.await_answered(D).await.unwrap();
+    call.bye(D).await.unwrap();
+}
+
+#[tokio::test]
+async fn flight_mode_silences_and_times_out_with_what_arrived() {
+    let p = pair(
+        EndpointConfig::udp(v4()),
+        EndpointConfig::udp(v4()),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    p.phone.set_offline(Offline::Silent);
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    let err = call
+        .await_status(180, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    match err {
+        SipError::Timeout {
+            received,
+            waiting_for,
+            ..
+        } => {
+            assert!(received.is_empty());
+            assert_eq!(waiting_for, "180 to INVITE");
+        }
+        e => panic!("{e}"),
+    }
+    assert!(p.phone.next_call(Duration::from_millis(10)).await.is_err());
+    // Back online: the INVITE retransmission reaches the phone and rings.
+    p.phone.set_offline(Offline::Online);
+    call.await_status(180, D).await.unwrap();
+    assert!(p.timeline.ladder().contains("offline: dropped INVITE"));
+}
+
+#[tokio::test]
+async fn invite_retransmits_with_doubling_intervals_until_timer_b() {
+    let silent = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let cfg = EndpointConfig::udp(v4()).with_t1(Duration::from_millis(20));
+    let caller = Caller::new(
+        cfg,
+        CallerConfig::new(
+            SipUri::parse("sip:bob@x").unwrap(),
+            silent.local_addr().unwrap(),
+        ),
+        t.recorder("bob", Protocol::Sip),
+        "void",
+    )
+    .await
+    .unwrap();
+    let mut call = caller.invite("sip:alice@127.0.0.1").unwrap();
+    let err = call.await_final(D).await.unwrap_err();
+    assert!(
+        matches!(err, SipError::TransactionTimeout { timer: 'B', .. }),
+        "{err}"
+    );
+    let sends: Vec<_> = t
+        .events()
+        .into_iter()
+        .filter(|e| e.summary.starts_with("INVITE"))
+        .map(|e| e.at)
+        .collect();
+    // Sent at 0, 1, 3, 7, 15, 31 (and maybe 63 ≈ Timer B at 64) × T1.
+    assert!((6..=7).contains(&sends.len()), "{} sends", sends.len());
+    let gaps: Vec<_> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+    for w in gaps.windows(2) {
+        assert!(
+            w[1] > w[0] + Duration::from_millis(10),
+            "intervals must double: {gaps:?}"
+        );
+    }
+    let mut buf = [0u8; 2048];
+    let (n, _) = silent.recv_from(&mut buf).await.unwrap();
+    assert!(Message::parse(&buf[..n]).unwrap().method() == Some("INVITE"));
+}
+
+#[tokio::test]
+async fn non_invite_retransmissions_cap_at_t2_until_timer_f() {
+    let silent = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let mut cfg = EndpointConfig::udp(v4());
+    cfg.timers = Timers {
+        t1: Duration::from_millis(20),
+        t2: Duration::from_millis(80),
+        t4: Duration::from_millis(100),
+    };
+    let caller = Caller::new(
+        cfg,
+        CallerConfig::new(
+            SipUri::parse("sip:bob@x").unwrap(),
+            silent.local_addr().unwrap(),
+        ),
+        t.recorder("bob", Protocol::Sip),
+        "void",
+    )
+    .await
+    .unwrap();
+    let err = caller.options("sip:alice@127.0.0.1", D).await.unwrap_err();
+    assert!(
+        matches!(err, SipError::TransactionTimeout { timer: 'F', .. }),
+        "{err}"
+    );
+    let sends: Vec<_> = t
+        .events()
+        .into_iter()
+        .filter(|e| e.summary.starts_with("OPTIONS"))
+        .map(|e| e.at)
+        .collect();
+    // 0, 20, 60, 140, then every 80 ms until 1280: about 17 sends.
+    assert!(
+        sends.len() >= 14 && sends.len() <= 18,
+        "{} sends",
+        sends.len()
+    );
+    let last_gap = sends[sends.len() - 1] - sends[sends.len() - 2];
+    assert!(
+        last_gap < Duration::from_millis(160),
+        "capped at T2: {last_gap:?}"
+    );
+}
+
+/// A scripted registrar on a raw socket: challenges once, checks the digest, answers with
+/// Feature-Caps.
+#[tokio::test]
+async fn register_answers_a_digest_challenge_and_reads_feature_caps() {
+    let registrar = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let mut pc = PhoneConfig::new(
+        SipUri::parse("sip:alice@example.com").unwrap(),
+        registrar.local_addr().unwrap(),
+    );
+    pc.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: "secret".into(),
+    });
+    pc.push = Some(PushParams {
+        provider: "apns.dev".into(),
+        prid: "tok1:remote&tok2:voip".into(),
+        param: Some("TEAM.org.example.app.remote&voip".into()),
+    });
+    pc.instance = Some("<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>".into());
+    pc.reg_id = Some(1);
+    pc.pnsreg = true;
+    let phone = PhoneAccount::start(
+        EndpointConfig::udp(v4()),
+        pc,
+        t.recorder("alice", Protocol::Sip),
+        "registrar",
+    )
+    .await
+    .unwrap();
+    let script = async {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
+        let first = Message::parse(&buf[..n]).unwrap();
+        let mut r = crate::endpoint::build_response(&first, 401, "Unauthorized", Some("srv"));
+        r.push_header(
+            "WWW-Authenticate",
+            "Digest realm=\"example.com\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5",
+        );
+        r.set_header("Content-Length", "0");
+        registrar.send_to(&r.to_bytes(), from).await.unwrap();
+        let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
+        let second = Message::parse(&buf[..n]).unwrap();
+        let auth = second.authorization().unwrap().unwrap();
+        let expected = crate::auth::digest_response(
+            "alice",
+            "example.com",
+            "secret",
+            "REGISTER",
+            auth.field("uri").unwrap(),
+            "abc123",
+            Some((
+                auth.field("nc").unwrap(),
+                auth.field("cnonce").unwrap(),
+                "auth",
+            )),
+        );
+        assert_eq!(auth.field("response"), Some(expected.as_str()));
+        assert_eq!(second.cseq().unwrap().seq, first.cseq().unwrap().seq + 1);
+        let mut ok = crate::endpoint::build_response(&second, 200, "OK", Some("srv"));
+        let contact = second.header("Contact").unwrap().to_owned();
+        ok.push_header("Contact", format!("{contact};expires=600"));
+        ok.push_header("Feature-Caps", "*;+sip.pns=\"apns\";+sip.pnsreg=\"121\"");
+        ok.set_header("Content-Length", "0");
+        registrar.send_to(&ok.to_bytes(), from).await.unwrap();
+        second
+    };
+    let (reg, second) = tokio::join!(phone.register(D), script);
+    let reg = reg.unwrap();
+    assert_eq!(reg.pns.as_deref(), Some("apns"));
+    assert_eq!(reg.expires, Some(600));
+    assert_eq!(
+        reg.response.feature_cap("+sip.pnsreg").as_deref(),
+        Some("121")
+    );
+    let contacts = second.contacts().unwrap();
+    let c = contacts[0].addr().unwrap();
+    assert_eq!(
+        c.param("+sip.instance"),
+        Some("\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\"")
+    );
+    assert_eq!(c.param("reg-id"), Some("1"));
+    assert_eq!(c.param("+sip.pnsreg"), Some(""));
+    let voip = PushParams::from_uri(&c.uri).unwrap().apns_voip().unwrap();
+    assert_eq!(voip.token, "tok2");
+    assert!(voip.sandbox);
+}
+
+#[tokio::test]
+async fn register_error_and_unregister_without_pn_prid() {
+    let registrar = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let mut pc = PhoneConfig::new(
+        SipUri::parse("sip:alice@example.com").unwrap(),
+        registrar.local_addr().unwrap(),
+    );
+    pc.push = Some(PushParams::apns(
+        "00fc13adff78512",
+        "DEF123GHIJ",
+        "com.example.app",
+    ));
+    let phone = PhoneAccount::start(
+        EndpointConfig::udp(v4()),
+        pc,
+        t.recorder("alice", Protocol::Sip),
+        "registrar",
+    )
+    .await
+    .unwrap();
+    let script = async {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
+        let req = Message::parse(&buf[..n]).unwrap();
+        let mut r = crate::endpoint::build_response(
+            &req,
+            555,
+            "Push Notification Service Not Supported",
+            Some("x"),
+        );
+        r.set_header("Content-Length", "0");
+        registrar.send_to(&r.to_bytes(), from).await.unwrap();
+        let (n, _) = registrar.recv_from(&mut buf).await.unwrap();
+        Message::parse(&buf[..n]).unwrap()
+    };
+    let (first, unreg) = tokio::join!(
+        async {
+            let e = phone.register(D).await.unwrap_err();
+            // Unregister is sent next; nobody answers it, so time out quickly.
+            let _ = phone.unregister(Duration::from_millis(50)).await;
+            e
+        },
+        script
+    );
+    assert_eq!(first.status(), Some(555));
+    assert_eq!(unreg.expires().unwrap(), Some(0));
+    let c = unreg.contacts().unwrap();
+    let uri = &c[0].addr().unwrap().uri;
+    assert!(uri.param("pn-prid").is_none());
+    assert_eq!(uri.param("pn-provider"), Some("apns"));
+}
+
+#[tokio::test]
+async fn garbage_on_a_stream_closes_it_and_the_phone_keeps_working() {
+    use tokio::io::AsyncWriteExt;
+    let p = pair(
+        EndpointConfig::tcp(v4()),
+        EndpointConfig::tcp(v4()),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(p.phone.endpoint().local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    use tokio::io::AsyncReadExt;
+    let n = tokio::time::timeout(D, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the phone closes the connection");
+    assert!(p.timeline.ladder().contains("malformed"));
+    full_call(p).await;
+}
+
+#[tokio::test]
+async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
+    // The phone registers at a TCP "registrar" which is our own caller's endpoint acting as a
+    // plain server: it answers REGISTER 405 by default, so use a scripted listener instead.
+    let listener = tokio::net::TcpListener::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let pc = PhoneConfig::new(
+        SipUri::parse("sip:alice@example.com").unwrap(),
+        listener.local_addr().unwrap(),
+    );
+    let phone = PhoneAccount::start(
+        EndpointConfig::tcp(v4()),
+        pc,
+        t.recorder("alice", Protocol::Sip),
+        "registrar",
+    )
+    .await
+    .unwrap();
+    async fn answer_one(listener: &tokio::net::TcpListener) -> (SocketAddr, tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, peer) = listener.accept().await.unwrap();
+        let mut framer = StreamFramer::new(Limits::default());
+        let req = loop {
+            if let Some(f) = framer.next().unwrap() {
+                break f.message;
+            }
+            s.read_buf(framer.buffer()).await.unwrap();
+        };
+        let mut ok = crate::endpoint::build_response(&req, 200, "OK", Some("r"));
+        ok.set_header("Content-Length", "0");
+        s.write_all(&ok.to_bytes()).await.unwrap();
+        (peer, s)
+    }
+    let (r1, (peer1, _s1)) = tokio::join!(phone.register(D), answer_one(&listener));
+    r1.unwrap();
+    let (r2, (peer2, _s2)) = tokio::join!(phone.wake(true, D), answer_one(&listener));
+    r2.unwrap();
+    assert_ne!(
+        peer1.port(),
+        peer2.port(),
+        "a new connection from a new port"
+    );
+}

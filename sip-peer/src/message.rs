@@ -256,8 +256,11 @@ impl Message {
                 // Folded continuation (RFC 3261 §7.3.1): joins the previous value with one space.
                 match headers.last_mut() {
                     Some(h) => {
-                        h.value.push(' ');
-                        h.value.push_str(line.trim());
+                        let more = line.trim();
+                        if !h.value.is_empty() && !more.is_empty() {
+                            h.value.push(' ');
+                        }
+                        h.value.push_str(more);
                     }
                     None => return Err(ParseError::BadHeaderLine(line.to_owned())),
                 }

@@ -32,6 +32,8 @@ pub mod jwt;
 pub mod push_log;
 pub mod reason;
 mod server;
+#[cfg(test)]
+mod e2e_tests;
 pub mod validate;
 
 pub use auth::AuthIdentity;

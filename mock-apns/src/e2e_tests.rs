@@ -30,10 +30,13 @@ async fn tls(
         Environment::Production => "api.push.apple.com",
     };
     let server_name = rustls::pki_types::ServerName::try_from(name).unwrap();
-    tokio::time::timeout(D, TlsConnector::from(Arc::new(config)).connect(server_name, tcp))
-        .await
-        .unwrap()
-        .unwrap()
+    tokio::time::timeout(
+        D,
+        TlsConnector::from(Arc::new(config)).connect(server_name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 struct Client {
@@ -119,7 +122,10 @@ async fn post(
 
 fn voip_headers(apns: &MockApns, jwt: Option<String>) -> Vec<(&'static str, String)> {
     let mut h = vec![
-        ("apns-topic", format!("{}.voip", apns.credentials().bundle_id())),
+        (
+            "apns-topic",
+            format!("{}.voip", apns.credentials().bundle_id()),
+        ),
         ("apns-push-type", "voip".to_owned()),
         ("apns-expiration", "0".to_owned()),
     ];
@@ -152,63 +158,141 @@ async fn token_auth_end_to_end() {
     // APNs allows one stream until a valid token arrives.
     wait_streams(&mut c, 1).await;
 
-    let jwt = apns.credentials().provider_token(now(), SignatureEncoding::Raw).unwrap();
-    let a = post(&mut c, &token, &voip_headers(&apns, Some(jwt.clone())), r#"{"aps":{}}"#)
-        .await
+    let jwt = apns
+        .credentials()
+        .provider_token(now(), SignatureEncoding::Raw)
         .unwrap();
+    let a = post(
+        &mut c,
+        &token,
+        &voip_headers(&apns, Some(jwt.clone())),
+        r#"{"aps":{}}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(a.status, 200);
-    assert!(crate::validate::is_canonical_uuid(a.headers["apns-id"].as_bytes()));
-    assert!(a.headers.contains_key("apns-unique-id"), "sandbox answers carry apns-unique-id");
+    assert!(crate::validate::is_canonical_uuid(
+        a.headers["apns-id"].as_bytes()
+    ));
+    assert!(
+        a.headers.contains_key("apns-unique-id"),
+        "sandbox answers carry apns-unique-id"
+    );
     wait_streams(&mut c, 1000).await;
-    let d = tokio::time::timeout(D, deliveries.next()).await.unwrap().unwrap();
+    let d = tokio::time::timeout(D, deliveries.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.topic, format!("{bundle}.voip"));
     let rec = apns.next_push_for(&token, D).await.unwrap();
     assert_eq!(rec.status, 200);
     assert_eq!(rec.apns_id, a.headers["apns-id"].to_str().unwrap());
-    assert!(timeline.ladder().contains("alice-iphone"), "{}", timeline.ladder());
+    assert!(
+        timeline.ladder().contains("alice-iphone"),
+        "{}",
+        timeline.ladder()
+    );
 
     // Rejections carry Apple's JSON.
-    let a = post(&mut c, "zz", &voip_headers(&apns, Some(jwt.clone())), "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (400, Some("BadDeviceToken")));
+    let a = post(&mut c, "zz", &voip_headers(&apns, Some(jwt.clone())), "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (400, Some("BadDeviceToken"))
+    );
     let mut h = voip_headers(&apns, Some(jwt.clone()));
     h.push(("apns-priority", "7".into()));
     let a = post(&mut c, &token, &h, "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (400, Some("BadPriority")));
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (400, Some("BadPriority"))
+    );
 
     // A second token value on the same connection is too many updates.
-    let other = apns.credentials().provider_token(now(), SignatureEncoding::Der).unwrap();
-    let a = post(&mut c, &token, &voip_headers(&apns, Some(other)), "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (429, Some("TooManyProviderTokenUpdates")));
+    let other = apns
+        .credentials()
+        .provider_token(now(), SignatureEncoding::Der)
+        .unwrap();
+    let a = post(&mut c, &token, &voip_headers(&apns, Some(other)), "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (429, Some("TooManyProviderTokenUpdates"))
+    );
 
     // 410 with a timestamp in ms.
-    apns.set_state_at(&token, DeviceState::Unregistered, 1508249865488).unwrap();
-    let a = post(&mut c, &token, &voip_headers(&apns, Some(jwt.clone())), "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (410, Some("Unregistered")));
+    apns.set_state_at(&token, DeviceState::Unregistered, 1508249865488)
+        .unwrap();
+    let a = post(
+        &mut c,
+        &token,
+        &voip_headers(&apns, Some(jwt.clone())),
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (410, Some("Unregistered"))
+    );
     assert_eq!(a.body["timestamp"], 1508249865488u64);
 
     // Injected rejection, then a GOAWAY that refuses the stream and ends the connection.
     apns.set_state(&token, DeviceState::Online).unwrap();
     apns.inject(
-        Fault::next(FaultAction::Reject { status: 503, reason: "Shutdown".into() }).for_token(&token),
+        Fault::next(FaultAction::Reject {
+            status: 503,
+            reason: "Shutdown".into(),
+        })
+        .for_token(&token),
     );
-    let a = post(&mut c, &token, &voip_headers(&apns, Some(jwt.clone())), "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (503, Some("Shutdown")));
-    apns.inject(Fault::next(FaultAction::Goaway { reason: "Shutdown".into() }));
-    let err = post(&mut c, &token, &voip_headers(&apns, Some(jwt.clone())), "{}")
-        .await
-        .err()
-        .expect("the stream is refused");
+    let a = post(
+        &mut c,
+        &token,
+        &voip_headers(&apns, Some(jwt.clone())),
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (503, Some("Shutdown"))
+    );
+    apns.inject(Fault::next(FaultAction::Goaway {
+        reason: "Shutdown".into(),
+    }));
+    let err = post(
+        &mut c,
+        &token,
+        &voip_headers(&apns, Some(jwt.clone())),
+        "{}",
+    )
+    .await
+    .err()
+    .expect("the stream is refused");
     assert_eq!(err.reason(), Some(h2::Reason::REFUSED_STREAM), "{err}");
-    tokio::time::timeout(D, c.conn).await.expect("connection closes after GOAWAY").unwrap();
+    tokio::time::timeout(D, c.conn)
+        .await
+        .expect("connection closes after GOAWAY")
+        .unwrap();
 
     // The error of next_push_for lists what arrived.
     let _ = apns.next_push_for(&token, D).await.unwrap();
     let log_len = apns.push_log().len();
     let mut last = None;
     for _ in 0..log_len {
-        last = apns.next_push_for(&token, Duration::from_millis(1)).await.ok().or(last);
+        last = apns
+            .next_push_for(&token, Duration::from_millis(1))
+            .await
+            .ok()
+            .or(last);
     }
-    let none = apns.next_push_for(&token, Duration::from_millis(20)).await.unwrap_err();
+    let none = apns
+        .next_push_for(&token, Duration::from_millis(20))
+        .await
+        .unwrap_err();
     assert!(none.to_string().contains("BadPriority"), "{none}");
 }
 
@@ -230,7 +314,9 @@ async fn read_frame_of(io: &mut (impl AsyncReadExt + Unpin), kind: u8) -> Option
 async fn wrong_environment_certificate_gets_goaway_with_reason() {
     let apns = MockApns::start(Config::default()).await.unwrap();
     let mut io = tls(&apns, Environment::Production, Some("sandbox")).await;
-    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
     let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::GOAWAY))
         .await
         .unwrap()
@@ -246,23 +332,35 @@ async fn certificate_auth_and_shutdown_goaway() {
     let mut c = client(&apns, Environment::Production, Some("production")).await;
     // Certificate connections start at the full stream limit.
     wait_streams(&mut c, 1000).await;
-    let a = post(&mut c, &token, &voip_headers(&apns, None), r#"{"aps":{}}"#).await.unwrap();
+    let a = post(&mut c, &token, &voip_headers(&apns, None), r#"{"aps":{}}"#)
+        .await
+        .unwrap();
     assert_eq!(a.status, 200);
-    assert!(!a.headers.contains_key("apns-unique-id"), "production has no apns-unique-id");
+    assert!(
+        !a.headers.contains_key("apns-unique-id"),
+        "production has no apns-unique-id"
+    );
     let rec = apns.next_push_for(&token, D).await.unwrap();
     assert_eq!(
         rec.auth,
-        crate::AuthIdentity::Certificate { uid: apns.credentials().bundle_id().to_owned() }
+        crate::AuthIdentity::Certificate {
+            uid: apns.credentials().bundle_id().to_owned()
+        }
     );
 
     // Shutdown: a raw connection sees GOAWAY {"reason":"Shutdown"}.
     let mut io = tls(&apns, Environment::Production, Some("production")).await;
-    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
     let (_, settings) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::SETTINGS))
         .await
         .unwrap()
         .unwrap();
-    assert!(settings.chunks(6).any(|s| s == [0, 3, 0, 0, 3, 232]), "{settings:?}");
+    assert!(
+        settings.chunks(6).any(|s| s == [0, 3, 0, 0, 3, 232]),
+        "{settings:?}"
+    );
     let shutdown = tokio::spawn(apns.shutdown());
     let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::GOAWAY))
         .await
@@ -281,7 +379,10 @@ async fn control(apns: &MockApns, method: &str, path: &str, body: &str) -> (u16,
     );
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
-    tokio::time::timeout(D, tcp.read_to_string(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(D, tcp.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let status = out[9..12].parse().unwrap();
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     (status, body)
@@ -292,7 +393,10 @@ async fn control_api_drives_devices_faults_and_log() {
     let apns = MockApns::start(Config::default()).await.unwrap();
     let bundle = apns.credentials().bundle_id().to_owned();
     let token = "ef".repeat(32);
-    assert_eq!(control(&apns, "GET", "/health", "").await, (200, r#"{"status":"ok"}"#.into()));
+    assert_eq!(
+        control(&apns, "GET", "/health", "").await,
+        (200, r#"{"status":"ok"}"#.into())
+    );
     let dev = format!(
         r#"{{"token":"{token}","topics":["{bundle}","{bundle}.voip"],"environment":"sandbox","state":"offline"}}"#
     );
@@ -307,32 +411,52 @@ async fn control_api_drives_devices_faults_and_log() {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains(": subscribed") {
-        let n = tokio::time::timeout(D, sse.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(D, sse.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0);
         seen.extend_from_slice(&buf[..n]);
     }
 
     let mut c = client(&apns, Environment::Sandbox, None).await;
-    let jwt = apns.credentials().provider_token(now(), SignatureEncoding::Raw).unwrap();
+    let jwt = apns
+        .credentials()
+        .provider_token(now(), SignatureEncoding::Raw)
+        .unwrap();
     let mut h = voip_headers(&apns, Some(jwt));
     h.retain(|(n, _)| *n != "apns-expiration");
     h.push(("apns-expiration", (now() + 3600).to_string()));
     for n in 1..=2 {
-        let a = post(&mut c, &token, &h, &format!(r#"{{"n":{n}}}"#)).await.unwrap();
+        let a = post(&mut c, &token, &h, &format!(r#"{{"n":{n}}}"#))
+            .await
+            .unwrap();
         assert_eq!(a.status, 200);
     }
-    let (status, _) = control(&apns, "PUT", &format!("/devices/{token}/state"), r#"{"state":"online"}"#).await;
+    let (status, _) = control(
+        &apns,
+        "PUT",
+        &format!("/devices/{token}/state"),
+        r#"{"state":"online"}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     seen.clear();
     while !String::from_utf8_lossy(&seen).contains("\n\n") {
-        let n = tokio::time::timeout(D, sse.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(D, sse.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0);
         seen.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&seen).into_owned();
     let data = text.trim().strip_prefix("data: ").unwrap();
     let delivery: serde_json::Value = serde_json::from_str(data).unwrap();
-    assert_eq!(delivery["payload"]["n"], 2, "only the last stored push: {text}");
+    assert_eq!(
+        delivery["payload"]["n"], 2,
+        "only the last stored push: {text}"
+    );
     assert_eq!(delivery["stored"], true);
 
     assert_eq!(
@@ -340,7 +464,10 @@ async fn control_api_drives_devices_faults_and_log() {
         201
     );
     let a = post(&mut c, &token, &h, "{}").await.unwrap();
-    assert_eq!((a.status, a.body["reason"].as_str()), (500, Some("InternalServerError")));
+    assert_eq!(
+        (a.status, a.body["reason"].as_str()),
+        (500, Some("InternalServerError"))
+    );
     let (status, pushes) = control(&apns, "GET", "/pushes", "").await;
     assert_eq!(status, 200);
     let pushes: Vec<serde_json::Value> = serde_json::from_str(&pushes).unwrap();
@@ -348,7 +475,22 @@ async fn control_api_drives_devices_faults_and_log() {
     assert_eq!(pushes[0]["delivery"], "stored");
     assert_eq!(control(&apns, "DELETE", "/pushes", "").await.0, 200);
     assert!(apns.push_log().is_empty());
-    assert_eq!(control(&apns, "DELETE", &format!("/devices/{token}"), "").await.0, 200);
-    assert_eq!(control(&apns, "PUT", &format!("/devices/{token}/state"), r#"{"state":"online"}"#).await.0, 404);
+    assert_eq!(
+        control(&apns, "DELETE", &format!("/devices/{token}"), "")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        control(
+            &apns,
+            "PUT",
+            &format!("/devices/{token}/state"),
+            r#"{"state":"online"}"#
+        )
+        .await
+        .0,
+        404
+    );
     assert_eq!(control(&apns, "GET", "/nope", "").await.0, 404);
 }

@@ -25,6 +25,8 @@ pub mod config;
 mod control;
 pub mod credentials;
 pub mod devices;
+#[cfg(test)]
+mod e2e_tests;
 pub mod faults;
 pub mod frame_tap;
 pub mod fuzzing;
@@ -32,8 +34,6 @@ pub mod jwt;
 pub mod push_log;
 pub mod reason;
 mod server;
-#[cfg(test)]
-mod e2e_tests;
 pub mod validate;
 
 pub use auth::AuthIdentity;

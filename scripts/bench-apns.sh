@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): h2load against mock-apns (release build, valid provider token, validation
+# and recording on) and against nghttpd answering the same POSTs, in the same run, on this machine.
+# Prints req/s for both and the ratio mock-apns / nghttpd per configuration.
+#
+#   scripts/bench-apns.sh              # 100000 requests per configuration
+#   BENCH_REQUESTS=20000 scripts/bench-apns.sh
+#
+# Configurations: payload 248 B and 5120 B (a VoIP push at Apple's VoIP limit), `-c 1` and `-c 4`,
+# each with `-m 100`. Both servers use the same certificate (mock-apns's generated server.pem).
+# nghttpd runs with one worker (its default); mock-apns uses the tokio runtime as shipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${BENCH_REQUESTS:-100000}
+STREAMS=100
+for p in h2load nghttpd curl python3; do
+  command -v "$p" >/dev/null || { echo "bench-apns: $p is required (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+echo "bench-apns: building mock-apns (release)" >&2
+cargo build --release -p mock-apns --bin mock-apns >&2
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+MOCK="$TARGET_DIR/release/mock-apns"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# mock-apns: fresh credentials, addresses from its one-line JSON report.
+CREDS="$WORK/creds"
+mkdir -p "$CREDS"
+"$MOCK" serve --listen 127.0.0.1:0 --sandbox-listen 127.0.0.1:0 --control 127.0.0.1:0 \
+  --credentials "$CREDS" >"$WORK/mock.out" 2>"$WORK/mock.log" &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  [ -s "$WORK/mock.out" ] && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$WORK/mock.log" >&2; exit 1; }
+  sleep 0.1
+done
+REPORT=$(head -n1 "$WORK/mock.out")
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$REPORT" "$1"; }
+MOCK_ADDR=$(field production)
+CONTROL=$(field control)
+BUNDLE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bundle_id"])' "$CREDS/manifest.json")
+TOPIC="$BUNDLE.voip"
+DEVICE=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+curl -fsS -X POST "http://$CONTROL/devices" -H 'content-type: application/json' \
+  -d "{\"token\":\"$DEVICE\",\"topics\":[\"$BUNDLE\",\"$TOPIC\"],\"environment\":\"production\",\"state\":\"online\"}" >/dev/null
+JWT=$("$MOCK" token --credentials "$CREDS")
+
+# nghttpd: same certificate, a static empty file at the same path.
+NG_PORT=$(free_port)
+mkdir -p "$WORK/htdocs/3/device"
+: >"$WORK/htdocs/3/device/$DEVICE"
+nghttpd -d "$WORK/htdocs" "$NG_PORT" "$CREDS/server-key.pem" "$CREDS/server.pem" >"$WORK/nghttpd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+  curl -sk --http2 -o /dev/null "https://127.0.0.1:$NG_PORT/" 2>/dev/null && break
+  sleep 0.1
+done
+
+payload() { # a JSON object of exactly $1 bytes
+  python3 -c '
+import json, sys
+n = int(sys.argv[1]); base = {"aps": {"alert": "pushbench"}, "pad": ""}
+empty = len(json.dumps(base, separators=(",", ":")))
+base["pad"] = "x" * (n - empty); s = json.dumps(base, separators=(",", ":"))
+assert len(s) == n; sys.stdout.write(s)' "$1" >"$2"
+}
+payload 248 "$WORK/p248.json"
+payload 5120 "$WORK/p5120.json"
+
+# Runs h2load; prints req/s, or fails if any request did not get a 2xx.
+run_h2load() { # url clients payload-file
+  local out
+  out=$(h2load -n "$REQUESTS" -c "$2" -m "$STREAMS" -d "$3" \
+    -H "apns-topic: $TOPIC" -H 'apns-push-type: voip' -H 'apns-priority: 10' \
+    -H 'apns-expiration: 0' -H "authorization: bearer $JWT" "$1" 2>&1)
+  local ok
+  ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
+  if [ "$ok" != "$REQUESTS" ]; then
+    echo "bench-apns: not every request got 2xx from $1:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out"
+}
+
+printf '%-22s %14s %14s %8s\n' "configuration" "mock-apns r/s" "nghttpd r/s" "ratio"
+for size in 248 5120; do
+  for clients in 1 4; do
+    curl -fsS -X DELETE "http://$CONTROL/pushes" >/dev/null
+    mock=$(run_h2load "https://$MOCK_ADDR/3/device/$DEVICE" "$clients" "$WORK/p$size.json")
+    ng=$(run_h2load "https://127.0.0.1:$NG_PORT/3/device/$DEVICE" "$clients" "$WORK/p$size.json")
+    ratio=$(python3 -c "print(f'{float(\"$mock\")/float(\"$ng\"):.2f}')")
+    printf '%-22s %14s %14s %8s\n' "${size}B -c $clients -m $STREAMS" "$mock" "$ng" "$ratio"
+  done
+done
+recorded=$(curl -fsS "http://$CONTROL/pushes" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d, list) else len(d.get("pushes", [])))')
+echo "(n=$REQUESTS per run; the mock recorded $recorded pushes of the last run; $(nproc) cores shared by client and server)"

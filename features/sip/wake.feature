@@ -1,0 +1,49 @@
+Feature: Wake and delivery
+  An INVITE for a sleeping iPhone becomes one VoIP push; the woken iPhone REGISTERs and gets the
+  INVITE on the connection it just opened.
+
+  Background:
+    Given Alice's iPhone is asleep with a VoIP token
+
+  @req:SIP-B1
+  Scenario: A call wakes the sleeping iPhone and is answered
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B2 @needs:tls
+  Scenario: Every wake on a new TLS connection gets the INVITE on that connection
+    Given Alice's iPhone is asleep with a VoIP token over TLS
+    When Bob calls Alice 5 times, hanging up once her iPhone has the INVITE, her iPhone going back to sleep in between
+    Then every INVITE reached Alice's iPhone on the connection it opened when it woke, within 1 s of its REGISTER
+
+  @req:SIP-B4 @needs:digest-auth
+  Scenario: A challenged REGISTER keeps the INVITE waiting until it is authenticated
+    Given the gateway requires digest authentication for Alice
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    And Alice's iPhone answers the challenge with the right password
+    Then Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B4 @needs:digest-auth
+  Scenario: A REGISTER that fails authentication fails the call fast
+    Given the gateway requires digest authentication for Alice
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    And Alice's iPhone answers the challenge with a wrong password
+    Then Bob gets 404 or 480 within 2 s
+
+  @req:SIP-B6
+  Scenario: A retransmitted INVITE gives one push
+    When Bob calls Alice over UDP and retransmits the INVITE twice
+    Then the gateway pushes to Alice's token exactly once within 3 s
+
+  @req:SIP-B7
+  Scenario: A registration refresh with no call waiting brings no INVITE
+    When Alice's iPhone refreshes its registration
+    Then Alice's iPhone receives no INVITE within 2 s of its REGISTER

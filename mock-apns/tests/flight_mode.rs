@@ -201,3 +201,106 @@ fn a_stored_push_that_expired_while_offline_is_not_delivered() {
         "{events:#?}"
     );
 }
+
+/// The delivery event as JSON (the control API streams `Delivery` objects).
+fn delivery(event: &str) -> serde_json::Value {
+    serde_json::from_str(event)
+        .unwrap_or_else(|e| panic!("delivery event is not JSON ({e}): {event}"))
+}
+
+#[test]
+fn deliveries_say_whether_apns_stored_them() {
+    let server = MockServer::start(&[]);
+    let device = fresh_device_token();
+    server.register_device(
+        &device,
+        std::slice::from_ref(&server.manifest.bundle_id),
+        Env::Sandbox,
+    );
+    let mut deliveries = server.deliveries(&device);
+    server.set_state(&device, "offline", None);
+    let later = support::jwt::now() + 3600;
+    send_all(
+        &server,
+        &[push(&server, &device, "kept-while-away", Some(later), None)],
+    );
+    server.set_state(&device, "online", None);
+    send_all(
+        &server,
+        &[push(&server, &device, "sent-while-here", None, None)],
+    );
+    let events = events_until(&mut deliveries, "sent-while-here");
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let (stored, live) = (delivery(&events[0]), delivery(&events[1]));
+    assert_eq!(stored["payload"]["marker"], "kept-while-away", "{stored}");
+    assert_eq!(stored["stored"], true, "{stored}");
+    assert_eq!(stored["expiration"], later, "{stored}");
+    assert_eq!(stored["token"], device.as_str(), "{stored}");
+    assert_eq!(live["payload"]["marker"], "sent-while-here", "{live}");
+    assert_eq!(live["stored"], false, "{live}");
+    let (accepted, delivered) = (&stored["accepted_at_ms"], &stored["delivered_at_ms"]);
+    assert!(
+        accepted.as_u64() <= delivered.as_u64() && accepted.as_u64().is_some(),
+        "a stored push is delivered after it was accepted: {stored}"
+    );
+}
+
+/// Collapse ids as mock-apns documents them (README, store-and-forward): APNs keeps the last push
+/// per topic whatever its collapse id, and the delivery carries the collapse id so the simulated
+/// phone can replace what it shows.
+#[test]
+fn collapse_id_is_carried_on_stored_and_live_deliveries() {
+    let server = MockServer::start(&[]);
+    let device = fresh_device_token();
+    server.register_device(
+        &device,
+        std::slice::from_ref(&server.manifest.bundle_id),
+        Env::Sandbox,
+    );
+    let mut deliveries = server.deliveries(&device);
+    server.set_state(&device, "offline", None);
+    let later = support::jwt::now() + 3600;
+    send_all(
+        &server,
+        &[
+            push(
+                &server,
+                &device,
+                "missed-call-v1",
+                Some(later),
+                Some("call-42"),
+            ),
+            push(
+                &server,
+                &device,
+                "missed-call-v2",
+                Some(later),
+                Some("call-42"),
+            ),
+        ],
+    );
+    server.set_state(&device, "online", None);
+    send_all(
+        &server,
+        &[push(&server, &device, "chat-live", None, Some("chat-7"))],
+    );
+    let all = ["missed-call-v1", "missed-call-v2", "chat-live"];
+    let events = events_until(&mut deliveries, "chat-live");
+    assert_eq!(
+        markers(&events, &all),
+        vec!["missed-call-v2", "chat-live"],
+        "{events:#?}"
+    );
+    assert_eq!(
+        delivery(&events[0])["collapse_id"],
+        "call-42",
+        "{}",
+        events[0]
+    );
+    assert_eq!(
+        delivery(&events[1])["collapse_id"],
+        "chat-7",
+        "{}",
+        events[1]
+    );
+}

@@ -188,6 +188,25 @@ pub fn nghttp(
     auth: &ClientAuth,
     request: &PushRequest,
 ) -> PushResponse {
+    let out = nghttp_verbose(server, env, auth, request);
+    assert!(
+        out.status.success(),
+        "nghttp failed ({}):\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    parse_nghttp(&out.stdout)
+}
+
+/// Runs `nghttp -v` for one request and returns what it printed (frames included), whatever its
+/// exit status; fails only if nghttp did not trust the mock's certificate.
+pub fn nghttp_verbose(
+    server: &MockServer,
+    env: Env,
+    auth: &ClientAuth,
+    request: &PushRequest,
+) -> crate::support::process::Output {
     let nghttp = require_program("nghttp");
     let work = tempfile::tempdir().expect("temp dir");
     let body = work.path().join("body");
@@ -218,12 +237,26 @@ pub fn nghttp(
         !all.contains("Certificate verification failed"),
         "nghttp did not trust the mock's certificate:\n{all}"
     );
-    assert!(
-        out.status.success(),
-        "nghttp failed ({}):\n{all}",
-        out.status
-    );
-    parse_nghttp(&out.stdout)
+    out
+}
+
+/// The MAX_CONCURRENT_STREAMS values of the SETTINGS frames nghttp received, in order.
+pub fn received_max_streams(nghttp_stdout: &str) -> Vec<u32> {
+    let mut values = Vec::new();
+    let mut in_received_settings = false;
+    for line in nghttp_stdout.lines() {
+        if line.contains("] recv ") || line.contains("] send ") {
+            in_received_settings = line.contains("] recv SETTINGS frame");
+        } else if in_received_settings {
+            if let Some(v) = line
+                .trim()
+                .strip_prefix("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):")
+            {
+                values.extend(v.trim_end_matches(']').parse::<u32>().ok());
+            }
+        }
+    }
+    values
 }
 
 /// Reads `recv (stream_id=N) name: value` lines and the JSON body from `nghttp -v` output.

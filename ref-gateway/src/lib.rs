@@ -5,6 +5,9 @@
 //! Done now:
 //! - [`apns`]: the APNs provider client (HTTP/2 over TLS, token or certificate auth, one long-lived
 //!   connection, bounded retries, every request and answer on the timeline).
+//! - [`call_push`]: the pushes for a call, a call that ended and a message, with the faults applied.
+//! - [`faults`]: the ten fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
+//! - [`profile`]: the three CANCEL profiles.
 //!
 //! Planned layout for the SIP side (integration phase, on `sip-peer`'s parser and transports):
 //! - `registrar`: bindings per AOR keyed by `+sip.instance` (else Contact URI), each with its
@@ -22,14 +25,15 @@
 //! - `proxy` / `fork`: stateful forking to every binding (awake contacts at once, push-bound ones
 //!   through the bucket); the first 2xx wins; the others get CANCEL with
 //!   `Reason: SIP;cause=200;text="Call completed elsewhere"` (or cause=600 for a global decline).
-//! - `push`: builds the push for a call from the binding and the INVITE — `voip`, topic
-//!   `<bundle>.voip`, priority 10, expiration 0, payload [`phone::PushPayload`] (`call-id`,
-//!   `from-uri`, `send-time`, `kind`) — and sends it with [`apns::ApnsClient`]; messages go as
-//!   `alert` pushes, never as VoIP.
-//! - `faults`: switches, each a real mistake: non-zero expiration; alert push type; topic without
-//!   `.voip`; priority 5; no replay on REGISTER; replaying a cancelled call; ignoring 410; no bucket
-//!   timer; no Call-ID in the payload; a message sent as a VoIP push.
+//! - `push`: sends the pushes [`call_push::PushBuilder`] makes from the binding and the INVITE with
+//!   [`apns::ApnsClient`], one per (Call-ID, token), and maps the answer (410 evicts the binding,
+//!   other failures answer 480 at once).
+//! - the fault switches of [`faults`] are read by `bucket` (no-replay-on-register,
+//!   replay-cancelled-call, no-bucket-timer), `push` (ignore-410) and [`call_push`] (the rest).
 //! - `config`: the gateway's TOML (listen addresses, domain, APNs client, profile, timers, faults),
 //!   also buildable in-process.
 
 pub mod apns;
+pub mod call_push;
+pub mod faults;
+pub mod profile;

@@ -434,6 +434,14 @@ impl Client {
         }
     }
 
+    /// Forgets the XEP-0198 resumption state, as when iOS killed the app: the next
+    /// [`Client::wake`] binds a new session.
+    pub fn forget_resumption(&mut self) {
+        if let Some(sm) = &self.sm {
+            lock(sm).id = None;
+        }
+    }
+
     /// Stops (or restarts) answering the server's `<r/>`.
     pub fn set_auto_ack(&self, on: bool) -> Result<(), Error> {
         self.conn()?.set_auto_ack(on);

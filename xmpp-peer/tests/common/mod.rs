@@ -192,3 +192,20 @@ fn which(bin: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(bin))
         .find(|p| p.is_file())
 }
+
+impl Prosody {
+    /// Polls Prosody's log until it contains `needle` (used to observe server-internal events
+    /// such as a hibernation timeout), within `within`.
+    pub async fn wait_log(&self, needle: &str, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("Prosody never logged {needle:?} within {within:?}:\n{}", self.log_tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -25,7 +25,8 @@
 //!   knows has ended) is still reported, then ended at once;
 //! - alert and background pushes are handled by a notification service extension (no CallKit).
 //!
-//! The push payload the reference gateway sends is defined here, in [`payload`].
+//! The push payload the reference gateway sends is defined here, in [`payload`]. [`driver`] runs
+//! the model on a tokio task with real time, for the bench's steps.
 //!
 //! ```
 //! use phone::{Action, DeliveredPush, Input, Iphone, IphoneConfig, Outcome, PushPayload, WallClock};
@@ -45,6 +46,7 @@
 
 pub mod action;
 pub mod config;
+pub mod driver;
 pub mod input;
 pub mod iphone;
 pub mod outcome;
@@ -52,6 +54,7 @@ pub mod payload;
 
 pub use action::{Action, EndReason, STATUS_DECLINE, STATUS_GONE};
 pub use config::{IphoneConfig, NonCallVoipPolicy, WallClock};
+pub use driver::{spawn, DriverConfig, PhoneHandle, Snapshot, WaitError};
 pub use input::{DeliveredPush, Input, PushType};
 pub use iphone::{CallState, CallView, Iphone};
 pub use outcome::Outcome;

@@ -1,3 +1,4 @@
+@profile:sip
 Feature: What a call push looks like
   A push for a call is a PushKit VoIP push for the app's VoIP topic, sent for immediate delivery,
   never stored by APNs, and it says which call it is for.

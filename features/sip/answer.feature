@@ -1,3 +1,4 @@
+@profile:sip
 Feature: Answer races
   The iPhone rings as soon as the push arrives, so the user can answer before the INVITE has
   reached it, and another of Alice's devices can answer while the iPhone is still waking.
@@ -15,7 +16,7 @@ Feature: Answer races
     Then Alice's iPhone answers the INVITE within 500 ms of receiving it
     And Bob gets 200 OK within 2 s of Alice's iPhone's REGISTER
 
-  @req:SIP-D2 @profile:flexisip-replay
+  @req:SIP-D2 @profile:flexisip-replay @profile:fork
   Scenario: The desktop answers while the iPhone wakes (replay then cancel)
     Given Alice's desktop is awake and registered
     When Bob calls Alice
@@ -27,7 +28,7 @@ Feature: Answer races
     And Alice's iPhone receives a CANCEL with Reason "SIP;cause=200;text=\"Call completed elsewhere\"" within 2 s
     And CallKit ends the call on Alice's iPhone as "answeredElsewhere" within 1 s
 
-  @req:SIP-D2 @profile:cancel-push
+  @req:SIP-D2 @profile:cancel-push @profile:fork
   Scenario: The desktop answers while the iPhone wakes (call-ended push)
     Given Alice's desktop is awake and registered
     When Bob calls Alice
@@ -39,7 +40,7 @@ Feature: Answer races
     And Alice's iPhone receives no INVITE for the call within 3 s of its REGISTER
     And CallKit ends the call on Alice's iPhone as "answeredElsewhere" within 2 s
 
-  @req:SIP-D2 @profile:rfc8599-drop
+  @req:SIP-D2 @profile:rfc8599-drop @profile:fork
   Scenario: The desktop answers while the iPhone wakes (RFC 8599 drop)
     Given Alice's desktop is awake and registered
     When Bob calls Alice

@@ -1,3 +1,4 @@
+@profile:sip
 Feature: The caller hangs up while the iPhone is waking
   A VoIP push cannot be taken back: the iPhone rings at once. When Bob hangs up before the
   iPhone has REGISTERed, Bob must get 487 at once and the iPhone must stop ringing soon and
@@ -8,7 +9,7 @@ Feature: The caller hangs up while the iPhone is waking
     Given Alice's iPhone is asleep with a VoIP token
     And Alice's iPhone takes 1 s to register after a push
 
-  @req:SIP-C1 @needs:push-delay
+  @req:SIP-C1 @profile:push-delay
   Scenario: The caller hangs up before the push went out
     Given the gateway delays its pushes by 1 s
     When Bob calls Alice

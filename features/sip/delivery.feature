@@ -1,3 +1,4 @@
+@profile:sip
 Feature: Delivery failures
   APNs refuses a token, fails for a while, or cannot reach the iPhone (flight mode). Bob must get
   a final answer in time, dead tokens must be dropped, and a push APNs stored must not leave a
@@ -27,7 +28,7 @@ Feature: Delivery failures
     Then the gateway sends no push to Alice within 3 s
     And Bob gets 404 or 480 within 2 s
 
-  @req:SIP-E2
+  @req:SIP-E2 @profile:retry-5xx
   Scenario: The gateway retries while APNs is unavailable
     Given APNs answers 503 to the next 2 pushes for Alice's token
     When Bob calls Alice
@@ -89,7 +90,7 @@ Feature: Delivery failures
     And Alice's iPhone receives no INVITE for the call within 3 s of its REGISTER
     And Alice's iPhone stops ringing within 1 s
 
-  @req:SIP-E5 @needs:short-expiry
+  @req:SIP-E5 @profile:short-expiry
   Scenario: No push for a binding that already expired
     Given Alice's iPhone is registered with a VoIP token and Expires 2 s
     When Alice's binding expires

@@ -1,8 +1,9 @@
+@profile:sip
 Feature: Several devices
   Alice's call forks to every device she has: awake ones at once, sleeping iOS ones through a
   push each. The first answer wins and the others are told the call was answered elsewhere.
 
-  @req:SIP-F1
+  @req:SIP-F1 @profile:fork
   Scenario: Two sleeping iOS devices are both woken; the one that answers wins
     Given Alice's iPhone is asleep with a VoIP token
     And Alice's iPad is asleep with a VoIP token
@@ -16,7 +17,7 @@ Feature: Several devices
     And Alice's iPhone receives a CANCEL with Reason "SIP;cause=200;text=\"Call completed elsewhere\"" within 1 s
     And CallKit ends the call on Alice's iPhone as "answeredElsewhere" within 1 s
 
-  @req:SIP-F2
+  @req:SIP-F2 @profile:fork
   Scenario: The awake desktop rings at once while the iPhone is pushed in parallel
     Given Alice's iPhone is asleep with a VoIP token
     And Alice's desktop is awake and registered

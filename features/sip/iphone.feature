@@ -1,3 +1,4 @@
+@profile:sip
 Feature: The iOS 13+ contract
   Since iOS 13 every VoIP push must become a CallKit call at once, or iOS kills the app and, after
   repeated misses, stops delivering its VoIP pushes. The gateway must only send VoIP pushes the
@@ -11,7 +12,7 @@ Feature: The iOS 13+ contract
     And the gateway pushes to Alice within 2 s
     Then Alice's iPhone rings for the call before its REGISTER
 
-  @req:IOS-2 @needs:message-push @needs:linphone-dialect
+  @req:IOS-2 @profile:message-push @profile:linphone-dialect
   Scenario: A message shows a notification and never rings
     Given Alice's iPhone is asleep with a VoIP token and an alert token
     When Bob sends Alice a message

@@ -1,3 +1,4 @@
+@profile:sip
 Feature: Registration and binding hygiene
   The gateway keeps one binding per device with its RFC 8599 push parameters, tells the
   iPhone it will push, and pushes only to the token the device registered last.
@@ -52,14 +53,14 @@ Feature: Registration and binding hygiene
       | two Contacts              | 8888888888888888888888888888888888888888888888888888888888888888 |
       | an escaped pn-prid        | 9999999999999999999999999999999999999999999999999999999999999999 |
 
-  @req:SIP-A12 @needs:linphone-dialect
+  @req:SIP-A12 @profile:linphone-dialect
   Scenario: Linphone's multi-token dialect pushes the VoIP token on the sandbox
     Given Alice's iPhone is asleep with a VoIP token and an alert token
     When Bob calls Alice
     Then the gateway pushes to Alice's VoIP token on the sandbox within 2 s
     And the gateway sends no push to Alice's alert token within 3 s
 
-  @req:SIP-A12 @needs:linphone-dialect
+  @req:SIP-A12 @profile:linphone-dialect
   Scenario: A token and service count mismatch is refused cleanly
     Given Alice's iPhone has a VoIP token "cccc000000000000000000000000000000000000000000000000000000000000"
     When Alice's iPhone registers with Contact parameters "pn-provider=apns.dev;pn-param=<team>.<bundle>.remote&voip;pn-prid=cccc000000000000000000000000000000000000000000000000000000000000:voip"

@@ -1,3 +1,4 @@
+@profile:sip
 Feature: Wake and delivery
   An INVITE for a sleeping iPhone becomes one VoIP push; the woken iPhone REGISTERs and gets the
   INVITE on the connection it just opened.
@@ -14,13 +15,13 @@ Feature: Wake and delivery
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
 
-  @req:SIP-B2 @needs:tls
+  @req:SIP-B2 @profile:tls
   Scenario: Every wake on a new TLS connection gets the INVITE on that connection
     Given Alice's iPhone is asleep with a VoIP token over TLS
     When Bob calls Alice 5 times, hanging up once her iPhone has the INVITE, her iPhone going back to sleep in between
     Then every INVITE reached Alice's iPhone on the connection it opened when it woke, within 1 s of its REGISTER
 
-  @req:SIP-B4 @needs:digest-auth
+  @req:SIP-B4 @profile:digest-auth
   Scenario: A challenged REGISTER keeps the INVITE waiting until it is authenticated
     Given the gateway requires digest authentication for Alice
     When Bob calls Alice
@@ -30,7 +31,7 @@ Feature: Wake and delivery
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
 
-  @req:SIP-B4 @needs:digest-auth
+  @req:SIP-B4 @profile:digest-auth
   Scenario: A REGISTER that fails authentication fails the call fast
     Given the gateway requires digest authentication for Alice
     When Bob calls Alice

@@ -8,8 +8,9 @@
 //! "Alice's iPhone stops ringing within 5 s" without a fixed sleep.
 
 use crate::action::Action;
+use crate::action::EndReason;
 use crate::input::Input;
-use crate::iphone::{CallView, Iphone};
+use crate::iphone::{CallEnd, CallView, Iphone, Report};
 use crate::outcome::Outcome;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -37,6 +38,10 @@ pub struct Snapshot {
     pub misses: u32,
     /// Every action the model produced so far, with when it was handed to the glue.
     pub actions: Vec<(Instant, Action)>,
+    /// Every CallKit report, with what triggered it.
+    pub reports: Vec<Report>,
+    /// Every CallKit call that ended, with why.
+    pub ends: Vec<CallEnd>,
 }
 
 impl Snapshot {
@@ -48,7 +53,64 @@ impl Snapshot {
             voip_cut_off: model.voip_cut_off(),
             misses: model.misses(),
             actions,
+            reports: model.reports().to_vec(),
+            ends: model.ends().to_vec(),
         }
+    }
+
+    /// When a VoIP push first made the phone ring for this call (the iOS 13 rule), if it did.
+    pub fn rang_from_push(&self, call_id: &str) -> Option<Instant> {
+        self.reports
+            .iter()
+            .find(|r| r.by_push && r.call_id.as_deref() == Some(call_id))
+            .map(|r| r.at)
+    }
+
+    /// When the phone first started ringing for this call, by push or by offer.
+    pub fn rang_at(&self, call_id: &str) -> Option<Instant> {
+        self.reports
+            .iter()
+            .find(|r| r.call_id.as_deref() == Some(call_id))
+            .map(|r| r.at)
+    }
+
+    /// When and why the last CallKit call for this call ended, if it has.
+    pub fn ended(&self, call_id: &str) -> Option<(Instant, EndReason)> {
+        self.ends
+            .iter()
+            .rev()
+            .find(|e| e.call_id.as_deref() == Some(call_id))
+            .map(|e| (e.at, e.reason))
+    }
+
+    /// Whether Recents shows this call as missed.
+    pub fn missed(&self, call_id: &str) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Missed { call_id: c, .. } if c == call_id))
+    }
+
+    /// Whether the phone rang for this call after it had ended at the caller.
+    pub fn ghost(&self, call_id: &str) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::GhostCall { call_id: c, .. } if c == call_id))
+    }
+
+    /// How many bogus calls (rings for pushes without a call) the user saw.
+    pub fn bogus_calls(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::BogusCall { .. }))
+            .count()
+    }
+
+    /// How many times iOS terminated the app.
+    pub fn terminations(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::AppTerminated { .. }))
+            .count()
     }
 
     /// Whether a call with this id is ringing.
@@ -258,6 +320,8 @@ mod tests {
             }
         ));
         assert_eq!(now().duration_since(t0), Duration::from_secs(1));
+        let s = handle.snapshot();
+        assert_eq!(s.rang_from_push("c1"), Some(t0));
         let s = handle
             .wait_until("ringing", DEADLINE, |s| s.is_ringing("c1"))
             .await
@@ -279,6 +343,12 @@ mod tests {
             .unwrap();
         assert_eq!(now().duration_since(t0), Duration::from_secs(4));
         assert!(s.calls.is_empty());
+        assert!(s.missed("c1") && !s.ghost("c1"));
+        assert_eq!(
+            s.ended("c1"),
+            Some((t0 + Duration::from_secs(4), EndReason::Failed))
+        );
+        assert_eq!((s.bogus_calls(), s.terminations()), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]

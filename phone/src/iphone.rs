@@ -40,6 +40,33 @@ pub struct CallView {
     pub ringing_since: Instant,
 }
 
+/// One `reportNewIncomingCall`: when, for which call, and whether a push triggered it (the iOS 13
+/// rule) or the offer did (a phone that was awake).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// CallKit's id.
+    pub uuid: Uuid,
+    /// The call's id (`None` for a bogus call).
+    pub call_id: Option<String>,
+    /// When.
+    pub at: Instant,
+    /// True when a VoIP push made the phone report it; false when an offer did.
+    pub by_push: bool,
+}
+
+/// One CallKit call that ended: when and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallEnd {
+    /// CallKit's id.
+    pub uuid: Uuid,
+    /// The call's id (`None` for a bogus call).
+    pub call_id: Option<String>,
+    /// When.
+    pub at: Instant,
+    /// Why.
+    pub reason: EndReason,
+}
+
 #[derive(Clone, Debug)]
 struct Call {
     view: CallView,
@@ -67,6 +94,8 @@ pub struct Iphone {
     caller_ended: HashMap<String, Instant>,
     ghosts: HashSet<String>,
     outcomes: Vec<Outcome>,
+    reports: Vec<Report>,
+    ends: Vec<CallEnd>,
     misses: u32,
     voip_cut_off: bool,
     app_running: bool,
@@ -87,6 +116,8 @@ impl Iphone {
             caller_ended: HashMap::new(),
             ghosts: HashSet::new(),
             outcomes: Vec::new(),
+            reports: Vec::new(),
+            ends: Vec::new(),
             misses: 0,
             voip_cut_off: false,
             app_running: false,
@@ -147,6 +178,16 @@ impl Iphone {
     /// Everything the user saw so far, in order.
     pub fn outcomes(&self) -> &[Outcome] {
         &self.outcomes
+    }
+
+    /// Every CallKit report so far, in order.
+    pub fn reports(&self) -> &[Report] {
+        &self.reports
+    }
+
+    /// Every CallKit call that ended so far, in order.
+    pub fn ends(&self) -> &[CallEnd] {
+        &self.ends
     }
 
     /// The CallKit calls the phone has now.
@@ -614,6 +655,12 @@ impl Iphone {
             call_id: call_id.clone(),
             caller: caller.clone(),
         });
+        self.reports.push(Report {
+            uuid,
+            call_id: call_id.clone(),
+            at: now,
+            by_push: !has_offer,
+        });
         self.calls.push(Call {
             view: CallView {
                 uuid,
@@ -641,6 +688,12 @@ impl Iphone {
         out.push(Action::EndCall {
             uuid: view.uuid,
             call_id: id.clone(),
+            reason,
+        });
+        self.ends.push(CallEnd {
+            uuid: view.uuid,
+            call_id: id.clone(),
+            at: now,
             reason,
         });
         if view.state == CallState::Ringing {
@@ -1456,6 +1509,41 @@ mod tests {
             )
             .is_empty());
         assert!(b.phone.outcomes().is_empty());
+    }
+
+    #[test]
+    fn reports_say_whether_a_push_or_an_offer_made_the_phone_ring() {
+        let mut b = Bench::new(IphoneConfig::default());
+        b.call_push(100, "c1");
+        b.offer(200, "c2");
+        b.raw_voip(300, b"{}");
+        let r: Vec<(Option<&str>, u64, bool)> = b
+            .phone
+            .reports()
+            .iter()
+            .map(|r| {
+                (
+                    r.call_id.as_deref(),
+                    r.at.duration_since(b.t0).as_millis() as u64,
+                    r.by_push,
+                )
+            })
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (Some("c1"), 100, true),
+                (Some("c2"), 200, false),
+                (None, 300, true)
+            ]
+        );
+        let ends: Vec<(Option<&str>, EndReason)> = b
+            .phone
+            .ends()
+            .iter()
+            .map(|e| (e.call_id.as_deref(), e.reason))
+            .collect();
+        assert_eq!(ends, vec![(None, EndReason::Failed)]);
     }
 
     #[test]

@@ -56,6 +56,6 @@ pub use action::{Action, EndReason, STATUS_DECLINE, STATUS_GONE};
 pub use config::{IphoneConfig, NonCallVoipPolicy, WallClock};
 pub use driver::{spawn, DriverConfig, PhoneHandle, Snapshot, WaitError};
 pub use input::{DeliveredPush, Input, PushType};
-pub use iphone::{CallState, CallView, Iphone};
+pub use iphone::{CallEnd, CallState, CallView, Iphone, Report};
 pub use outcome::Outcome;
 pub use payload::{CancelReason, PayloadError, PayloadKind, PushPayload};

@@ -120,7 +120,12 @@ async fn login(cfg: &ClientConfig, rec: &Recorder) -> Result<LoggedIn, Error> {
         })?
         .map_err(Error::io(format!("connecting to {}", cfg.server)))?;
     let _ = tcp.set_nodelay(true);
-    let mut wire = Wire::new(Transport::Tcp(tcp), rec.clone(), cfg.peer.clone(), ns::CLIENT);
+    let mut wire = Wire::new(
+        Transport::Tcp(tcp),
+        rec.clone(),
+        cfg.peer.clone(),
+        ns::CLIENT,
+    );
     let mut features = open(&mut wire, domain, cfg.step_timeout).await?;
     if let Some(tls) = &cfg.tls {
         if features.get_child("starttls", ns::TLS).is_none() {
@@ -221,7 +226,9 @@ async fn wire_iq(wire: &mut Wire, iq: Element, timeout: Duration) -> Result<Elem
     let id = iq.get_attr("id").unwrap_or_default().to_string();
     wire.send(&iq).await?;
     let deadline = Instant::now() + timeout;
-    let e = wire.recv_element(deadline, &format!("iq result id={id}")).await?;
+    let e = wire
+        .recv_element(deadline, &format!("iq result id={id}"))
+        .await?;
     if e.name() != "iq" || e.get_attr("id") != Some(id.as_str()) {
         return Err(unexpected(&format!("waiting for iq result id={id}"), &e));
     }
@@ -268,7 +275,12 @@ pub async fn register_account(cfg: &ClientConfig, rec: &Recorder) -> Result<(), 
             arrived: vec![],
         })?
         .map_err(Error::io("connecting"))?;
-    let mut wire = Wire::new(Transport::Tcp(tcp), rec.clone(), cfg.peer.clone(), ns::CLIENT);
+    let mut wire = Wire::new(
+        Transport::Tcp(tcp),
+        rec.clone(),
+        cfg.peer.clone(),
+        ns::CLIENT,
+    );
     let features = open(&mut wire, domain, cfg.step_timeout).await?;
     if let Some(tls) = &cfg.tls {
         if features.get_child("starttls", ns::TLS).is_none() {

@@ -83,8 +83,10 @@ impl Component {
         let id = header
             .get_attr("id")
             .ok_or_else(|| unexpected("component stream header without id", &header))?;
-        wire.send(&Element::new("handshake", ns::COMPONENT).text(handshake_digest(id, &cfg.secret)))
-            .await?;
+        wire.send(
+            &Element::new("handshake", ns::COMPONENT).text(handshake_digest(id, &cfg.secret)),
+        )
+        .await?;
         let reply = wire.recv_element(deadline, "handshake reply").await?;
         if !reply.is("handshake", ns::COMPONENT) {
             return Err(unexpected("waiting for <handshake/>", &reply));
@@ -128,7 +130,9 @@ impl Component {
 
     /// Waits for the next XEP-0357 publish and parses it (a malformed one is an error with it).
     pub async fn next_publish(&self, within: Duration) -> Result<Publish, Error> {
-        let e = self.wait_for(within, "push publish", Publish::matches).await?;
+        let e = self
+            .wait_for(within, "push publish", Publish::matches)
+            .await?;
         Ok(Publish::parse(&e)?)
     }
 

@@ -120,7 +120,9 @@ async fn run(
             match wire.parser.next_event() {
                 Ok(Some(ev)) => {
                     wire.record(&ev);
-                    if let Err(reason) = on_event(&mut wire, &inbox, sm.as_deref(), auto_ack, ev).await {
+                    if let Err(reason) =
+                        on_event(&mut wire, &inbox, sm.as_deref(), auto_ack, ev).await
+                    {
                         inbox.close(reason);
                         return;
                     }

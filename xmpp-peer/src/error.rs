@@ -18,7 +18,10 @@ pub enum Error {
     #[error("TLS: {0}")]
     Tls(String),
     /// The deadline passed before the awaited thing arrived.
-    #[error("timed out waiting for {waiting_for}; arrived meanwhile: {}", list(arrived))]
+    #[error(
+        "timed out waiting for {waiting_for}; arrived meanwhile: {}",
+        list(arrived)
+    )]
     Timeout {
         /// What was awaited.
         waiting_for: String,
@@ -26,7 +29,10 @@ pub enum Error {
         arrived: Vec<String>,
     },
     /// The server closed the stream or the connection.
-    #[error("connection closed ({reason}) while waiting for {waiting_for}; arrived: {}", list(arrived))]
+    #[error(
+        "connection closed ({reason}) while waiting for {waiting_for}; arrived: {}",
+        list(arrived)
+    )]
     Closed {
         /// Why (stream end, EOF, stream error with its bytes).
         reason: String,

@@ -39,7 +39,10 @@ impl DataForm {
 
     /// The `publish-options` submit form XEP-0357 enable carries.
     pub fn publish_options() -> Self {
-        Self::new("submit", "http://jabber.org/protocol/pubsub#publish-options")
+        Self::new(
+            "submit",
+            "http://jabber.org/protocol/pubsub#publish-options",
+        )
     }
 
     /// Builder: adds a field with one value.
@@ -59,7 +62,9 @@ impl DataForm {
 
     /// A field's first value (None when absent or empty).
     pub fn value(&self, var: &str) -> Option<&str> {
-        self.get(var).and_then(|f| f.values.first()).map(String::as_str)
+        self.get(var)
+            .and_then(|f| f.values.first())
+            .map(String::as_str)
     }
 
     /// A field.

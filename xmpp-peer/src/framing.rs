@@ -138,7 +138,9 @@ impl StreamParser {
                 return self.need();
             };
             let raw = self.buf[start..end].to_vec();
-            let name = String::from_utf8_lossy(&raw[2..raw.len() - 1]).trim().to_string();
+            let name = String::from_utf8_lossy(&raw[2..raw.len() - 1])
+                .trim()
+                .to_string();
             if name != "stream:stream" {
                 return Err(self.fail("unexpected end tag at stream level", &raw));
             }
@@ -210,9 +212,18 @@ fn tag_end(buf: &[u8], pos: usize) -> Option<usize> {
     None
 }
 
-/// Finds the end of the element starting at `start` by tracking tag depth.
+/// The qualified name at the start of a tag's inside (`a:b x='1'` → `a:b`).
+fn tag_name(inside: &[u8]) -> &[u8] {
+    let end = inside
+        .iter()
+        .position(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
+        .unwrap_or(inside.len());
+    &inside[..end]
+}
+
+/// Finds the end of the element starting at `start` by matching start and end tags.
 fn scan_element(buf: &[u8], start: usize) -> Result<Scan, String> {
-    let mut depth: usize = 0;
+    let mut open: Vec<&[u8]> = Vec::new();
     let mut pos = start;
     loop {
         let Some(lt) = buf[pos..].iter().position(|b| *b == b'<').map(|p| pos + p) else {
@@ -236,14 +247,23 @@ fn scan_element(buf: &[u8], start: usize) -> Result<Scan, String> {
             return Ok(Scan::Need);
         };
         if rest[1] == b'/' {
-            depth = depth
-                .checked_sub(1)
-                .ok_or_else(|| "end tag without a start tag".to_string())?;
+            let name = tag_name(&buf[lt + 2..end - 1]);
+            match open.pop() {
+                Some(o) if o == name => {}
+                Some(o) => {
+                    return Err(format!(
+                        "end tag </{}> does not match <{}>",
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(o)
+                    ))
+                }
+                None => return Err("end tag without a start tag".into()),
+            }
         } else if buf[end - 2] != b'/' {
-            depth += 1;
+            open.push(tag_name(&buf[lt + 1..end - 1]));
         }
         pos = end;
-        if depth == 0 {
+        if open.is_empty() {
             return Ok(Scan::Found(end));
         }
     }
@@ -297,9 +317,15 @@ mod tests {
         let mut p = StreamParser::new();
         p.feed(HEADER.as_bytes());
         p.feed(b"<message><body>x</bogus></message>");
-        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header { .. }))));
+        assert!(matches!(
+            p.next_event(),
+            Ok(Some(StreamEvent::Header { .. }))
+        ));
         let err = p.next_event().unwrap_err();
-        assert!(err.to_string().contains("<message><body>x</bogus>"), "{err}");
+        assert!(
+            err.to_string().contains("<message><body>x</bogus>"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -312,7 +338,11 @@ mod tests {
         ] {
             let mut p = StreamParser::new();
             p.feed(input);
-            assert!(p.next_event().is_err(), "{}", String::from_utf8_lossy(input));
+            assert!(
+                p.next_event().is_err(),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
         let mut p = StreamParser::new();
         p.feed(HEADER.as_bytes());
@@ -324,6 +354,16 @@ mod tests {
         p.feed(b"</a>");
         p.next_event().unwrap();
         assert!(p.next_event().is_err());
+        // A mismatched end tag is an error at once, not a wait for more bytes.
+        let mut p = StreamParser::new();
+        p.feed(HEADER.as_bytes());
+        p.feed(b"<stream:features><bogus></stream:features>");
+        p.next_event().unwrap();
+        assert!(p
+            .next_event()
+            .unwrap_err()
+            .to_string()
+            .contains("does not match"));
         let mut p = StreamParser::new();
         p.feed(HEADER.as_bytes());
         p.feed(b"<a><!-- x --></a>");

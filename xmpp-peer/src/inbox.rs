@@ -28,7 +28,9 @@ struct State {
 
 impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inbox").field("pending", &self.pending_summaries()).finish()
+        f.debug_struct("Inbox")
+            .field("pending", &self.pending_summaries())
+            .finish()
     }
 }
 
@@ -114,20 +116,31 @@ mod tests {
         let inbox = Inbox::new();
         let i2 = inbox.clone();
         tokio::spawn(async move {
-            i2.push(parse_str("<message xmlns='jabber:client' type='chat'><body>a</body></message>").unwrap());
+            i2.push(
+                parse_str("<message xmlns='jabber:client' type='chat'><body>a</body></message>")
+                    .unwrap(),
+            );
             i2.push(parse_str("<presence xmlns='jabber:client'/>").unwrap());
         });
         let deadline = Instant::now() + Duration::from_secs(5);
-        let p = inbox.wait_for(deadline, "presence", |e| e.name() == "presence").await.unwrap();
+        let p = inbox
+            .wait_for(deadline, "presence", |e| e.name() == "presence")
+            .await
+            .unwrap();
         assert_eq!(p.name(), "presence");
         let err = inbox
-            .wait_for(Instant::now() + Duration::from_millis(50), "iq", |e| e.name() == "iq")
+            .wait_for(Instant::now() + Duration::from_millis(50), "iq", |e| {
+                e.name() == "iq"
+            })
             .await
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("iq") && text.contains("body=\"a\""), "{text}");
         inbox.close("gone");
-        let err = inbox.wait_for(deadline, "iq", |e| e.name() == "iq").await.unwrap_err();
+        let err = inbox
+            .wait_for(deadline, "iq", |e| e.name() == "iq")
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Closed { .. }), "{err}");
     }
 }

@@ -70,7 +70,8 @@ impl Reason {
     }
 
     fn to_element(&self) -> Element {
-        let mut r = Element::new("reason", ns::JINGLE).child(Element::new(self.condition.clone(), ns::JINGLE));
+        let mut r = Element::new("reason", ns::JINGLE)
+            .child(Element::new(self.condition.clone(), ns::JINGLE));
         if let Some(t) = &self.text {
             r.push_child(Element::new("text", ns::JINGLE).text(t.clone()));
         }
@@ -88,7 +89,11 @@ impl Reason {
         Ok(Reason {
             condition: cond.name().into(),
             text: r.get_child("text", ns::JINGLE).map(|t| t.text_content()),
-            extra: r.children().filter(|c| c.ns() != ns::JINGLE).cloned().collect(),
+            extra: r
+                .children()
+                .filter(|c| c.ns() != ns::JINGLE)
+                .cloned()
+                .collect(),
         })
     }
 }
@@ -169,8 +174,15 @@ impl Jmi {
             .get_attr("id")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| InvalidStanza::new("JMI element without id", e))?;
-        let reason = e.get_child("reason", ns::JINGLE).map(Reason::parse).transpose()?;
-        let descriptions: Vec<Element> = e.children().filter(|c| c.name() == "description").cloned().collect();
+        let reason = e
+            .get_child("reason", ns::JINGLE)
+            .map(Reason::parse)
+            .transpose()?;
+        let descriptions: Vec<Element> = e
+            .children()
+            .filter(|c| c.name() == "description")
+            .cloned()
+            .collect();
         if kind == Kind::Propose && descriptions.is_empty() {
             return Err(InvalidStanza::new("propose without <description>", e));
         }
@@ -195,7 +207,14 @@ mod tests {
 
     #[test]
     fn every_action_round_trips() {
-        for k in [Kind::Ringing, Kind::Retract, Kind::Accept, Kind::Proceed, Kind::Reject, Kind::Finish] {
+        for k in [
+            Kind::Ringing,
+            Kind::Retract,
+            Kind::Accept,
+            Kind::Proceed,
+            Kind::Reject,
+            Kind::Finish,
+        ] {
             let j = Jmi::new(k, "sid-1").with_reason(Reason {
                 condition: "cancel".into(),
                 text: Some("Retracted".into()),
@@ -211,8 +230,11 @@ mod tests {
 
     #[test]
     fn xep_examples_parse_and_bad_ones_do_not() {
-        let r = parse_str("<retract xmlns='urn:xmpp:jingle-message:0' id='a'><reason xmlns='urn:xmpp:jingle:1'>\
-            <expired/><tie-break xmlns='urn:xmpp:jingle-message:0'/></reason></retract>").unwrap();
+        let r = parse_str(
+            "<retract xmlns='urn:xmpp:jingle-message:0' id='a'><reason xmlns='urn:xmpp:jingle:1'>\
+            <expired/><tie-break xmlns='urn:xmpp:jingle-message:0'/></reason></retract>",
+        )
+        .unwrap();
         let j = Jmi::parse(&r).unwrap();
         assert_eq!(j.reason.as_ref().unwrap().condition, "expired");
         assert_eq!(j.reason.unwrap().extra.len(), 1);

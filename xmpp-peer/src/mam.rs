@@ -52,7 +52,8 @@ pub fn query_iq(query_id: &str, filter: &Filter, after: Option<&str>, max: usize
         }
         q.push_child(form.to_element());
     }
-    let mut set = Element::new("set", ns::RSM).child(Element::new("max", ns::RSM).text(max.to_string()));
+    let mut set =
+        Element::new("set", ns::RSM).child(Element::new("max", ns::RSM).text(max.to_string()));
     if let Some(a) = after {
         set.push_child(Element::new("after", ns::RSM).text(a));
     }
@@ -121,7 +122,9 @@ pub async fn fetch_all(
         // Results precede the IQ result on the stream, so they are already in the inbox.
         while let Ok(m) = client
             .inbox()
-            .wait_for(Instant::now(), "mam result", |e| parse_result(e, &qid).is_some())
+            .wait_for(Instant::now(), "mam result", |e| {
+                parse_result(e, &qid).is_some()
+            })
             .await
         {
             out.push(parse_result(&m, &qid).expect("matched")?);
@@ -152,14 +155,37 @@ mod tests {
             <message xmlns='jabber:client' type='chat' from='bob@localhost/x'><body>hi</body></message></forwarded></result></message>").unwrap();
         let a = parse_result(&m, "q").unwrap().unwrap();
         assert_eq!(a.archive_id, "A1");
-        assert_eq!(a.message.get_child("body", ns::CLIENT).unwrap().text_content(), "hi");
+        assert_eq!(
+            a.message
+                .get_child("body", ns::CLIENT)
+                .unwrap()
+                .text_content(),
+            "hi"
+        );
         assert!(parse_result(&m, "other").is_none());
         let bad = parse_str("<message xmlns='jabber:client'><result xmlns='urn:xmpp:mam:2' queryid='q' id='A1'/></message>").unwrap();
         assert!(parse_result(&bad, "q").unwrap().is_err());
-        let fin = parse_str("<iq xmlns='jabber:client' type='result'><fin xmlns='urn:xmpp:mam:2'>\
-            <set xmlns='http://jabber.org/protocol/rsm'><last>A9</last></set></fin></iq>").unwrap();
-        assert_eq!(parse_fin(&fin).unwrap(), Fin { complete: false, last: Some("A9".into()) });
-        let q = query_iq("q", &Filter { with: Some("bob@localhost".into()), ..Default::default() }, Some("A1"), 5);
+        let fin = parse_str(
+            "<iq xmlns='jabber:client' type='result'><fin xmlns='urn:xmpp:mam:2'>\
+            <set xmlns='http://jabber.org/protocol/rsm'><last>A9</last></set></fin></iq>",
+        )
+        .unwrap();
+        assert_eq!(
+            parse_fin(&fin).unwrap(),
+            Fin {
+                complete: false,
+                last: Some("A9".into())
+            }
+        );
+        let q = query_iq(
+            "q",
+            &Filter {
+                with: Some("bob@localhost".into()),
+                ..Default::default()
+            },
+            Some("A1"),
+            5,
+        );
         assert!(q.to_xml().contains("<after>A1</after>"), "{q}");
     }
 }

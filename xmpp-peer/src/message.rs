@@ -79,7 +79,10 @@ impl Message {
             from: e.get_attr("from").map(str::to_string),
             to: e.get_attr("to").map(str::to_string),
             kind: e.get_attr("type").unwrap_or("normal").to_string(),
-            body: e.children().find(|c| c.name() == "body").map(|b| b.text_content()),
+            body: e
+                .children()
+                .find(|c| c.name() == "body")
+                .map(|b| b.text_content()),
             receipt_request: e.get_child("request", ns::RECEIPTS).is_some(),
             receipt_for,
             chat_state: e.child_in_ns(ns::CHATSTATES).map(|c| c.name().to_string()),
@@ -97,7 +100,9 @@ impl Message {
 
     /// The sender's bare JID.
     pub fn from_bare(&self) -> Option<&str> {
-        self.from.as_deref().map(|f| f.split('/').next().unwrap_or(f))
+        self.from
+            .as_deref()
+            .map(|f| f.split('/').next().unwrap_or(f))
     }
 }
 
@@ -113,7 +118,10 @@ mod tests {
         assert_eq!(m.chat_state.as_deref(), Some("active"));
         let r = Message::parse(&receipt("a@b", "x1")).unwrap();
         assert_eq!(r.receipt_for.as_deref(), Some("x1"));
-        let bad = crate::xml::parse_str("<message xmlns='jabber:client'><received xmlns='urn:xmpp:receipts'/></message>").unwrap();
+        let bad = crate::xml::parse_str(
+            "<message xmlns='jabber:client'><received xmlns='urn:xmpp:receipts'/></message>",
+        )
+        .unwrap();
         assert!(Message::parse(&bad).is_err());
     }
 }

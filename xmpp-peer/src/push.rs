@@ -96,7 +96,10 @@ impl Summary {
         let mut f = DataForm::new("form", SUMMARY_FORM_TYPE);
         for (var, v) in [
             ("message-count", &self.message_count),
-            ("pending-subscription-count", &self.pending_subscription_count),
+            (
+                "pending-subscription-count",
+                &self.pending_subscription_count,
+            ),
             ("last-message-sender", &self.last_message_sender),
             ("last-message-body", &self.last_message_body),
         ] {
@@ -219,7 +222,10 @@ impl Publish {
             .map(DataForm::from_element)
             .transpose()?;
         Ok(Publish {
-            id: iq.get_attr("id").ok_or_else(|| bad("iq without id"))?.into(),
+            id: iq
+                .get_attr("id")
+                .ok_or_else(|| bad("iq without id"))?
+                .into(),
             from: iq.get_attr("from").unwrap_or_default().into(),
             to: iq.get_attr("to").unwrap_or_default().into(),
             node: node.into(),
@@ -261,7 +267,13 @@ impl Publish {
     }
 
     /// An error reply: `kind` is `cancel`/`wait`/`modify`/`auth`, `condition` an RFC 6120 one.
-    pub fn error_iq(&self, stanza_ns: &str, kind: &str, condition: &str, text: Option<&str>) -> Element {
+    pub fn error_iq(
+        &self,
+        stanza_ns: &str,
+        kind: &str,
+        condition: &str,
+        text: Option<&str>,
+    ) -> Element {
         let mut err = Element::new("error", stanza_ns)
             .attr("type", kind)
             .child(Element::new(condition, ns::STANZAS));
@@ -315,7 +327,13 @@ mod tests {
             node: "n".into(),
             item_id: None,
             notification: Notification {
-                form: Some(Summary { message_count: Some("1".into()), ..Default::default() }.to_form()),
+                form: Some(
+                    Summary {
+                        message_count: Some("1".into()),
+                        ..Default::default()
+                    }
+                    .to_form(),
+                ),
                 payloads: vec![],
             },
             publish_options: Some(DataForm::publish_options().field("secret", "x")),

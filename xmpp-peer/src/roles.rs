@@ -116,9 +116,8 @@ pub struct PhoneAccount {
 }
 
 impl PhoneAccount {
-    /// Logs in (with XEP-0198 on).
-    pub async fn connect(mut cfg: ClientConfig, rec: Recorder) -> Result<Self, Error> {
-        cfg.stream_management = true;
+    /// Logs in (XEP-0198 is on unless the config turns it off).
+    pub async fn connect(cfg: ClientConfig, rec: Recorder) -> Result<Self, Error> {
         Ok(PhoneAccount {
             client: Client::connect(cfg, rec).await?,
             push: Vec::new(),
@@ -155,19 +154,26 @@ impl PhoneAccount {
             publish_options,
         };
         self.client.iq(en.to_iq(), within).await?;
-        self.push.retain(|p| !(p.jid == en.jid && p.node == en.node));
+        self.push
+            .retain(|p| !(p.jid == en.jid && p.node == en.node));
         self.push.push(en);
         Ok(())
     }
 
     /// XEP-0357 disable (`node` None = every node of `jid`).
-    pub async fn disable_push(&mut self, jid: &str, node: Option<&str>, within: Duration) -> Result<(), Error> {
+    pub async fn disable_push(
+        &mut self,
+        jid: &str,
+        node: Option<&str>,
+        within: Duration,
+    ) -> Result<(), Error> {
         let d = Disable {
             jid: jid.into(),
             node: node.map(str::to_string),
         };
         self.client.iq(d.to_iq(), within).await?;
-        self.push.retain(|p| !(p.jid == jid && node.is_none_or(|n| n == p.node)));
+        self.push
+            .retain(|p| !(p.jid == jid && node.is_none_or(|n| n == p.node)));
         Ok(())
     }
 
@@ -207,7 +213,10 @@ impl PhoneAccount {
 
     /// The next chat message with a body.
     pub async fn next_message(&self, within: Duration) -> Result<Message, Error> {
-        wait_message(&self.client, within, "chat message with body", |m| m.body.is_some()).await
+        wait_message(&self.client, within, "chat message with body", |m| {
+            m.body.is_some()
+        })
+        .await
     }
 
     /// The next incoming call (JMI propose).
@@ -216,7 +225,12 @@ impl PhoneAccount {
     }
 
     /// The next JMI message of `kinds` for call `id` (retract, proceed elsewhere…).
-    pub async fn next_jmi(&self, id: Option<&str>, kinds: &[Kind], within: Duration) -> Result<Message, Error> {
+    pub async fn next_jmi(
+        &self,
+        id: Option<&str>,
+        kinds: &[Kind],
+        within: Duration,
+    ) -> Result<Message, Error> {
         wait_jmi(&self.client, within, id, kinds).await
     }
 
@@ -240,7 +254,10 @@ pub enum Answer {
     /// `<proceed/>` from this full JID.
     Proceed { from: String },
     /// `<reject/>` with its reason.
-    Reject { from: String, reason: Option<Reason> },
+    Reject {
+        from: String,
+        reason: Option<Reason>,
+    },
 }
 
 /// The caller.
@@ -290,7 +307,9 @@ impl Caller {
     /// Proposes an audio call to `to` (a bare JID); returns the session id.
     pub async fn propose(&self, to: &str) -> Result<String, Error> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.client.send(Jmi::propose(&id, "audio").to_message(to)).await?;
+        self.client
+            .send(Jmi::propose(&id, "audio").to_message(to))
+            .await?;
         Ok(id)
     }
 
@@ -315,7 +334,13 @@ impl Caller {
 
     /// Waits for the answer to call `id`: proceed or reject (ringing is left in the inbox).
     pub async fn await_answer(&self, id: &str, within: Duration) -> Result<Answer, Error> {
-        let m = wait_jmi(&self.client, within, Some(id), &[Kind::Proceed, Kind::Reject]).await?;
+        let m = wait_jmi(
+            &self.client,
+            within,
+            Some(id),
+            &[Kind::Proceed, Kind::Reject],
+        )
+        .await?;
         let from = m.from.clone().unwrap_or_default();
         let j = m.jmi.expect("matched a JMI");
         Ok(match j.kind {

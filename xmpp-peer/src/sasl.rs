@@ -32,14 +32,21 @@ impl Mechanism {
 
     /// The mechanism with that name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain]
-            .into_iter()
-            .find(|m| m.name() == name)
+        [
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha1,
+            Mechanism::Plain,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 
     /// The client's preference order, strongest first.
-    pub const PREFERENCE: [Mechanism; 3] =
-        [Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain];
+    pub const PREFERENCE: [Mechanism; 3] = [
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
 }
 
 /// A SASL exchange that went wrong on the client side.
@@ -160,8 +167,15 @@ impl Scram {
         for part in sf.split(',') {
             match part.split_once('=') {
                 Some(("r", v)) => nonce = Some(v),
-                Some(("s", v)) => salt = Some(B64.decode(v).map_err(|_| malformed("salt is not base64"))?),
-                Some(("i", v)) => iters = Some(v.parse::<u32>().map_err(|_| malformed("bad iteration count"))?),
+                Some(("s", v)) => {
+                    salt = Some(B64.decode(v).map_err(|_| malformed("salt is not base64"))?)
+                }
+                Some(("i", v)) => {
+                    iters = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| malformed("bad iteration count"))?,
+                    )
+                }
                 Some(("m", _)) => return Err(malformed("mandatory extension not supported")),
                 _ => {}
             }
@@ -175,7 +189,13 @@ impl Scram {
         }
         let n = self.alg.len();
         let mut salted = vec![0u8; n];
-        pbkdf2::derive(self.alg.pbkdf2(), iters, &salt, self.password.as_bytes(), &mut salted);
+        pbkdf2::derive(
+            self.alg.pbkdf2(),
+            iters,
+            &salt,
+            self.password.as_bytes(),
+            &mut salted,
+        );
         let salted_key = hmac::Key::new(self.alg.hmac(), &salted);
         let client_key = hmac::sign(&salted_key, b"Client Key");
         let stored_key = digest::digest(self.alg.digest(), client_key.as_ref());
@@ -227,7 +247,13 @@ mod tests {
 
     #[test]
     fn rfc5802_scram_sha1_vector() {
-        let mut s = Scram::with_nonce(Mechanism::ScramSha1, "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL").unwrap();
+        let mut s = Scram::with_nonce(
+            Mechanism::ScramSha1,
+            "user",
+            "pencil",
+            "fyko+d2lbbFgONRv9qkxdawL",
+        )
+        .unwrap();
         assert_eq!(s.client_first(), b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
         let cf = s
             .client_final(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096")
@@ -236,7 +262,8 @@ mod tests {
             String::from_utf8(cf).unwrap(),
             "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
         );
-        s.verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=").unwrap();
+        s.verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+            .unwrap();
         assert_eq!(
             s.verify_server_final(b"v=AAAApqV8S7suAoZWja4dJRkFsKQ="),
             Err(SaslError::BadServerSignature)
@@ -245,7 +272,13 @@ mod tests {
 
     #[test]
     fn rfc7677_scram_sha256_vector() {
-        let mut s = Scram::with_nonce(Mechanism::ScramSha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO").unwrap();
+        let mut s = Scram::with_nonce(
+            Mechanism::ScramSha256,
+            "user",
+            "pencil",
+            "rOprNGfwEbeRWgbNEkqO",
+        )
+        .unwrap();
         let cf = s
             .client_final(
                 b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
@@ -255,7 +288,8 @@ mod tests {
             String::from_utf8(cf).unwrap(),
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
-        s.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+        s.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
     }
 
     #[test]
@@ -272,10 +306,19 @@ mod tests {
             b"m=ext,r=abcd,s=QSXCR+Q6sek8bf92,i=1",
             b"\xff",
         ] {
-            assert!(mk().client_final(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                mk().client_final(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
-        assert!(matches!(mk().verify_server_final(b"e=invalid-proof"), Err(SaslError::Server(_))));
-        assert!(mk().verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=").is_err());
+        assert!(matches!(
+            mk().verify_server_final(b"e=invalid-proof"),
+            Err(SaslError::Server(_))
+        ));
+        assert!(mk()
+            .verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+            .is_err());
     }
 
     #[test]

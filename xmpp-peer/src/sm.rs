@@ -87,7 +87,11 @@ mod tests {
 
     #[test]
     fn acks_drop_the_acked_and_reject_overacks() {
-        let mut s = SmState::enabled(&Element::new("enabled", ns::SM).attr("id", "x").attr("resume", "true"));
+        let mut s = SmState::enabled(
+            &Element::new("enabled", ns::SM)
+                .attr("id", "x")
+                .attr("resume", "true"),
+        );
         assert_eq!(s.id.as_deref(), Some("x"));
         let m = Element::new("message", ns::CLIENT);
         s.on_sent(&m);
@@ -97,10 +101,17 @@ mod tests {
         assert!(s.on_ack(5).is_err());
         s.on_ack(2).unwrap();
         assert!(s.unacked.is_empty());
-        let mut w = SmState { acked: u32::MAX, ..Default::default() };
+        let mut w = SmState {
+            acked: u32::MAX,
+            ..Default::default()
+        };
         w.on_sent(&m);
         w.on_ack(0).unwrap();
         assert!(w.unacked.is_empty());
-        assert!(SmState::enabled(&Element::new("enabled", ns::SM).attr("id", "x")).id.is_none());
+        assert!(
+            SmState::enabled(&Element::new("enabled", ns::SM).attr("id", "x"))
+                .id
+                .is_none()
+        );
     }
 }

@@ -94,11 +94,18 @@ fn stanza(e: &Element) -> String {
                     (_, "body") => {
                         let body = c.text_content();
                         let short: String = body.chars().take(BODY_MAX).collect();
-                        let more = if body.chars().count() > BODY_MAX { "…" } else { "" };
+                        let more = if body.chars().count() > BODY_MAX {
+                            "…"
+                        } else {
+                            ""
+                        };
                         s.push_str(&format!(" body={short:?}{more}"));
                     }
                     (ns::JMI, action) => {
-                        s.push_str(&format!(" jmi {action} id={}", c.get_attr("id").unwrap_or("?")));
+                        s.push_str(&format!(
+                            " jmi {action} id={}",
+                            c.get_attr("id").unwrap_or("?")
+                        ));
                         if let Some(r) = c.get_child("reason", ns::JINGLE) {
                             if let Some(cond) = r.children().find(|x| x.name() != "text") {
                                 s.push_str(&format!(" reason={}", cond.name()));
@@ -111,7 +118,10 @@ fn stanza(e: &Element) -> String {
                     }
                     (ns::CHATSTATES, state) => s.push_str(&format!(" chatstate={state}")),
                     (ns::MAM, "result") => {
-                        s.push_str(&format!(" mam result id={}", c.get_attr("id").unwrap_or("?")));
+                        s.push_str(&format!(
+                            " mam result id={}",
+                            c.get_attr("id").unwrap_or("?")
+                        ));
                         if let Some(m) = c
                             .get_child("forwarded", ns::FORWARD)
                             .and_then(|f| f.children().find(|x| x.name() == "message"))
@@ -136,7 +146,9 @@ fn iq_payload(c: &Element) -> String {
             Some(op) => format!(
                 "pubsub {}{}",
                 op.name(),
-                op.get_attr("node").map(|n| format!(" node={n}")).unwrap_or_default()
+                op.get_attr("node")
+                    .map(|n| format!(" node={n}"))
+                    .unwrap_or_default()
             ),
             None => "pubsub".into(),
         },
@@ -158,12 +170,18 @@ mod tests {
     #[test]
     fn summaries_read_like_the_protocol() {
         let m = parse_str("<message xmlns='jabber:client' type='chat' from='bob@localhost/x'><body>hi</body><request xmlns='urn:xmpp:receipts'/></message>").unwrap();
-        assert_eq!(summarize(&m), "message chat from bob@localhost/x body=\"hi\" +receipt-request");
+        assert_eq!(
+            summarize(&m),
+            "message chat from bob@localhost/x body=\"hi\" +receipt-request"
+        );
         let iq = parse_str("<iq xmlns='jabber:client' type='set' id='1'><enable xmlns='urn:xmpp:push:0' jid='p' node='n'/></iq>").unwrap();
         assert_eq!(summarize(&iq), "iq set push enable");
         let r = parse_str("<a xmlns='urn:xmpp:sm:3' h='3'/>").unwrap();
         assert_eq!(summarize(&r), "sm a h=3");
         let j = parse_str("<message xmlns='jabber:client' type='chat'><retract xmlns='urn:xmpp:jingle-message:0' id='c1'><reason xmlns='urn:xmpp:jingle:1'><cancel/><text>x</text></reason></retract></message>").unwrap();
-        assert_eq!(summarize(&j), "message chat jmi retract id=c1 reason=cancel");
+        assert_eq!(
+            summarize(&j),
+            "message chat jmi retract id=c1 reason=cancel"
+        );
     }
 }

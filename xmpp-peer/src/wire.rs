@@ -63,7 +63,11 @@ impl Wire {
     }
 
     /// Reads until one event is complete or `deadline` passes; records it.
-    pub async fn recv(&mut self, deadline: Instant, waiting_for: &str) -> Result<StreamEvent, Error> {
+    pub async fn recv(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &str,
+    ) -> Result<StreamEvent, Error> {
         loop {
             if let Some(ev) = self.parser.next_event()? {
                 self.record(&ev);
@@ -104,12 +108,19 @@ impl Wire {
                 self.rec
                     .received(&self.peer, t, summarize(element), raw.clone())
             }
-            StreamEvent::End { raw } => self.rec.received(&self.peer, t, "stream close", raw.clone()),
+            StreamEvent::End { raw } => {
+                self.rec
+                    .received(&self.peer, t, "stream close", raw.clone())
+            }
         }
     }
 
     /// Reads the next element (a stream header or end here is an error).
-    pub async fn recv_element(&mut self, deadline: Instant, waiting_for: &str) -> Result<Element, Error> {
+    pub async fn recv_element(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &str,
+    ) -> Result<Element, Error> {
         match self.recv(deadline, waiting_for).await? {
             StreamEvent::Element { element, raw } => {
                 if element.is("error", crate::ns::STREAM) {

@@ -316,21 +316,30 @@ pub fn parse_element(bytes: &[u8], scope: &NsScope) -> Result<Element, XmlError>
     let mut stack: Vec<(Element, NsScope)> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| XmlError::new(format!("XML error at byte {}: {e}", reader.buffer_position())))?;
+        let ev = reader.read_event().map_err(|e| {
+            XmlError::new(format!(
+                "XML error at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
         match ev {
             Event::Start(s) | Event::Empty(s) if root.is_some() => {
                 let _ = s;
                 return Err(XmlError::new("content after the element"));
             }
             Event::Start(s) => {
-                let mut sc = stack.last().map(|(_, s)| s.clone()).unwrap_or_else(|| scope.clone());
+                let mut sc = stack
+                    .last()
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| scope.clone());
                 let el = resolve_start(read_start(&s)?, &mut sc)?;
                 stack.push((el, sc));
             }
             Event::Empty(s) => {
-                let mut sc = stack.last().map(|(_, s)| s.clone()).unwrap_or_else(|| scope.clone());
+                let mut sc = stack
+                    .last()
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| scope.clone());
                 let el = resolve_start(read_start(&s)?, &mut sc)?;
                 match stack.last_mut() {
                     Some((parent, _)) => parent.push_child(el),
@@ -395,7 +404,10 @@ mod tests {
                    <propose xmlns='urn:xmpp:jingle-message:0' id='x'/></message>";
         let e = parse_str(xml).unwrap();
         assert!(e.is("message", NS_CLIENT));
-        assert_eq!(e.get_child("body", NS_CLIENT).unwrap().text_content(), "hi & bye");
+        assert_eq!(
+            e.get_child("body", NS_CLIENT).unwrap().text_content(),
+            "hi & bye"
+        );
         assert_eq!(
             e.get_child("propose", "urn:xmpp:jingle-message:0")
                 .unwrap()

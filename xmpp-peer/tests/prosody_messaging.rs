@@ -18,28 +18,39 @@ fn authenticated_with(t: &Timeline, party: &str) -> Vec<String> {
 async fn starttls_scram_sha1_bind_message_receipt_chat_state() -> anyhow::Result<()> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
-    let alice_cfg = Prosody::with_mechanism(prosody.account("alice", &t).await?, Mechanism::ScramSha1);
+    let alice_cfg =
+        Prosody::with_mechanism(prosody.account("alice", &t).await?, Mechanism::ScramSha1);
     let bob_cfg = Prosody::with_mechanism(prosody.account("bob", &t).await?, Mechanism::ScramSha1);
     let alice = PhoneAccount::connect(alice_cfg, t.recorder("alice", Protocol::Xmpp)).await?;
     let bob = Caller::connect(bob_cfg, t.recorder("bob", Protocol::Xmpp)).await?;
     assert_eq!(alice.client().jid(), "alice@localhost/phone");
-    assert_eq!(authenticated_with(&t, "alice"), ["authenticated with SCRAM-SHA-1"]);
+    assert_eq!(
+        authenticated_with(&t, "alice"),
+        ["authenticated with SCRAM-SHA-1"]
+    );
     assert!(
-        t.events().iter().any(|e| e.party == "alice" && e.transport == "tls" && e.summary.starts_with("iq result")),
+        t.events().iter().any(|e| e.party == "alice"
+            && e.transport == "tls"
+            && e.summary.starts_with("iq result")),
         "bind did not happen over TLS:\n{}",
         t.ladder()
     );
 
     bob.send_chat_state("alice@localhost", "composing").await?;
     let id = bob.send_message("alice@localhost", "hi <&> there").await?;
-    let m = alice.next_message(STEP).await.map_err(|e| anyhow::anyhow!("{e}\n{}", t.ladder()))?;
+    let m = alice
+        .next_message(STEP)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", t.ladder()))?;
     assert_eq!(m.body.as_deref(), Some("hi <&> there"));
     assert_eq!(m.from_bare(), Some("bob@localhost"));
     assert!(m.receipt_request);
     assert_eq!(m.chat_state.as_deref(), Some("active"));
     let composing = alice
         .client()
-        .wait_for(STEP, "composing", |e| e.children().any(|c| c.name() == "composing"))
+        .wait_for(STEP, "composing", |e| {
+            e.children().any(|c| c.name() == "composing")
+        })
         .await?;
     assert_eq!(composing.get_attr("type"), Some("chat"));
     alice.ack_receipt(&m).await?;
@@ -48,11 +59,13 @@ async fn starttls_scram_sha1_bind_message_receipt_chat_state() -> anyhow::Result
 
     // Every stanza is on the timeline, with raw bytes.
     let ladder = t.ladder();
-    assert!(ladder.contains("message chat to alice@localhost body=\"hi <&> there\""), "{ladder}");
-    assert!(t
-        .events()
-        .iter()
-        .any(|e| e.party == "alice" && e.summary.contains("body=\"hi <&> there\"") && e.raw_text().contains("hi &lt;&amp;&gt; there")));
+    assert!(
+        ladder.contains("message chat to alice@localhost body=\"hi <&> there\""),
+        "{ladder}"
+    );
+    assert!(t.events().iter().any(|e| e.party == "alice"
+        && e.summary.contains("body=\"hi <&> there\"")
+        && e.raw_text().contains("hi &lt;&amp;&gt; there")));
     alice.client().sync_acks(STEP).await?;
     bob.client().sync_acks(STEP).await?;
     Ok(())
@@ -72,14 +85,20 @@ async fn scram_sha256_and_plain_and_wrong_password() -> anyhow::Result<()> {
         t.recorder("carol-256", Protocol::Xmpp),
     )
     .await?;
-    assert_eq!(authenticated_with(&t, "carol-256"), ["authenticated with SCRAM-SHA-256"]);
+    assert_eq!(
+        authenticated_with(&t, "carol-256"),
+        ["authenticated with SCRAM-SHA-256"]
+    );
     c.close(STEP).await?;
     let c = Client::connect(
         Prosody::with_mechanism(cfg.clone(), Mechanism::Plain),
         t.recorder("carol-plain", Protocol::Xmpp),
     )
     .await?;
-    assert_eq!(authenticated_with(&t, "carol-plain"), ["authenticated with PLAIN"]);
+    assert_eq!(
+        authenticated_with(&t, "carol-plain"),
+        ["authenticated with PLAIN"]
+    );
     c.close(STEP).await?;
     // With SHA-256 hashes Prosody does not offer SCRAM-SHA-1.
     let err = Client::connect(
@@ -88,10 +107,18 @@ async fn scram_sha256_and_plain_and_wrong_password() -> anyhow::Result<()> {
     )
     .await
     .unwrap_err();
-    assert!(matches!(&err, Error::NoMechanism { offered } if offered.iter().any(|m| m == "SCRAM-SHA-256")), "{err}");
+    assert!(
+        matches!(&err, Error::NoMechanism { offered } if offered.iter().any(|m| m == "SCRAM-SHA-256")),
+        "{err}"
+    );
     let mut bad = cfg;
     bad.password = "wrong".into();
-    let err = Client::connect(bad, t.recorder("carol-bad", Protocol::Xmpp)).await.unwrap_err();
-    assert!(matches!(&err, Error::AuthRefused(raw) if raw.contains("not-authorized")), "{err}");
+    let err = Client::connect(bad, t.recorder("carol-bad", Protocol::Xmpp))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AuthRefused(raw) if raw.contains("not-authorized")),
+        "{err}"
+    );
     Ok(())
 }

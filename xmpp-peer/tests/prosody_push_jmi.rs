@@ -21,9 +21,22 @@ struct World {
 async fn world() -> anyhow::Result<World> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
-    let phone = PhoneAccount::connect(prosody.account("alice", &t).await?, t.recorder("alice", Protocol::Xmpp)).await?;
-    let bob = Caller::connect(prosody.account("bob", &t).await?, t.recorder("bob", Protocol::Xmpp)).await?;
-    Ok(World { prosody, t, phone, bob })
+    let phone = PhoneAccount::connect(
+        prosody.account("alice", &t).await?,
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    let bob = Caller::connect(
+        prosody.account("bob", &t).await?,
+        t.recorder("bob", Protocol::Xmpp),
+    )
+    .await?;
+    Ok(World {
+        prosody,
+        t,
+        phone,
+        bob,
+    })
 }
 
 impl World {
@@ -50,14 +63,19 @@ async fn message_to_hibernated_session_is_published_to_the_component() -> anyhow
         .await
         .map_err(w.err())?;
     w.phone.sleep(SleepMode::Close).await?;
-    w.prosody.wait_log("Session going into hibernation", STEP).await?;
+    w.prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
     w.bob.send_message("alice@localhost", "wake up").await?;
     let p = app.next_publish(STEP).await.map_err(w.err())?;
     assert_eq!(p.from, "localhost");
     assert_eq!(p.to, PUSH_JID);
     assert_eq!(p.node, "DEVICE-1");
     let po = p.publish_options.as_ref().expect("publish-options echoed");
-    assert_eq!(po.form_type(), Some("http://jabber.org/protocol/pubsub#publish-options"));
+    assert_eq!(
+        po.form_type(),
+        Some("http://jabber.org/protocol/pubsub#publish-options")
+    );
     assert_eq!(po.value("secret"), Some("s3cret-42"));
     let form = p.notification.form.as_ref().expect("summary form");
     assert_eq!(form.kind, "form");
@@ -65,14 +83,28 @@ async fn message_to_hibernated_session_is_published_to_the_component() -> anyhow
     assert_eq!(s.message_count.as_deref(), Some("1"));
     assert_eq!(s.last_message_body.as_deref(), Some("New Message!"));
     // Prosody sends the empty fields too (observed on 0.12.3 + hg20230223).
-    assert!(form.get("last-message-sender").is_some() && form.get("pending-subscription-count").is_some());
+    assert!(
+        form.get("last-message-sender").is_some()
+            && form.get("pending-subscription-count").is_some()
+    );
     app.ack_publish(&p).await?;
     let report = w.phone.wake(10, STEP).await.map_err(w.err())?;
     assert!(matches!(report.outcome, WakeOutcome::Resumed { .. }));
-    assert_eq!(w.phone.next_message(STEP).await.map_err(w.err())?.body.as_deref(), Some("wake up"));
+    assert_eq!(
+        w.phone
+            .next_message(STEP)
+            .await
+            .map_err(w.err())?
+            .body
+            .as_deref(),
+        Some("wake up")
+    );
     // The publish and its answer are on the timeline.
     let ladder = w.t.ladder();
-    assert!(ladder.contains("iq set from localhost to push.localhost pubsub publish node=DEVICE-1"), "{ladder}");
+    assert!(
+        ladder.contains("iq set from localhost to push.localhost pubsub publish node=DEVICE-1"),
+        "{ladder}"
+    );
     assert!(ladder.contains("iq set push enable"), "{ladder}");
     Ok(())
 }
@@ -86,14 +118,27 @@ async fn half_open_phone_is_pushed_when_acks_stop() -> anyhow::Result<()> {
         .await
         .map_err(w.err())?;
     w.phone.sleep(SleepMode::HalfOpen).await?;
-    w.bob.send_message("alice@localhost", "are you there").await?;
+    w.bob
+        .send_message("alice@localhost", "are you there")
+        .await?;
     // smacks_max_ack_delay = 2 s: the unanswered <r/> makes mod_cloud_notify push.
     let p = app.next_publish(STEP).await.map_err(w.err())?;
     assert_eq!(p.node, "DEVICE-2");
     app.ack_publish(&p).await?;
     let report = w.phone.wake(10, STEP).await.map_err(w.err())?;
-    assert!(matches!(report.outcome, WakeOutcome::Resumed { .. }), "{report:?}");
-    assert_eq!(w.phone.next_message(STEP).await.map_err(w.err())?.body.as_deref(), Some("are you there"));
+    assert!(
+        matches!(report.outcome, WakeOutcome::Resumed { .. }),
+        "{report:?}"
+    );
+    assert_eq!(
+        w.phone
+            .next_message(STEP)
+            .await
+            .map_err(w.err())?
+            .body
+            .as_deref(),
+        Some("are you there")
+    );
     Ok(())
 }
 
@@ -106,28 +151,50 @@ async fn call_to_sleeping_phone_pushes_then_retract_and_catch_up() -> anyhow::Re
         .await
         .map_err(w.err())?;
     w.phone.sleep(SleepMode::Close).await?;
-    w.prosody.wait_log("Session going into hibernation", STEP).await?;
+    w.prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
     let call = w.bob.propose("alice@localhost").await?;
     let first = app.next_publish(STEP).await.map_err(w.err())?;
     app.ack_publish(&first).await?;
     w.bob.retract("alice@localhost", &call).await?;
-    let mut bodies = vec![first.notification.summary().unwrap_or_default().last_message_body];
+    let mut bodies = vec![
+        first
+            .notification
+            .summary()
+            .unwrap_or_default()
+            .last_message_body,
+    ];
     for _ in 0..2 {
         let p = app.next_publish(STEP).await.map_err(w.err())?;
         app.ack_publish(&p).await?;
         assert_eq!(p.node, "DEVICE-3");
-        bodies.push(p.notification.summary().unwrap_or_default().last_message_body);
+        bodies.push(
+            p.notification
+                .summary()
+                .unwrap_or_default()
+                .last_message_body,
+        );
     }
     // Observed on Prosody 0.12.3 + mod_cloud_notify hg20230223: the propose is pushed at once as
     // "urgent" (important), then the smacks-queue batch (1 s timer) pushes the propose AGAIN as
     // important (the dedupe does not work across the two paths) and the retract as unimportant.
     let important = Some("New Message!".to_string());
-    assert_eq!(bodies, [important.clone(), important, None], "{}", w.t.ladder());
+    assert_eq!(
+        bodies,
+        [important.clone(), important, None],
+        "{}",
+        w.t.ladder()
+    );
     // On resume the phone gets both and must see the call as dead.
     let report = w.phone.wake(10, STEP).await.map_err(w.err())?;
     assert!(matches!(report.outcome, WakeOutcome::Resumed { .. }));
     let pr = w.phone.next_call_propose(STEP).await.map_err(w.err())?;
-    let rt = w.phone.next_jmi(Some(&call), &[Kind::Retract], STEP).await.map_err(w.err())?;
+    let rt = w
+        .phone
+        .next_jmi(Some(&call), &[Kind::Retract], STEP)
+        .await
+        .map_err(w.err())?;
     let live = xmpp_peer::roles::live_proposals(&[pr, rt]);
     assert!(live.is_empty(), "{live:?}");
     // And MAM holds both JMI messages (Prosody archives jingle-message:0).
@@ -153,17 +220,29 @@ async fn jmi_propose_ringing_retract_reject_proceed_finish() -> anyhow::Result<(
     let j = m.jmi.clone().unwrap();
     assert_eq!((j.id.as_str(), j.media()), (c1.as_str(), Some("audio")));
     assert_eq!(m.from.as_deref(), Some(bob_jid.as_str()));
-    w.phone.send_jmi(&bob_jid, Jmi::new(Kind::Ringing, &c1)).await?;
+    w.phone
+        .send_jmi(&bob_jid, Jmi::new(Kind::Ringing, &c1))
+        .await?;
     w.bob.await_ringing(&c1, STEP).await.map_err(&e)?;
     w.bob.retract("alice@localhost", &c1).await?;
-    let r = w.phone.next_jmi(Some(&c1), &[Kind::Retract], STEP).await.map_err(&e)?;
+    let r = w
+        .phone
+        .next_jmi(Some(&c1), &[Kind::Retract], STEP)
+        .await
+        .map_err(&e)?;
     let reason = r.jmi.unwrap().reason.unwrap();
-    assert_eq!((reason.condition.as_str(), reason.text.as_deref()), ("cancel", Some("Retracted")));
+    assert_eq!(
+        (reason.condition.as_str(), reason.text.as_deref()),
+        ("cancel", Some("Retracted"))
+    );
     // Call 2: rejected busy.
     let c2 = w.bob.propose("alice@localhost").await?;
     w.phone.next_call_propose(STEP).await.map_err(&e)?;
     w.phone
-        .send_jmi(&bob_jid, Jmi::new(Kind::Reject, &c2).with_reason(Reason::new("busy")))
+        .send_jmi(
+            &bob_jid,
+            Jmi::new(Kind::Reject, &c2).with_reason(Reason::new("busy")),
+        )
         .await?;
     match w.bob.await_answer(&c2, STEP).await.map_err(&e)? {
         Answer::Reject { reason, .. } => assert_eq!(reason.unwrap().condition, "busy"),
@@ -172,19 +251,33 @@ async fn jmi_propose_ringing_retract_reject_proceed_finish() -> anyhow::Result<(
     // Call 3: accepted, then finished by the caller.
     let c3 = w.bob.propose("alice@localhost").await?;
     w.phone.next_call_propose(STEP).await.map_err(&e)?;
-    w.phone.send_jmi(&bob_jid, Jmi::new(Kind::Proceed, &c3)).await?;
+    w.phone
+        .send_jmi(&bob_jid, Jmi::new(Kind::Proceed, &c3))
+        .await?;
     assert_eq!(
         w.bob.await_answer(&c3, STEP).await.map_err(&e)?,
-        Answer::Proceed { from: w.phone.client().jid().to_string() }
+        Answer::Proceed {
+            from: w.phone.client().jid().to_string()
+        }
     );
     w.bob.finish(w.phone.client().jid(), &c3).await?;
-    let f = w.phone.next_jmi(Some(&c3), &[Kind::Finish], STEP).await.map_err(&e)?;
+    let f = w
+        .phone
+        .next_jmi(Some(&c3), &[Kind::Finish], STEP)
+        .await
+        .map_err(&e)?;
     assert_eq!(f.jmi.unwrap().reason.unwrap().condition, "success");
     // A wrong call id is a timeout that lists what did arrive.
-    w.bob.send_message("alice@localhost", "after the calls").await?;
+    w.bob
+        .send_message("alice@localhost", "after the calls")
+        .await?;
     let err = w
         .phone
-        .next_jmi(Some("no-such-call"), &[Kind::Retract], Duration::from_millis(500))
+        .next_jmi(
+            Some("no-such-call"),
+            &[Kind::Retract],
+            Duration::from_millis(500),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("after the calls"), "{err}");

@@ -15,15 +15,29 @@ fn ctx<'a>(t: &Timeline, p: &'a Prosody) -> impl Fn(xmpp_peer::Error) -> anyhow:
 async fn resume_after(mode: SleepMode) -> anyhow::Result<()> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
-    let mut phone = PhoneAccount::connect(prosody.account("alice", &t).await?, t.recorder("alice", Protocol::Xmpp)).await?;
-    let bob = Caller::connect(prosody.account("bob", &t).await?, t.recorder("bob", Protocol::Xmpp)).await?;
+    let mut phone = PhoneAccount::connect(
+        prosody.account("alice", &t).await?,
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    let bob = Caller::connect(
+        prosody.account("bob", &t).await?,
+        t.recorder("bob", Protocol::Xmpp),
+    )
+    .await?;
     let e = ctx(&t, &prosody);
     phone.sleep(mode).await?;
-    prosody.wait_log("Session going into hibernation", STEP).await?;
-    bob.send_message("alice@localhost", "while you slept").await?;
+    prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
+    bob.send_message("alice@localhost", "while you slept")
+        .await?;
     bob.client().sync_acks(STEP).await.map_err(&e)?;
     let report = phone.wake(10, STEP).await.map_err(&e)?;
-    assert!(matches!(report.outcome, WakeOutcome::Resumed { .. }), "{report:?}");
+    assert!(
+        matches!(report.outcome, WakeOutcome::Resumed { .. }),
+        "{report:?}"
+    );
     assert!(report.caught_up.is_empty());
     let m = phone.next_message(STEP).await.map_err(&e)?;
     assert_eq!(m.body.as_deref(), Some("while you slept"));
@@ -34,7 +48,9 @@ async fn resume_after(mode: SleepMode) -> anyhow::Result<()> {
     bob.await_receipt(&id, STEP).await.map_err(&e)?;
     let ladder = t.ladder();
     assert!(
-        t.events().iter().any(|ev| ev.party == "alice" && ev.summary.starts_with("sm resume h=") && ev.summary.contains("previd=")),
+        t.events().iter().any(|ev| ev.party == "alice"
+            && ev.summary.starts_with("sm resume h=")
+            && ev.summary.contains("previd=")),
         "{ladder}"
     );
     assert!(ladder.contains("sm resumed h="), "{ladder}");
@@ -55,11 +71,20 @@ async fn resume_after_tcp_reset() -> anyhow::Result<()> {
 async fn half_open_unacked_message_is_resent_on_resume() -> anyhow::Result<()> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
-    let mut phone = PhoneAccount::connect(prosody.account("alice", &t).await?, t.recorder("alice", Protocol::Xmpp)).await?;
-    let bob = Caller::connect(prosody.account("bob", &t).await?, t.recorder("bob", Protocol::Xmpp)).await?;
+    let mut phone = PhoneAccount::connect(
+        prosody.account("alice", &t).await?,
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    let bob = Caller::connect(
+        prosody.account("bob", &t).await?,
+        t.recorder("bob", Protocol::Xmpp),
+    )
+    .await?;
     let e = ctx(&t, &prosody);
     phone.sleep(SleepMode::HalfOpen).await?;
-    bob.send_message("alice@localhost", "in flight mode").await?;
+    bob.send_message("alice@localhost", "in flight mode")
+        .await?;
     bob.client().sync_acks(STEP).await.map_err(&e)?;
     let before = phone.client().sm_state().expect("sm").inbound;
     let report = phone.wake(10, STEP).await.map_err(&e)?;
@@ -76,8 +101,16 @@ async fn half_open_unacked_message_is_resent_on_resume() -> anyhow::Result<()> {
 async fn mam_catch_up_with_paging_when_the_app_was_killed() -> anyhow::Result<()> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
-    let mut phone = PhoneAccount::connect(prosody.account("alice", &t).await?, t.recorder("alice", Protocol::Xmpp)).await?;
-    let bob = Caller::connect(prosody.account("bob", &t).await?, t.recorder("bob", Protocol::Xmpp)).await?;
+    let mut phone = PhoneAccount::connect(
+        prosody.account("alice", &t).await?,
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    let bob = Caller::connect(
+        prosody.account("bob", &t).await?,
+        t.recorder("bob", Protocol::Xmpp),
+    )
+    .await?;
     let e = ctx(&t, &prosody);
     phone.sleep(SleepMode::Close).await?;
     let bodies: Vec<String> = (1..=5).map(|i| format!("m{i}")).collect();
@@ -100,7 +133,12 @@ async fn mam_catch_up_with_paging_when_the_app_was_killed() -> anyhow::Result<()
         .iter()
         .filter(|ev| ev.party == "alice" && ev.summary.starts_with("iq set mam query"))
         .count();
-    assert_eq!(queries, 3, "5 messages at 2 per page take 3 queries\n{}", t.ladder());
+    assert_eq!(
+        queries,
+        3,
+        "5 messages at 2 per page take 3 queries\n{}",
+        t.ladder()
+    );
     Ok(())
 }
 
@@ -112,20 +150,37 @@ async fn hibernation_timeout_fails_resume_then_new_session_catches_up() -> anyho
     })
     .await?;
     let t = Timeline::new();
-    let mut phone = PhoneAccount::connect(prosody.account("alice", &t).await?, t.recorder("alice", Protocol::Xmpp)).await?;
-    let bob = Caller::connect(prosody.account("bob", &t).await?, t.recorder("bob", Protocol::Xmpp)).await?;
+    let mut phone = PhoneAccount::connect(
+        prosody.account("alice", &t).await?,
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    let bob = Caller::connect(
+        prosody.account("bob", &t).await?,
+        t.recorder("bob", Protocol::Xmpp),
+    )
+    .await?;
     let e = ctx(&t, &prosody);
     phone.sleep(SleepMode::Close).await?;
-    prosody.wait_log("Session going into hibernation", STEP).await?;
+    prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
     bob.send_message("alice@localhost", "lost session").await?;
     bob.client().sync_acks(STEP).await.map_err(&e)?;
-    prosody.wait_log("Destroying session for hibernating too long", STEP).await?;
+    prosody
+        .wait_log("Destroying session for hibernating too long", STEP)
+        .await?;
     let report = phone.wake(10, STEP).await.map_err(&e)?;
     match &report.outcome {
         WakeOutcome::NewSession { failed: Some(f) } => assert!(f.contains("item-not-found"), "{f}"),
         other => panic!("expected a failed resume, got {other:?}\n{}", t.ladder()),
     }
-    let bodies: Vec<String> = report.messages().map_err(&e)?.into_iter().filter_map(|m| m.body).collect();
+    let bodies: Vec<String> = report
+        .messages()
+        .map_err(&e)?
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
     assert_eq!(bodies, ["lost session"], "{}", t.ladder());
     Ok(())
 }

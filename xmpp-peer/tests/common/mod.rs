@@ -66,7 +66,9 @@ fn make_certs(dir: &Path) -> Result<String> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "xmpp-peer test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "xmpp-peer test CA");
     let ca = ca_params.self_signed(&ca_key)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(vec![DOMAIN.to_string(), PUSH_JID.to_string()])?;
@@ -88,7 +90,9 @@ impl Prosody {
         if !Path::new("/usr/lib/prosody/modules/mod_cloud_notify").exists() {
             bail!("mod_cloud_notify is missing: install the Debian package prosody-modules (scripts/install-deps.sh)");
         }
-        let dir = tempfile::Builder::new().prefix("xmpp-peer-prosody-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("xmpp-peer-prosody-")
+            .tempdir()?;
         std::fs::create_dir_all(dir.path().join("data"))?;
         let ca_pem = make_certs(dir.path())?;
         let (c2s_port, comp_port) = (free_port()?, free_port()?);
@@ -109,8 +113,12 @@ impl Prosody {
             .arg(&cfg_path)
             .arg("-F")
             .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(dir.path().join("stdout.log"))?))
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log"))?))
+            .stdout(Stdio::from(std::fs::File::create(
+                dir.path().join("stdout.log"),
+            )?))
+            .stderr(Stdio::from(std::fs::File::create(
+                dir.path().join("stderr.log"),
+            )?))
             .kill_on_drop(true)
             .spawn()
             .context("spawning prosody")?;
@@ -125,13 +133,19 @@ impl Prosody {
         for addr in [p.c2s, p.component] {
             loop {
                 if let Some(status) = p.child.try_wait()? {
-                    bail!("prosody exited ({status}) before listening:\n{}", p.log_tail(60));
+                    bail!(
+                        "prosody exited ({status}) before listening:\n{}",
+                        p.log_tail(60)
+                    );
                 }
                 if tokio::net::TcpStream::connect(addr).await.is_ok() {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    bail!("prosody did not listen on {addr} within 20 s:\n{}", p.log_tail(60));
+                    bail!(
+                        "prosody did not listen on {addr} within 20 s:\n{}",
+                        p.log_tail(60)
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -146,7 +160,12 @@ impl Prosody {
 
     /// A config for `user` (not registered).
     pub fn config(&self, user: &str) -> ClientConfig {
-        let mut c = ClientConfig::new(&format!("{user}@{DOMAIN}"), PASSWORD, self.c2s, Some(self.tls()));
+        let mut c = ClientConfig::new(
+            &format!("{user}@{DOMAIN}"),
+            PASSWORD,
+            self.c2s,
+            Some(self.tls()),
+        );
         c.resource = "phone".into();
         c.step_timeout = STEP;
         c
@@ -155,9 +174,12 @@ impl Prosody {
     /// Registers `user` by in-band registration and returns its config.
     pub async fn account(&self, user: &str, timeline: &Timeline) -> Result<ClientConfig> {
         let cfg = self.config(user);
-        register_account(&cfg, &timeline.recorder(format!("{user}-register"), Protocol::Xmpp))
-            .await
-            .with_context(|| format!("registering {user}\n{}", self.log_tail(40)))?;
+        register_account(
+            &cfg,
+            &timeline.recorder(format!("{user}-register"), Protocol::Xmpp),
+        )
+        .await
+        .with_context(|| format!("registering {user}\n{}", self.log_tail(40)))?;
         Ok(cfg)
     }
 
@@ -203,7 +225,10 @@ impl Prosody {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("Prosody never logged {needle:?} within {within:?}:\n{}", self.log_tail(40));
+                bail!(
+                    "Prosody never logged {needle:?} within {within:?}:\n{}",
+                    self.log_tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

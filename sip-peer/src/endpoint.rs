@@ -284,7 +284,7 @@ impl Endpoint {
         }
         let (udp, listener, local) = match cfg.transport {
             Transport::Udp => {
-                let s = UdpSocket::bind(cfg.bind).await?;
+                let s = bind_udp(cfg.bind)?;
                 let local = s.local_addr()?;
                 (Some(Arc::new(s)), None, local)
             }
@@ -709,8 +709,10 @@ impl Core {
                 .note(format!("offline: dropped {}", msg.summary()));
             return;
         }
-        self.recorder
-            .received(&self.peer, self.transport_name(), msg.summary(), raw);
+        if self.recorder.timeline().is_some() {
+            self.recorder
+                .received(&self.peer, self.transport_name(), msg.summary(), raw);
+        }
         if msg.is_request() {
             self.on_request(msg, from);
         } else {
@@ -1163,6 +1165,19 @@ impl Core {
             }
         }
     }
+}
+
+/// A UDP socket with large kernel buffers: under load the default ~200 KiB receive buffer
+/// overflows on loopback and the "lost" datagrams turn into retransmissions.
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SipError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(1 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
 }
 
 /// The standard reason phrase for a status code.

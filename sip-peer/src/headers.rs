@@ -8,24 +8,27 @@ use std::fmt;
 
 /// Splits on `sep` outside double quotes (backslash escapes honoured) and outside `<…>`.
 pub(crate) fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    // Every delimiter is ASCII, so a byte scan is exact (UTF-8 continuation bytes are >= 0x80).
+    let sep = sep as u8;
+    let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut in_quotes = false;
     let mut in_angle = false;
     let mut escaped = false;
     let mut start = 0;
-    for (i, c) in s.char_indices() {
+    for (i, &c) in bytes.iter().enumerate() {
         if escaped {
             escaped = false;
             continue;
         }
         match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
+            b'\\' if in_quotes => escaped = true,
+            b'"' => in_quotes = !in_quotes,
+            b'<' if !in_quotes => in_angle = true,
+            b'>' if !in_quotes => in_angle = false,
             c if c == sep && !in_quotes && !in_angle => {
                 out.push(&s[start..i]);
-                start = i + c.len_utf8();
+                start = i + 1;
             }
             _ => {}
         }

@@ -175,19 +175,14 @@ pub struct Message {
 
 /// Finds the end of the headers: the index just past the first `\r\n\r\n` (or `\n\n`).
 pub(crate) fn find_header_end(data: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\n' {
-            if data.get(i + 1) == Some(&b'\n') {
-                return Some(i + 2);
-            }
-            if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
-        }
-        i += 1;
+    let crlf = memchr::memmem::find(data, b"\r\n\r\n").map(|i| i + 4);
+    // Bare-LF messages are tolerated; only look for them before the first CRLFCRLF.
+    let limit = crlf.unwrap_or(data.len());
+    let lf = memchr::memmem::find(&data[..limit], b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    None
 }
 
 impl Message {

@@ -283,3 +283,33 @@ async fn jmi_propose_ringing_retract_reject_proceed_finish() -> anyhow::Result<(
     assert!(err.to_string().contains("after the calls"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn several_registrations_and_disable_one() -> anyhow::Result<()> {
+    let mut w = world().await?;
+    let app = w.component().await?;
+    for node in ["NODE-A", "NODE-B"] {
+        w.phone
+            .enable_push(PUSH_JID, node, Some(options()), STEP)
+            .await
+            .map_err(w.err())?;
+    }
+    w.phone
+        .disable_push(PUSH_JID, Some("NODE-A"), STEP)
+        .await
+        .map_err(w.err())?;
+    assert_eq!(w.phone.push_registrations().len(), 1);
+    w.phone.sleep(SleepMode::Close).await?;
+    w.prosody.wait_log("Session going into hibernation", STEP).await?;
+    for body in ["one", "two"] {
+        w.bob.send_message("alice@localhost", body).await?;
+        let p = app.next_publish(STEP).await.map_err(w.err())?;
+        assert_eq!(p.node, "NODE-B", "{}", w.t.ladder());
+        app.ack_publish(&p).await?;
+    }
+    // Prosody writes every registration's publish in one loop, so a publish for the disabled
+    // NODE-A would have arrived before NODE-B's second one.
+    let left = app.inbox().pending_summaries();
+    assert!(left.iter().all(|s| !s.contains("NODE-A")), "{left:?}");
+    Ok(())
+}

@@ -138,7 +138,8 @@ impl Caller {
                 call_id.clone(),
                 CallRoute {
                     events: tx.clone(),
-                    ack: None,
+                    acks: Vec::new(),
+                    invite: Some((invite.clone(), self.cfg.proxy)),
                 },
             );
         let call = Call {
@@ -330,6 +331,15 @@ impl Call {
             None => invite.set_header("Content-Length", "0"),
         }
         self.invite = invite.clone();
+        if let Some(r) = self
+            .core
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&self.call_id)
+        {
+            r.invite = Some((invite.clone(), self.dest));
+        }
         self.core
             .start_client(invite, self.dest, self.events.clone(), self.cfg.auto_ack)
     }

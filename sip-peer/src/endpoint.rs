@@ -190,8 +190,20 @@ struct ServerTable {
 
 pub(crate) struct CallRoute {
     pub events: mpsc::UnboundedSender<Event>,
-    /// The last ACK sent for this call's INVITE, re-sent on a retransmitted final response.
-    pub ack: Option<(Bytes, SocketAddr, String)>,
+    /// The ACKs sent for this call's INVITE, one per To-tag (forked 2xx each get their own),
+    /// re-sent on a retransmitted final response.
+    pub acks: Vec<SentAck>,
+    /// The INVITE as last sent (caller side), to ACK a 2xx from another fork.
+    pub invite: Option<(Message, SocketAddr)>,
+}
+
+/// An ACK already sent, kept for retransmitted final responses.
+#[derive(Clone, Debug)]
+pub(crate) struct SentAck {
+    pub to_tag: Option<String>,
+    pub bytes: Bytes,
+    pub dest: SocketAddr,
+    pub summary: String,
 }
 
 /// What a client transaction task receives.
@@ -731,28 +743,41 @@ impl Core {
             let _ = tx.send(TxInput::Response(msg));
             return;
         }
-        // A retransmitted final response after the transaction ended: re-send our ACK.
-        let Ok(call_id) = msg.call_id() else { return };
-        let mut resend = None;
-        {
+        // A final response after the transaction ended: a retransmission (re-send our ACK) or a
+        // 2xx from another fork (ACK it in its own dialog, and show it to the call).
+        let Ok(call_id) = msg.call_id().map(str::to_owned) else {
+            return;
+        };
+        let status = msg.status().unwrap_or(0);
+        let to_tag = msg.to().ok().and_then(|t| t.tag().map(str::to_owned));
+        let (resend, fork_invite) = {
             let routes = lock(&self.routes);
-            if let Some(route) = routes.get(call_id) {
-                match (&route.ack, cseq.method.as_str(), msg.status()) {
-                    (Some(ack), "INVITE", Some(s)) if s >= 200 => resend = Some(ack.clone()),
-                    _ => {
-                        let _ = route.events.send(Event::Response(msg));
-                        return;
-                    }
-                }
+            let Some(route) = routes.get(&call_id) else {
+                drop(routes);
+                self.recorder
+                    .note(format!("stray response ignored: {}", msg.summary()));
+                return;
+            };
+            if cseq.method != "INVITE" || status < 200 {
+                let _ = route.events.send(Event::Response(msg));
+                return;
             }
+            let resend = route.acks.iter().find(|a| a.to_tag == to_tag).cloned();
+            let fork = match (&resend, &route.invite) {
+                (None, Some(inv)) if (200..300).contains(&status) => Some(inv.clone()),
+                _ => None,
+            };
+            (resend, fork)
+        };
+        if let Some(a) = resend {
+            let _ = self.send(a.dest, a.bytes, &a.summary);
+            return;
         }
-        match resend {
-            Some((bytes, dest, summary)) => {
-                let _ = self.send(dest, bytes, &summary);
-            }
-            None => self
-                .recorder
-                .note(format!("stray response ignored: {}", msg.summary())),
+        if let Some((invite, dest)) = fork_invite {
+            self.ack_2xx(&invite, &msg, dest);
+        }
+        if let Some(route) = lock(&self.routes).get(&call_id) {
+            let _ = route.events.send(Event::Response(msg));
         }
     }
 
@@ -1078,7 +1103,12 @@ impl Core {
                             let _ = core.send(dest, ack_bytes.clone(), &ack_summary);
                             if let Ok(cid) = req.call_id() {
                                 if let Some(r) = lock(&core.routes).get_mut(cid) {
-                                    r.ack = Some((ack_bytes, dest, ack_summary));
+                                    r.acks.push(SentAck {
+                                        to_tag: resp.to().ok().and_then(|t| t.tag().map(str::to_owned)),
+                                        bytes: ack_bytes,
+                                        dest,
+                                        summary: ack_summary,
+                                    });
                                 }
                             }
                         }
@@ -1124,7 +1154,12 @@ impl Core {
         let summary = ack.summary();
         let _ = self.send(dialog.dest, bytes.clone(), &summary);
         if let Some(r) = lock(&self.routes).get_mut(&dialog.call_id) {
-            r.ack = Some((bytes, dialog.dest, summary));
+            r.acks.push(SentAck {
+                to_tag: dialog.remote.tag().map(str::to_owned),
+                bytes,
+                dest: dialog.dest,
+                summary,
+            });
         }
     }
 

@@ -554,3 +554,71 @@ async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
         "a new connection from a new port"
     );
 }
+
+#[tokio::test]
+async fn message_and_options_reach_the_phone() {
+    let p = pair(
+        EndpointConfig::udp(v4()),
+        EndpointConfig::udp(v4()),
+        IncomingPolicy::Ring,
+    )
+    .await;
+    let r = p
+        .caller
+        .message(&target(&p), "hello alice", D)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), Some(200));
+    let m = p.phone.next_message(D).await.unwrap();
+    assert_eq!(&m.body[..], b"hello alice");
+    assert_eq!(m.header("Content-Type"), Some("text/plain"));
+    let r = p.caller.options(&target(&p), D).await.unwrap();
+    assert_eq!(r.status(), Some(200));
+}
+
+/// A scripted proxy forks the INVITE: two 2xx with different To-tags. Each gets its own ACK
+/// (RFC 3261 §13.2.2.4), and a retransmitted 2xx is ACKed again.
+#[tokio::test]
+async fn forked_2xx_are_each_acked_and_retransmissions_re_acked() {
+    let proxy = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let caller = Caller::new(
+        EndpointConfig::udp(v4()),
+        CallerConfig::new(
+            SipUri::parse("sip:bob@x").unwrap(),
+            proxy.local_addr().unwrap(),
+        ),
+        t.recorder("bob", Protocol::Sip),
+        "proxy",
+    )
+    .await
+    .unwrap();
+    let mut call = caller.invite("sip:alice@example.com").unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = proxy.recv_from(&mut buf).await.unwrap();
+    let invite = Message::parse(&buf[..n]).unwrap();
+    let ok = |tag: &str| {
+        let mut r = crate::endpoint::build_response(&invite, 200, "OK", Some(tag));
+        r.push_header(
+            "Contact",
+            format!("<sip:{tag}@{}>", proxy.local_addr().unwrap()),
+        );
+        r.set_header("Content-Length", "0");
+        r.to_bytes()
+    };
+    let mut acks = Vec::new();
+    for tag in ["fork1", "fork2", "fork1"] {
+        proxy.send_to(&ok(tag), from).await.unwrap();
+        let (n, _) = tokio::time::timeout(D, proxy.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let ack = Message::parse(&buf[..n]).unwrap();
+        assert_eq!(ack.method(), Some("ACK"));
+        acks.push(ack.to().unwrap().tag().unwrap().to_owned());
+    }
+    assert_eq!(acks, vec!["fork1", "fork2", "fork1"]);
+    call.await_answered(D).await.unwrap();
+    let second = call.await_answered(D).await.unwrap();
+    assert_eq!(second.to().unwrap().tag(), Some("fork2"));
+}

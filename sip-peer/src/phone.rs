@@ -109,6 +109,7 @@ struct RegState {
 struct Shared {
     policy: Mutex<IncomingPolicy>,
     calls: mpsc::Sender<IncomingCall>,
+    messages: mpsc::Sender<Message>,
     user: Option<String>,
 }
 
@@ -118,6 +119,7 @@ pub struct PhoneAccount {
     cfg: PhoneConfig,
     shared: Arc<Shared>,
     calls: tokio::sync::Mutex<mpsc::Receiver<IncomingCall>>,
+    messages: tokio::sync::Mutex<mpsc::Receiver<Message>>,
     reg: Mutex<RegState>,
 }
 
@@ -144,9 +146,11 @@ impl PhoneAccount {
     ) -> Result<PhoneAccount, SipError> {
         let endpoint = Endpoint::bind(endpoint, recorder, peer).await?;
         let (tx, rx) = mpsc::channel(cfg.call_queue.max(1));
+        let (mtx, mrx) = mpsc::channel(cfg.call_queue.max(1));
         let shared = Arc::new(Shared {
             policy: Mutex::new(cfg.policy),
             calls: tx,
+            messages: mtx,
             user: cfg.aor.user_name().map(str::to_owned),
         });
         let s = shared.clone();
@@ -160,6 +164,7 @@ impl PhoneAccount {
             cfg,
             shared,
             calls: tokio::sync::Mutex::new(rx),
+            messages: tokio::sync::Mutex::new(mrx),
             reg: Mutex::new(RegState {
                 call_id: format!("{}@pushbench", random_hex()),
                 from_tag: random_hex(),
@@ -342,6 +347,20 @@ impl PhoneAccount {
         self.register(within).await
     }
 
+    /// Waits for the next out-of-dialog MESSAGE (already answered 200).
+    pub async fn next_message(&self, within: Duration) -> Result<Message, SipError> {
+        let mut rx = self.messages.lock().await;
+        match tokio::time::timeout(within, rx.recv()).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
+            Err(_) => Err(SipError::Timeout {
+                waiting_for: "an incoming MESSAGE".into(),
+                after: within,
+                received: Vec::new(),
+            }),
+        }
+    }
+
     /// Waits for the next incoming INVITE (whatever the policy did with it).
     pub async fn next_call(&self, within: Duration) -> Result<IncomingCall, SipError> {
         let mut rx = self.calls.lock().await;
@@ -360,7 +379,14 @@ impl PhoneAccount {
 fn on_request(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
     match req.message.method().unwrap_or("") {
         "INVITE" => on_invite(core, shared, req),
-        "OPTIONS" | "MESSAGE" | "NOTIFY" => {
+        "MESSAGE" => {
+            let _ = core.respond_with(&req, 200, None, None);
+            if shared.messages.try_send(req.message).is_err() {
+                core.recorder
+                    .note("incoming MESSAGE not queued (queue full)");
+            }
+        }
+        "OPTIONS" | "NOTIFY" => {
             let _ = core.respond_with(&req, 200, None, None);
         }
         _ => {
@@ -383,7 +409,8 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         call_id,
         CallRoute {
             events: tx,
-            ack: None,
+            acks: Vec::new(),
+            invite: None,
         },
     );
     let mut call = IncomingCall {

@@ -58,6 +58,33 @@ pub struct Message {
     pub delay: Option<String>,
     /// XEP-0359 stanza-id assigned by the archive (`by` ignored).
     pub stanza_id: Option<String>,
+    /// XEP-0280: this is a carbon copy of a message another of our devices sent or received.
+    pub carbon: Option<Carbon>,
+}
+
+/// A XEP-0280 carbon copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carbon {
+    /// `sent` (another of our devices sent it) or `received`.
+    pub direction: CarbonDirection,
+    /// The copied message.
+    pub message: Box<Message>,
+}
+
+/// Which way the carbon-copied message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarbonDirection {
+    /// Sent by another of our resources.
+    Sent,
+    /// Received by another of our resources.
+    Received,
+}
+
+/// `<iq type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>`.
+pub fn enable_carbons() -> Element {
+    Element::new("iq", ns::CLIENT)
+        .attr("type", "set")
+        .child(Element::new("enable", ns::CARBONS))
 }
 
 impl Message {
@@ -66,6 +93,26 @@ impl Message {
         if e.name() != "message" {
             return Err(InvalidStanza::new("not a message", e));
         }
+        let carbon = match e
+            .children()
+            .find(|c| c.ns() == ns::CARBONS && matches!(c.name(), "sent" | "received"))
+        {
+            Some(c) => {
+                let inner = c
+                    .get_child("forwarded", ns::FORWARD)
+                    .and_then(|f| f.children().find(|m| m.name() == "message"))
+                    .ok_or_else(|| InvalidStanza::new("carbon without a forwarded message", e))?;
+                Some(Carbon {
+                    direction: if c.name() == "sent" {
+                        CarbonDirection::Sent
+                    } else {
+                        CarbonDirection::Received
+                    },
+                    message: Box::new(Message::parse(inner)?),
+                })
+            }
+            None => None,
+        };
         let receipt_for = match e.get_child("received", ns::RECEIPTS) {
             Some(r) => Some(
                 r.get_attr("id")
@@ -95,6 +142,7 @@ impl Message {
                 .get_child("stanza-id", ns::SID)
                 .and_then(|d| d.get_attr("id"))
                 .map(str::to_string),
+            carbon,
         })
     }
 

@@ -234,6 +234,36 @@ impl PhoneAccount {
         wait_jmi(&self.client, within, id, kinds).await
     }
 
+    /// Enables XEP-0280 carbons (to see what the account's other devices send and receive).
+    pub async fn enable_carbons(&self, within: Duration) -> Result<(), Error> {
+        self.client
+            .iq(message::enable_carbons(), within)
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits for a carbon copy of a JMI `kinds` message for call `id` that another of this
+    /// account's devices sent (answered or declined elsewhere).
+    pub async fn next_jmi_from_other_device(
+        &self,
+        id: &str,
+        kinds: &[Kind],
+        within: Duration,
+    ) -> Result<Message, Error> {
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        let what = format!("carbon of own JMI {} id={id}", names.join("/"));
+        wait_message(&self.client, within, &what, |m| {
+            m.carbon.as_ref().is_some_and(|c| {
+                c.direction == message::CarbonDirection::Sent
+                    && c.message
+                        .jmi
+                        .as_ref()
+                        .is_some_and(|j| j.id == id && kinds.contains(&j.kind))
+            })
+        })
+        .await
+    }
+
     /// Sends a JMI action for call `id` to `to` (ringing, proceed, reject, finish).
     pub async fn send_jmi(&self, to: &str, jmi: Jmi) -> Result<(), Error> {
         self.client.send(jmi.to_message(to)).await

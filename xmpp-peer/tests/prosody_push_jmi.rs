@@ -300,7 +300,9 @@ async fn several_registrations_and_disable_one() -> anyhow::Result<()> {
         .map_err(w.err())?;
     assert_eq!(w.phone.push_registrations().len(), 1);
     w.phone.sleep(SleepMode::Close).await?;
-    w.prosody.wait_log("Session going into hibernation", STEP).await?;
+    w.prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
     for body in ["one", "two"] {
         w.bob.send_message("alice@localhost", body).await?;
         let p = app.next_publish(STEP).await.map_err(w.err())?;
@@ -311,5 +313,41 @@ async fn several_registrations_and_disable_one() -> anyhow::Result<()> {
     // NODE-A would have arrived before NODE-B's second one.
     let left = app.inbox().pending_summaries();
     assert!(left.iter().all(|s| !s.contains("NODE-A")), "{left:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn answered_on_another_device_is_seen_through_carbons() -> anyhow::Result<()> {
+    let w = world().await?;
+    let e = w.err();
+    let mut desktop_cfg = w.prosody.config("alice");
+    desktop_cfg.resource = "desktop".into();
+    let desktop =
+        PhoneAccount::connect(desktop_cfg, w.t.recorder("alice-desktop", Protocol::Xmpp)).await?;
+    w.phone.enable_carbons(STEP).await.map_err(&e)?;
+    desktop.enable_carbons(STEP).await.map_err(&e)?;
+    let bob_jid = w.bob.client().jid().to_string();
+    let call = w.bob.propose("alice@localhost").await?;
+    // The propose to the bare JID reaches both devices.
+    w.phone.next_call_propose(STEP).await.map_err(&e)?;
+    desktop.next_call_propose(STEP).await.map_err(&e)?;
+    desktop
+        .send_jmi(&bob_jid, Jmi::new(Kind::Proceed, &call))
+        .await?;
+    let copy = w
+        .phone
+        .next_jmi_from_other_device(&call, &[Kind::Proceed], STEP)
+        .await
+        .map_err(&e)?;
+    assert_eq!(
+        copy.carbon.unwrap().message.to.as_deref(),
+        Some(bob_jid.as_str())
+    );
+    assert_eq!(
+        w.bob.await_answer(&call, STEP).await.map_err(&e)?,
+        Answer::Proceed {
+            from: "alice@localhost/desktop".into()
+        }
+    );
     Ok(())
 }

@@ -10,6 +10,10 @@ use timeline::Recorder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+/// How long one write may wait for the peer to read before it is an error (a peer that
+/// stops reading must not hang the sender).
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A stream endpoint: the transport, the incremental parser and the recorder.
 pub struct Wire {
     pub(crate) io: Transport,
@@ -33,11 +37,19 @@ impl Wire {
 
     /// Writes raw bytes and records them with `summary`.
     pub async fn send_raw(&mut self, bytes: Vec<u8>, summary: String) -> Result<(), Error> {
-        self.io
-            .write_all(&bytes)
-            .await
-            .map_err(Error::io(format!("sending {summary}")))?;
-        self.io.flush().await.map_err(Error::io("flushing"))?;
+        let write = async {
+            self.io.write_all(&bytes).await?;
+            self.io.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(r) => r.map_err(Error::io(format!("sending {summary}")))?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    waiting_for: format!("the peer to take {summary} (it stopped reading)"),
+                    arrived: vec![],
+                })
+            }
+        }
         self.rec
             .sent(&self.peer, self.io.name(), summary, Bytes::from(bytes));
         Ok(())

@@ -206,6 +206,9 @@ async fn call_to_sleeping_phone_pushes_then_retract_and_catch_up() -> anyhow::Re
         .map(|j| j.kind)
         .collect();
     assert_eq!(kinds, [Kind::Propose, Kind::Retract], "{}", w.t.ladder());
+    if std::env::var_os("XMPP_PEER_LADDER").is_some() {
+        println!("{}", w.t.ladder());
+    }
     Ok(())
 }
 

@@ -30,6 +30,7 @@ mod e2e_tests;
 pub mod faults;
 pub mod frame_tap;
 pub mod fuzzing;
+mod ids;
 pub mod jwt;
 pub mod push_log;
 pub mod reason;

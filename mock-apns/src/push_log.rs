@@ -22,8 +22,8 @@ pub struct PushRecord {
     pub auth: AuthIdentity,
     /// The listener's environment.
     pub environment: Environment,
-    /// Every header including `:method` and `:path`, in arrival order, values as text.
-    pub headers: Vec<(String, String)>,
+    /// Every header including `:method` and `:path` (serialized as `[name, value]` pairs).
+    pub headers: RecordedHeaders,
     /// The device token from the path, when there was one.
     pub token: Option<String>,
     /// The body (as text; invalid UTF-8 escaped).
@@ -44,12 +44,9 @@ pub struct PushRecord {
 }
 
 impl PushRecord {
-    /// A header value by name (first occurrence).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    /// A header value by name (first occurrence; `:method` and `:path` too).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name)
     }
 
     /// The payload as JSON, if it is JSON.
@@ -67,6 +64,55 @@ impl PushRecord {
             self.reason.as_deref().unwrap_or("-"),
             self.apns_id
         )
+    }
+}
+
+/// The request headers as received: kept as `h2` parsed them (no copy on the hot path).
+#[derive(Clone, Debug, Default)]
+pub struct RecordedHeaders {
+    /// `:method`.
+    pub method: String,
+    /// `:path`.
+    pub path: String,
+    /// The regular header fields, in arrival order per name.
+    pub fields: http::HeaderMap,
+}
+
+impl RecordedHeaders {
+    /// Every header as (name, value) text pairs, pseudo-headers first.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        [
+            (":method", self.method.as_str()),
+            (":path", self.path.as_str()),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .chain(
+            self.fields
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), timeline::escape_bytes(v.as_bytes()))),
+        )
+        .collect()
+    }
+
+    /// The first value of a header, case-insensitive.
+    pub fn get(&self, name: &str) -> Option<String> {
+        if name.eq_ignore_ascii_case(":method") {
+            return Some(self.method.clone());
+        }
+        if name.eq_ignore_ascii_case(":path") {
+            return Some(self.path.clone());
+        }
+        let name = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()?;
+        self.fields
+            .get(name)
+            .map(|v| timeline::escape_bytes(v.as_bytes()))
+    }
+}
+
+impl Serialize for RecordedHeaders {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.pairs())
     }
 }
 
@@ -195,7 +241,11 @@ mod tests {
             connection_id: 1,
             auth: AuthIdentity::None,
             environment: Environment::Sandbox,
-            headers: vec![(":method".into(), "POST".into())],
+            headers: RecordedHeaders {
+                method: "POST".into(),
+                path: "/3/device/aa".into(),
+                fields: http::HeaderMap::new(),
+            },
             token: Some(token.into()),
             payload: Bytes::from_static(b"{}"),
             status: 200,
@@ -217,7 +267,12 @@ mod tests {
         assert_eq!(s.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(log.find_after("c", 0).unwrap().seq, 3);
         assert!(log.find_after("c", 3).is_none());
-        assert_eq!(s[0].header(":METHOD"), Some("POST"));
+        assert_eq!(s[0].header(":METHOD").as_deref(), Some("POST"));
+        let json = serde_json::to_value(&s[0]).unwrap();
+        assert_eq!(
+            json["headers"][1],
+            serde_json::json!([":path", "/3/device/aa"])
+        );
     }
 
     #[tokio::test]

@@ -1,16 +1,17 @@
 //! The APNs listeners: TLS, HTTP/2 through the frame tap, and one task per request that validates,
 //! applies faults and the device registry, records, and answers.
 
-use crate::auth::{AuthIdentity, CertIdentity, ConnectionAuth};
+use crate::auth::{CertIdentity, ConnectionAuth};
 use crate::devices::{DeliveryOutcome, Devices};
 use crate::faults::{FaultAction, Faults};
 use crate::frame_tap::{self, FrameTap, TapHandle};
-use crate::push_log::{PushLog, PushRecord};
+use crate::push_log::{PushLog, PushRecord, RecordedHeaders};
 use crate::reason::error_body;
 use crate::validate::{self, Providers, RequestHeaders};
 use crate::{Environment, Reason};
 use bytes::{Bytes, BytesMut};
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,12 +166,15 @@ async fn connection(
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         continue;
                     }
+                    // Most requests arrive whole (HEADERS + DATA): answer them right here, so
+                    // responses batch into few TLS writes. Only a request still waiting for its
+                    // body or a delay fault moves to its own task.
                     conn.in_flight.fetch_add(1, Ordering::AcqRel);
-                    let (shared, conn) = (shared.clone(), conn.clone());
-                    tokio::spawn(async move {
-                        request(&shared, &conn, req, respond).await;
-                        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    });
+                    let mut pending = Box::pin(request(shared.clone(), conn.clone(), req, respond));
+                    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                    if pending.as_mut().poll(&mut cx).is_pending() {
+                        tokio::spawn(pending);
+                    }
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok(()),
@@ -293,14 +297,32 @@ async fn read_body(body: &mut h2::RecvStream) -> Result<(Bytes, bool), h2::Error
     ))
 }
 
+/// Decrements the connection's in-flight count however a request ends.
+struct InFlight(Arc<Connection>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn request(
-    shared: &Shared,
-    conn: &Arc<Connection>,
+    shared: Arc<Shared>,
+    conn: Arc<Connection>,
     req: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
 ) {
+    let _in_flight = InFlight(conn.clone());
+    let (shared, conn) = (&*shared, &conn);
     let (parts, mut body) = req.into_parts();
-    let (payload, too_large) = match tokio::time::timeout(IO_DEADLINE, read_body(&mut body)).await {
+    let body_result = {
+        let mut reading = std::pin::pin!(read_body(&mut body));
+        match futures::poll!(reading.as_mut()) {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(IO_DEADLINE, reading).await,
+        }
+    };
+    let (payload, too_large) = match body_result {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
             tracing::debug!(conn = conn.id, "request body failed: {e}");
@@ -417,20 +439,10 @@ async fn request(
         .as_deref()
         .filter(|_| status != 200)
         .map(|r| error_body(r, timestamp_ms));
-    let header_pairs: Vec<(String, String)> =
-        std::iter::once((":method".to_owned(), method.to_owned()))
-            .chain(std::iter::once((":path".to_owned(), path.to_owned())))
-            .chain(parts.headers.iter().map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            }))
-            .collect();
     if let Some(rec) = &recorder {
-        let mut raw = String::new();
-        for (n, v) in &header_pairs {
-            raw.push_str(&format!("{n}: {v}\n"));
+        let mut raw = format!(":method: {method}\n:path: {path}\n");
+        for (n, v) in &parts.headers {
+            raw.push_str(&format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes())));
         }
         raw.push('\n');
         raw.push_str(&String::from_utf8_lossy(&payload));
@@ -461,11 +473,15 @@ async fn request(
         seq: 0,
         time_ms: now_ms(),
         connection_id: conn.id,
-        auth: validation.identity.clone(),
+        auth: validation.identity,
         environment: conn.env,
-        headers: header_pairs,
-        token: validation.token.clone(),
-        payload: payload.clone(),
+        headers: RecordedHeaders {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            fields: parts.headers,
+        },
+        token: validation.token,
+        payload,
         status,
         reason: reason.map(Cow::into_owned),
         apns_id: apns_id.clone(),
@@ -473,9 +489,6 @@ async fn request(
         delivery,
         detail: detail.map(Cow::into_owned),
     });
-    if let AuthIdentity::None = validation.identity {
-        tracing::trace!(conn = conn.id, "unauthenticated request");
-    }
 
     match finish {
         Finish::Drop => conn.drop_now.notify_one(),
@@ -488,7 +501,7 @@ async fn request(
                 .status(status)
                 .header("apns-id", apns_id.as_str());
             if conn.env == Environment::Sandbox {
-                builder = builder.header("apns-unique-id", uuid::Uuid::new_v4().to_string());
+                builder = builder.header("apns-unique-id", crate::ids::random_uuid());
             }
             if body_bytes.is_some() {
                 builder = builder.header("content-type", "application/json");

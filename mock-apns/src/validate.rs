@@ -176,17 +176,29 @@ impl<'a> RequestHeaders<'a> {
     pub fn collect(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         let mut h = RequestHeaders::default();
         for (name, value) in pairs {
-            let slot = match name.to_ascii_lowercase().as_slice() {
-                b":method" => &mut h.method,
-                b":path" => &mut h.path,
-                b"authorization" => &mut h.authorization,
-                b"apns-id" => &mut h.apns_id,
-                b"apns-push-type" => &mut h.push_type,
-                b"apns-priority" => &mut h.priority,
-                b"apns-expiration" => &mut h.expiration,
-                b"apns-collapse-id" => &mut h.collapse_id,
-                b"apns-topic" => &mut h.topic,
-                _ => continue,
+            let is = |want: &str| name.eq_ignore_ascii_case(want.as_bytes());
+            let slot = if is(":method") {
+                &mut h.method
+            } else if is(":path") {
+                &mut h.path
+            } else if is("authorization") {
+                &mut h.authorization
+            } else if name.len() < 7 || !name[..5].eq_ignore_ascii_case(b"apns-") {
+                continue;
+            } else if is("apns-id") {
+                &mut h.apns_id
+            } else if is("apns-push-type") {
+                &mut h.push_type
+            } else if is("apns-priority") {
+                &mut h.priority
+            } else if is("apns-expiration") {
+                &mut h.expiration
+            } else if is("apns-collapse-id") {
+                &mut h.collapse_id
+            } else if is("apns-topic") {
+                &mut h.topic
+            } else {
+                continue;
             };
             if slot.is_some() {
                 h.duplicate = true;
@@ -300,7 +312,7 @@ pub fn validate(
     let mut v = Validation {
         apns_id: match h.apns_id {
             Some(id) if is_canonical_uuid(id) => String::from_utf8_lossy(id).into_owned(),
-            _ => uuid::Uuid::new_v4().to_string(),
+            _ => crate::ids::random_uuid(),
         },
         token: None,
         identity: AuthIdentity::None,

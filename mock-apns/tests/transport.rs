@@ -120,10 +120,10 @@ fn a_name_outside_the_certificate_is_refused_by_the_client() {
         "push.example.net",
         wire::tls_config(&server.manifest.ca_file, true),
     ));
-    let error = result
-        .err()
-        .expect("the certificate must not cover push.example.net")
-        .to_string();
+    let Err(error) = result else {
+        panic!("the certificate must not cover push.example.net");
+    };
+    let error = error.to_string();
     assert!(
         error.contains("NotValidForName") || error.contains("not valid for name"),
         "{error}"

@@ -96,7 +96,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
             }
             6 => {
                 let i = rng.below(len + 1);
-                let run = vec![INTERESTING[rng.below(INTERESTING.len())][0]; 1 + rng.below(20_000)];
+                let run = vec![INTERESTING[rng.below(INTERESTING.len())][0]; 1 + rng.below(5_000)];
                 data.splice(i..i, run);
             }
             _ => {
@@ -145,7 +145,7 @@ fn mutated_corpus_never_panics_and_what_parses_writes_back() {
     let (mut parsed, mut refused) = (0u32, 0u32);
     for seed in &seeds {
         // the huge malformed seeds cost the most; fewer rounds for them
-        let rounds = if seed.len() > 50_000 { 20 } else { 600 };
+        let rounds = if seed.len() > 50_000 { 10 } else { 300 };
         for _ in 0..rounds {
             let input = mutate(&mut rng, seed);
             let cut = rng.below(input.len() + 1);

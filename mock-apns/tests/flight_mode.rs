@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::clients::{curl, ClientAuth, PushRequest};
 use support::server::{fresh_device_token, Env, MockServer};
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
 
 fn push(
     server: &MockServer,

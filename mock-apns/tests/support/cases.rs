@@ -101,6 +101,10 @@ pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
     server.register_device(&gone, &topics, env);
     let gone_at = crate::support::jwt::now_ms() - 3_600_000;
     server.set_state(&gone, "unregistered", Some(gone_at));
+    let stale = fresh_device_token();
+    server.register_device(&stale, &topics, env);
+    let stale_at = gone_at - 86_400_000;
+    server.set_state(&stale, "expired", Some(stale_at));
 
     let base = Case {
         name: "",
@@ -185,6 +189,14 @@ pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
             expect_status: 410,
             expect_reason: Some("Unregistered"),
             expect_timestamp: Some(gone_at),
+            ..base.clone()
+        },
+        Case {
+            name: "expired device token",
+            device_token: stale,
+            expect_status: 410,
+            expect_reason: Some("ExpiredToken"),
+            expect_timestamp: Some(stale_at),
             ..base.clone()
         },
     ];

@@ -16,7 +16,7 @@ use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -73,6 +73,10 @@ struct Shared {
     queue: Mutex<VecDeque<Injection>>,
     waker: AtomicWaker,
     highest_client_stream: AtomicU32,
+    /// Flush for real on the next poll_flush/poll_read (set by the connection loop).
+    force_flush: AtomicBool,
+    /// Bytes are buffered that nobody flushed yet.
+    unflushed: AtomicBool,
 }
 
 /// Handle to inject frames into a tapped connection from any task.
@@ -111,6 +115,16 @@ impl TapHandle {
     pub fn highest_client_stream(&self) -> u32 {
         self.shared.highest_client_stream.load(Ordering::Acquire)
     }
+
+    /// Whether written bytes wait in the tap for a real flush.
+    pub fn has_unflushed(&self) -> bool {
+        self.shared.unflushed.load(Ordering::Acquire)
+    }
+
+    /// While true, every flush (and every read) writes buffered bytes out at once.
+    pub fn set_force_flush(&self, on: bool) {
+        self.shared.force_flush.store(on, Ordering::Release);
+    }
 }
 
 /// Where the writer is within `h2`'s frames.
@@ -141,10 +155,14 @@ pub struct FrameTap<IO> {
     // Write side.
     track: WriteTrack,
     first_frame: Option<(u32, Vec<u8>)>,
-    pending: Vec<u8>,
-    pending_pos: usize,
+    /// Everything to send, in order: h2's bytes and injected frames.
+    out: Vec<u8>,
+    out_pos: usize,
     pending_done: Vec<oneshot::Sender<()>>,
 }
+
+/// Above this many buffered bytes, writes go out without waiting for a flush.
+const OUT_HIGH_WATER: usize = 64 * 1024;
 
 impl<IO> FrameTap<IO> {
     /// Wraps `io`. `initial_max_streams` replaces MAX_CONCURRENT_STREAMS in the server's first
@@ -154,6 +172,8 @@ impl<IO> FrameTap<IO> {
             queue: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
             highest_client_stream: AtomicU32::new(0),
+            force_flush: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
         });
         (
             FrameTap {
@@ -171,8 +191,8 @@ impl<IO> FrameTap<IO> {
                     payload_left: 0,
                 },
                 first_frame: initial_max_streams.map(|n| (n, Vec::new())),
-                pending: Vec::new(),
-                pending_pos: 0,
+                out: Vec::with_capacity(OUT_HIGH_WATER),
+                out_pos: 0,
                 pending_done: Vec::new(),
             },
             TapHandle { shared },
@@ -207,7 +227,7 @@ fn rewrite_max_streams(frame_bytes: &mut Vec<u8>, n: u32) {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
-    /// Moves queued injections into the pending buffer (only at a frame boundary).
+    /// Appends queued injections to the output (only at a frame boundary).
     fn take_injections(&mut self) {
         if !self.track.at_boundary() || self.first_frame.is_some() {
             return;
@@ -217,38 +237,42 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
             if inj.settings {
                 self.settings_owners.push_back(true);
             }
-            self.pending.extend_from_slice(&inj.bytes);
+            self.out.extend_from_slice(&inj.bytes);
             self.pending_done.extend(inj.done);
         }
     }
 
-    /// Writes the pending buffer out.
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.pending_pos < self.pending.len() {
-            let n =
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.pending[self.pending_pos..]))?;
+    /// Writes the whole output buffer to the stream.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_pos < self.out.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.out_pos..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.pending_pos += n;
+            self.out_pos += n;
         }
-        self.pending.clear();
-        self.pending_pos = 0;
+        self.out.clear();
+        self.out_pos = 0;
         Poll::Ready(Ok(()))
     }
 
-    /// Writes and flushes injections, then tells their senders.
-    fn poll_inject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Writes everything out, flushes the stream, and confirms injections.
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.take_injections();
-        if self.pending.is_empty() && self.pending_done.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        ready!(self.poll_pending(cx))?;
+        ready!(self.poll_drain(cx))?;
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.shared.unflushed.store(false, Ordering::Release);
         for done in self.pending_done.drain(..) {
             let _ = done.send(());
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// True when a flush must really happen now.
+    fn must_flush(&self) -> bool {
+        !self.pending_done.is_empty()
+            || self.out.len() - self.out_pos >= OUT_HIGH_WATER
+            || (self.shared.force_flush.load(Ordering::Acquire) && self.out_pos < self.out.len())
     }
 
     /// Follows frame headers over bytes `h2` wrote.
@@ -328,9 +352,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.shared.waker.register(cx.waker());
-        // h2 always has a read pending, so injections also go out while it writes nothing.
-        if let Poll::Ready(Err(e)) = this.poll_inject(cx) {
-            return Poll::Ready(Err(e));
+        // h2 always has a read pending, so injections (and forced flushes) also go out while
+        // it writes nothing.
+        this.take_injections();
+        if this.must_flush() {
+            if let Poll::Ready(Err(e)) = this.poll_flush_out(cx) {
+                return Poll::Ready(Err(e));
+            }
         }
         loop {
             let before = out.filled().len();
@@ -360,6 +388,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<IO> {
     }
 }
 
+/// Writes are buffered in order (h2's bytes and injected frames) and leave in large chunks: a
+/// flush from `h2` only goes out when forced by the connection loop (it is about to wait), when
+/// injections wait for confirmation, or above [`OUT_HIGH_WATER`]. This turns one TLS record and
+/// one system call per response into one per burst.
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameTap<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -367,7 +399,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameTap<IO> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_pending(cx))?;
+        if this.out.len() - this.out_pos >= OUT_HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+        }
         if let Some((n, buf)) = &mut this.first_frame {
             // Collect the server's first frame (its SETTINGS) whole, then rewrite it.
             let mut consumed = 0;
@@ -388,31 +422,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameTap<IO> {
                         this.settings_owners.push_back(false);
                     }
                     this.first_frame = None;
-                    this.pending.extend_from_slice(&bytes);
+                    this.out.extend_from_slice(&bytes);
                 }
             }
+            this.shared.unflushed.store(true, Ordering::Release);
             return Poll::Ready(Ok(consumed));
         }
-        if this.track.at_boundary() {
-            ready!(this.poll_inject(cx))?;
-        }
-        let n = ready!(Pin::new(&mut this.io).poll_write(cx, data))?;
+        this.take_injections();
+        let n = data.len().min(OUT_HIGH_WATER);
+        this.out.extend_from_slice(&data[..n]);
         this.track_written(&data[..n]);
+        this.shared.unflushed.store(true, Ordering::Release);
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_pending(cx))?;
-        if this.track.at_boundary() {
-            ready!(this.poll_inject(cx))?;
+        this.take_injections();
+        if this.must_flush() {
+            ready!(this.poll_flush_out(cx))?;
         }
-        Pin::new(&mut this.io).poll_flush(cx)
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_pending(cx))?;
+        ready!(this.poll_flush_out(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
@@ -439,6 +474,7 @@ mod tests {
     async fn injects_at_boundaries_and_swallows_its_acks() {
         let (server_io, mut client) = tokio::io::duplex(1 << 16);
         let (mut tap, handle) = FrameTap::new(server_io, Some(1));
+        handle.set_force_flush(true);
         let deadline = std::time::Duration::from_secs(5);
         // The server's first SETTINGS says 1000; the client must see 1.
         let first = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 3, 232]);
@@ -490,6 +526,29 @@ mod tests {
             .unwrap();
         assert_eq!(seen, want);
         assert_eq!(handle.highest_client_stream(), 3);
+
+        // Without a forced flush, h2's writes wait in the tap; a forced read-side flush sends them.
+        handle.set_force_flush(false);
+        let ping = frame(0x6, 0, 0, &[0; 8]);
+        tap.write_all(&ping).await.unwrap();
+        tap.flush().await.unwrap();
+        assert!(handle.has_unflushed());
+        let mut none = [0u8; 1];
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), client.read(&mut none))
+                .await
+                .is_err(),
+            "deferred bytes went out"
+        );
+        handle.set_force_flush(true);
+        tap.flush().await.unwrap();
+        assert!(!handle.has_unflushed());
+        let mut got = vec![0u8; ping.len()];
+        tokio::time::timeout(deadline, client.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, ping);
 
         // An injection while h2 is idle goes out from its pending read.
         let goaway_sent = handle.goaway(3, 0, br#"{"reason":"Shutdown"}"#);

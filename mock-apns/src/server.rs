@@ -159,7 +159,7 @@ async fn connection(
     let mut shutting_down = *shutdown.borrow();
     loop {
         tokio::select! {
-            next = h2c.accept() => match next {
+            next = accept_batched(&mut h2c, &conn.tap) => match next {
                 Some(Ok((req, respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
                         let mut respond = respond;
@@ -189,7 +189,8 @@ async fn connection(
             }
         }
     }
-    // After a GOAWAY: let in-flight streams finish, then close.
+    // After a GOAWAY: let in-flight streams finish, then close. No more write batching.
+    conn.tap.set_force_flush(true);
     let deadline = tokio::time::Instant::now() + GOAWAY_GRACE;
     while conn.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::select! {
@@ -209,6 +210,37 @@ async fn connection(
     })
     .await;
     Ok(())
+}
+
+type Accepted = Option<
+    Result<
+        (
+            http::Request<h2::RecvStream>,
+            h2::server::SendResponse<Bytes>,
+        ),
+        h2::Error,
+    >,
+>;
+
+/// `h2`'s accept, with write batching: the tap holds `h2`'s flushes back while requests keep
+/// coming, and this forces the real flush at the moment the connection would wait.
+async fn accept_batched<T>(h2c: &mut h2::server::Connection<T, Bytes>, tap: &TapHandle) -> Accepted
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    futures::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(next) = h2c.poll_accept(cx) {
+            return std::task::Poll::Ready(next);
+        }
+        if !tap.has_unflushed() {
+            return std::task::Poll::Pending;
+        }
+        tap.set_force_flush(true);
+        let next = h2c.poll_accept(cx);
+        tap.set_force_flush(false);
+        next
+    })
+    .await
 }
 
 /// GOAWAY(NO_ERROR, last stream = highest opened) with `{"reason": …}`; the connection loop

@@ -107,4 +107,5 @@ for size in 248 5120; do
   done
 done
 recorded=$(curl -fsS "http://$CONTROL/pushes" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d, list) else len(d.get("pushes", [])))')
-echo "(n=$REQUESTS per run; the mock recorded $recorded pushes of the last run; $(nproc) cores shared by client and server)"
+echo "(n=$REQUESTS requests per run, all answered 2xx; the mock's push log holds $recorded records of the last run,"
+echo " bounded by --push-log-capacity; $(nproc) cores shared by h2load and the server; load average: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -1,5 +1,5 @@
-//! The `pushbench` command line.
+//! The `pushbench` command line: `run`, `list` (see `pushbench --help`).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("pushbench: the `run` command is not built yet (see the open issues)")
+fn main() -> std::process::ExitCode {
+    pushbench::cli::main()
 }

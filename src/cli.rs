@@ -1,0 +1,172 @@
+//! The `pushbench` command line (clap): `run` the scenarios against a target, `list` them.
+
+use crate::catalog::Catalog;
+use crate::runner::{self, RunError, RunOptions};
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Conformance and interop bench for push gateways (SIP RFC 8599, XMPP XEP-0357) with a fake APNs.
+#[derive(Debug, Parser)]
+#[command(name = "pushbench", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios against a target; exit 0 when everything passed (or failed as expected),
+    /// 1 on an unexpected failure, an xpass or an inconclusive scenario, 2 when nothing could run.
+    Run(RunArgs),
+    /// List the scenarios with their requirement ids, and whether the target runs them.
+    List(ListArgs),
+}
+
+/// `pushbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The target file (TOML); without it, the embedded reference gateway.
+    #[arg(long, env = "PUSHBENCH_TARGET")]
+    pub target: Option<PathBuf>,
+    /// Tag expression selecting scenarios, e.g. '@req:SIP-C2 or @apns'.
+    #[arg(long)]
+    pub tags: Option<String>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write Cucumber JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// How many scenarios run at once (default 64).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Deadline of the whole run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Feature files or directories.
+    #[arg(default_value = "features")]
+    pub features: Vec<PathBuf>,
+}
+
+/// `pushbench list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The target file, to show which scenarios are not applicable to it.
+    #[arg(long, env = "PUSHBENCH_TARGET")]
+    pub target: Option<PathBuf>,
+    /// Tag expression selecting scenarios.
+    #[arg(long)]
+    pub tags: Option<String>,
+    /// Feature files or directories.
+    #[arg(default_value = "features")]
+    pub features: Vec<PathBuf>,
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(a: RunArgs) -> Self {
+        RunOptions {
+            target: a.target,
+            tags: a.tags,
+            features: a.features,
+            junit: a.junit,
+            json: a.json,
+            html: a.html,
+            concurrency: a.concurrency,
+            timeout: Duration::from_secs(a.timeout.max(1)),
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// Parses the process's arguments and runs.
+pub fn main() -> ExitCode {
+    main_from(std::env::args_os())
+}
+
+/// Parses `args` (the first is the program name) and runs.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Run(a) => {
+            let result = runner::run_blocking(&a.into());
+            if let Err(e) = &result {
+                eprintln!("pushbench: {e}");
+            }
+            runner::exit_code(&result)
+        }
+        Command::List(a) => match list(&a) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pushbench: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// The text `pushbench list` prints: one line per selected scenario (`file:line  ids  name`,
+/// with the reason when the target's profile excludes it), then a count.
+pub fn list(a: &ListArgs) -> Result<String, RunError> {
+    let opts = RunOptions {
+        target: a.target.clone(),
+        ..RunOptions::default()
+    };
+    let (target, _) = runner::load_target(&opts)?;
+    let catalog = Catalog::load(&a.features)?;
+    let planned = runner::plan(&catalog, a.tags.as_deref(), &target)?;
+    if planned.is_empty() {
+        return Err(RunError::NothingSelected {
+            features: a
+                .features
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            tags: a.tags.clone().unwrap_or_else(|| "(none)".into()),
+        });
+    }
+    let mut out = String::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for (s, na) in &planned {
+        ids.extend(s.requirements.iter().cloned());
+        out.push_str(&format!(
+            "{}  {}  {}{}\n",
+            s.key,
+            s.requirements.join(","),
+            s.full_name(),
+            na.as_ref()
+                .map(|w| format!("  [not applicable: {w}]"))
+                .unwrap_or_default()
+        ));
+    }
+    let runnable = planned.iter().filter(|(_, na)| na.is_none()).count();
+    out.push_str(&format!(
+        "{} scenarios ({} applicable to {}), {} requirement ids\n",
+        planned.len(),
+        runnable,
+        target.name,
+        ids.len()
+    ));
+    Ok(out)
+}

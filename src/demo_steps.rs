@@ -1,0 +1,76 @@
+//! Steps of the runner's own demo features (`tests/runner-fixtures/`): they only touch the
+//! scenario's timeline, so the runner, its verdicts and its reports can be proven without any
+//! party. Every sentence starts with "the demo", so they cannot collide with the real step
+//! library. `pushbench run tests/runner-fixtures/pass` is a self-check of an installation.
+
+use crate::verdict::{StepError, Verdict};
+use crate::world::BenchWorld;
+use cucumber::{given, then, when};
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use timeline::Protocol;
+
+/// Scenarios that already failed once, for the retry demo.
+static FAILED_ONCE: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+
+#[given(expr = "the demo party {string} sends {string} to {string}")]
+#[when(expr = "the demo party {string} sends {string} to {string}")]
+fn party_sends(w: &mut BenchWorld, from: String, what: String, to: String) {
+    let raw = format!("{what}\r\n");
+    w.recorder(&from, Protocol::Sip)
+        .sent(&to, "udp", what, raw.into_bytes());
+}
+
+#[then(expr = "the demo timeline has {int} event(s)")]
+fn timeline_has(w: &mut BenchWorld, n: usize) -> Result<(), StepError> {
+    let got = w.timeline.len();
+    if got == n {
+        Ok(())
+    } else {
+        Err(StepError::fail(format!(
+            "expected {n} events, the timeline has {got}"
+        )))
+    }
+}
+
+#[then(expr = "the demo check fails because {string}")]
+fn check_fails(w: &mut BenchWorld, reason: String) -> Result<(), StepError> {
+    let last = w.timeline.events().pop();
+    Err(match last {
+        Some(e) => StepError::fail_with_message(
+            format!("{reason} (offending: {})", e.summary),
+            // A byte that is not UTF-8, to show the report escapes it.
+            [e.raw.as_ref(), b"\xff"].concat(),
+        ),
+        None => StepError::fail(reason),
+    })
+}
+
+#[then(expr = "the demo precondition cannot be established because {string}")]
+fn precondition(_w: &mut BenchWorld, reason: String) -> Result<(), StepError> {
+    Err(StepError::inconclusive(reason))
+}
+
+#[then("the demo check fails on the first attempt only")]
+fn flaky(w: &mut BenchWorld) -> Result<(), StepError> {
+    let name = w.context()?.key.to_string();
+    let first = FAILED_ONCE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name);
+    if first {
+        Err(StepError::fail("first attempt fails on purpose"))
+    } else {
+        Ok(())
+    }
+}
+
+#[then(expr = "the demo records an inconclusive verdict because {string}")]
+fn records(w: &mut BenchWorld, reason: String) {
+    w.set_verdict(Verdict::Inconclusive, reason);
+}
+
+#[then("the demo step panics")]
+fn panics(_w: &mut BenchWorld) {
+    panic!("the demo step panicked on purpose");
+}

@@ -1,0 +1,291 @@
+//! The HTML report: one self-contained page (inline CSS, no script, nothing fetched). The table of
+//! verdicts by requirement id on top, then one section per scenario with its Gherkin steps, its
+//! verdict and why, and its timeline as an inline SVG sequence diagram (hover an arrow for the raw
+//! message; the raw messages are also listed under it).
+
+use super::{xml_escape as esc, RunReport, ScenarioResult, StepStatus};
+use crate::expected::Outcome;
+use std::fmt::Write as _;
+use timeline::{Direction, Event};
+
+const STYLE: &str = "
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
+.o{display:inline-block;padding:0 .4em;border-radius:3px;color:#fff;font-weight:bold;font-size:.9em}
+.pass{background:#2a7d2a}.fail,.xpass{background:#c0392b}.xfail{background:#8e6c1f}
+.inconclusive{background:#d68910}.not-applicable{background:#7f8c8d}
+section{border-top:2px solid #ddd;margin-top:1.5em;padding-top:.5em}
+ol.steps li.passed{color:#2a7d2a}ol.steps li.failed{color:#c0392b;font-weight:bold}
+ol.steps li.inconclusive,ol.steps li.undefined{color:#d68910;font-weight:bold}ol.steps li.not-run{color:#999}
+pre{background:#f6f6f6;padding:.5em;overflow-x:auto;white-space:pre-wrap}
+svg text{font-family:monospace;font-size:12px}
+";
+
+/// The whole page.
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pushbench: {}</title><style>{STYLE}</style></head><body>\n",
+        esc(&report.target)
+    );
+    let t = report.totals();
+    let _ = writeln!(
+        out,
+        "<h1>pushbench against {}</h1>\n<p>{} scenarios in {:.2} s: {} pass, {} fail, {} xfail, {} xpass, {} inconclusive, {} not-applicable. Overall: {}</p>",
+        esc(&report.target),
+        t.total(),
+        report.duration.as_secs_f64(),
+        t.pass,
+        t.fail,
+        t.xfail,
+        t.xpass,
+        t.inconclusive,
+        t.not_applicable,
+        badge(if report.passed() { Outcome::Pass } else { Outcome::Fail })
+    );
+    out.push_str("<h2>By requirement</h2>\n<table><tr><th>requirement</th><th>pass</th><th>fail</th><th>xfail</th><th>xpass</th><th>inconclusive</th><th>n/a</th><th>scenarios</th></tr>\n");
+    for (id, row) in report.by_requirement() {
+        let c = &row.counts;
+        let links: Vec<String> = report
+            .scenarios
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.info.requirements.contains(&id))
+            .map(|(i, s)| {
+                format!(
+                    "<a href=\"#s{i}\">{}</a> {}",
+                    esc(&s.info.name),
+                    badge(s.outcome)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&id),
+            c.pass,
+            c.fail,
+            c.xfail,
+            c.xpass,
+            c.inconclusive,
+            c.not_applicable,
+            links.join("<br>")
+        );
+    }
+    out.push_str("</table>\n");
+    for c in &report.commands {
+        let _ = writeln!(
+            out,
+            "<h3>command {}: <code>{}</code> ({})</h3><pre>{}{}</pre>",
+            esc(&c.which),
+            esc(&c.run),
+            if c.timed_out {
+                "timed out".to_owned()
+            } else {
+                format!("exit {:?}, {:.2} s", c.exit_code, c.took.as_secs_f64())
+            },
+            esc(&c.stdout),
+            esc(&c.stderr)
+        );
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "<p><b>warning:</b> {}</p>", esc(w));
+    }
+    for (i, s) in report.scenarios.iter().enumerate() {
+        scenario(&mut out, i, s);
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn badge(o: Outcome) -> String {
+    format!("<span class=\"o {0}\">{0}</span>", o.as_str())
+}
+
+fn scenario(out: &mut String, i: usize, s: &ScenarioResult) {
+    let _ = writeln!(
+        out,
+        "<section id=\"s{i}\"><h2>{} {}</h2>\n<p>{} · <code>{}</code> · requirements: {} · {:.3} s{}</p>",
+        badge(s.outcome),
+        esc(&s.info.full_name()),
+        esc(&s.info.feature),
+        esc(&s.info.key.to_string()),
+        esc(&s.info.requirements.join(", ")),
+        s.duration.as_secs_f64(),
+        if s.attempts > 1 {
+            format!(" · {} attempts", s.attempts)
+        } else {
+            String::new()
+        }
+    );
+    out.push_str("<ol class=\"steps\">\n");
+    for st in &s.steps {
+        let class = st.status.as_str().replace(' ', "-");
+        let _ = write!(
+            out,
+            "<li class=\"{class}\"><b>{}</b> {} <small>({}{})</small>",
+            esc(&st.keyword),
+            esc(&st.text),
+            st.status.as_str(),
+            st.duration
+                .map(|d| format!(", {:.3} s", d.as_secs_f64()))
+                .unwrap_or_default()
+        );
+        if let Some(e) = &st.error {
+            if st.status != StepStatus::Passed {
+                let _ = write!(out, "<pre>{}</pre>", esc(e));
+            }
+        }
+        out.push_str("</li>\n");
+    }
+    out.push_str("</ol>\n");
+    if let Some(r) = &s.reason {
+        let _ = writeln!(out, "<p><b>{}:</b></p><pre>{}</pre>", s.verdict, esc(r));
+    }
+    if let Some(e) = &s.expectation {
+        let _ = writeln!(
+            out,
+            "<p><b>expected failure:</b> {} <br><b>evidence:</b> {}</p>",
+            esc(&e.reason),
+            esc(&e.evidence)
+        );
+    }
+    if s.events.is_empty() {
+        out.push_str("<p><i>no message recorded</i></p>\n");
+    } else {
+        out.push_str(&sequence_svg(&s.events));
+        out.push_str("<details><summary>raw messages</summary>\n");
+        for e in &s.events {
+            if e.direction == Direction::Note {
+                continue;
+            }
+            let (from, to) = e.endpoints();
+            let _ = writeln!(
+                out,
+                "<p>#{} +{:.3}s {} → {}: {}</p><pre>{}</pre>",
+                e.seq,
+                e.at.as_secs_f64(),
+                esc(from),
+                esc(to),
+                esc(&e.summary),
+                esc(&e.raw_text())
+            );
+        }
+        out.push_str("</details>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+const LEFT: usize = 90;
+const COL: usize = 170;
+const ROW: usize = 26;
+const TOP: usize = 40;
+
+/// The timeline as an SVG sequence diagram: one lifeline per party, one arrow per message (its
+/// `<title>` holds the raw bytes), notes as boxes on the party's lifeline.
+pub fn sequence_svg(events: &[Event]) -> String {
+    let mut parties: Vec<&str> = Vec::new();
+    for e in events {
+        let (a, b) = e.endpoints();
+        for p in [a, b] {
+            if !p.is_empty() && !parties.contains(&p) {
+                parties.push(p);
+            }
+        }
+    }
+    let x = |p: &str| LEFT + parties.iter().position(|q| *q == p).unwrap_or(0) * COL;
+    let width = LEFT + parties.len() * COL + 260;
+    let height = TOP + (events.len() + 1) * ROW;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">\n<defs><marker id=\"a\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#333\"/></marker></defs>"
+    );
+    for p in &parties {
+        let px = x(p);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{px}\" y=\"16\" text-anchor=\"middle\" font-weight=\"bold\">{}</text><line x1=\"{px}\" y1=\"24\" x2=\"{px}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>",
+            esc(p),
+            height - 4
+        );
+    }
+    for (i, e) in events.iter().enumerate() {
+        let y = TOP + i * ROW + ROW / 2;
+        let _ = write!(
+            svg,
+            "<text x=\"4\" y=\"{}\" fill=\"#888\">+{:.3}s</text>",
+            y + 4,
+            e.at.as_secs_f64()
+        );
+        let (from, to) = e.endpoints();
+        let label = if e.transport.is_empty() {
+            e.summary.clone()
+        } else {
+            format!("{} [{}]", e.summary, e.transport)
+        };
+        if e.direction == Direction::Note || from == to {
+            let px = x(from);
+            let _ = writeln!(
+                svg,
+                "<g><title>{}</title><rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"#f4d03f\" stroke=\"#333\"/><text x=\"{}\" y=\"{}\" fill=\"#555\">{}</text></g>",
+                esc(&e.summary),
+                px - 5,
+                y - 5,
+                px + 10,
+                y + 4,
+                esc(&label)
+            );
+        } else {
+            let (x1, x2) = (x(from), x(to));
+            let _ = writeln!(
+                svg,
+                "<g><title>{}</title><line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#333\" marker-end=\"url(#a)\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
+                esc(&e.raw_text()),
+                x1.min(x2) + 6,
+                y - 4,
+                esc(&label)
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::{report, result};
+    use crate::verdict::Verdict;
+
+    #[test]
+    fn page_is_self_contained_and_has_a_section_per_scenario() {
+        let r = report(vec![
+            result("a <b>", &["R-1"], Verdict::Pass, false),
+            result("c", &["R-2"], Verdict::Fail, false),
+        ]);
+        let html = render(&r);
+        assert_eq!(html.matches("<section").count(), 2);
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert!(html.contains("a &lt;b&gt;"));
+        assert!(!html.contains("<script"));
+        assert!(!html
+            .replace("http://www.w3.org/2000/svg", "")
+            .contains("http"));
+        assert!(
+            html.contains("INVITE \\xff"),
+            "raw bytes escaped in the listing"
+        );
+        // The SVG parses as XML.
+        let svg_start = html.find("<svg").unwrap();
+        let svg_end = html[svg_start..].find("</svg>").unwrap() + svg_start + 6;
+        let mut reader = quick_xml::Reader::from_str(&html[svg_start..svg_end]);
+        loop {
+            match reader.read_event().expect("well-formed SVG") {
+                quick_xml::events::Event::Eof => break,
+                _ => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,913 @@
+//! The target contract: the gateway under test, described by a TOML file.
+//!
+//! A target says where the gateway listens (SIP per transport, XMPP c2s and component), which
+//! accounts the bench may use, how the gateway's APNs client is pointed at the bench's mock APNs,
+//! which behaviour profile it claims where the standards allow two answers, its timers, optional
+//! start/stop/reset commands, and its expected-failures file. `targets/example.toml` is a complete
+//! example; the README section "Point it at your own gateway" explains each key.
+//!
+//! With no target file the bench uses [`Target::embedded_reference`], the in-process reference
+//! gateway.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Why a target file was rejected. Every variant names the offending key (`sip.accounts[1].aor`).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, a missing key or a value of the wrong type.
+    #[error("{key}: {message}")]
+    Syntax {
+        /// The key the TOML parser blamed (empty when it blamed none).
+        key: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A required value is empty.
+    #[error("{key}: must not be empty")]
+    Empty {
+        /// The key.
+        key: String,
+    },
+    /// An address is not `host:port` with a numeric IP and a port.
+    #[error("{key}: {value:?} is not an address like 127.0.0.1:5060 ({reason})")]
+    BadAddress {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A SIP address-of-record that is not a `sip:` or `sips:` URI with a user and a host.
+    #[error("{key}: {value:?} is not a SIP AoR like sip:alice@example.com")]
+    BadAor {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+    },
+    /// A JID without a local part and a domain.
+    #[error("{key}: {value:?} is not a bare JID like alice@example.com")]
+    BadJid {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+    },
+    /// Two accounts share a name.
+    #[error("{key}: account name {name:?} is used twice")]
+    DuplicateAccount {
+        /// The key.
+        key: String,
+        /// The name.
+        name: String,
+    },
+    /// A digest username without a password or the other way round.
+    #[error("{key}: username and password go together")]
+    HalfCredentials {
+        /// The key.
+        key: String,
+    },
+    /// A section that lists no transport address.
+    #[error("{key}: give at least one of udp, tcp, tls")]
+    NoTransport {
+        /// The key.
+        key: String,
+    },
+    /// Neither a `[sip]` nor an `[xmpp]` section: nothing to test.
+    #[error("{key}: a target needs a [sip] or an [xmpp] section")]
+    NoProtocol {
+        /// The key (the file's top level).
+        key: String,
+    },
+    /// A timer of zero.
+    #[error("{key}: must be greater than zero")]
+    ZeroTimer {
+        /// The key.
+        key: String,
+    },
+    /// A command that is empty or whose timeout is zero.
+    #[error("{key}: {reason}")]
+    BadCommand {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl TargetError {
+    /// The offending key, dotted (`apns.listen`, `sip.accounts[0].aor`).
+    pub fn key(&self) -> &str {
+        match self {
+            TargetError::Read { .. } => "",
+            TargetError::Syntax { key, .. }
+            | TargetError::Empty { key }
+            | TargetError::BadAddress { key, .. }
+            | TargetError::BadAor { key, .. }
+            | TargetError::BadJid { key, .. }
+            | TargetError::DuplicateAccount { key, .. }
+            | TargetError::HalfCredentials { key }
+            | TargetError::NoTransport { key }
+            | TargetError::NoProtocol { key }
+            | TargetError::ZeroTimer { key }
+            | TargetError::BadCommand { key, .. } => key,
+        }
+    }
+}
+
+/// Where a target comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// A gateway the bench does not own, described by a file.
+    #[default]
+    External,
+    /// The in-process reference gateway (`ref-gateway`), started by the bench per scenario.
+    EmbeddedReference,
+}
+
+/// The gateway under test.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// A short name for reports ("kamailio-5.6-tsilo").
+    pub name: String,
+    /// Free text for the report.
+    #[serde(default)]
+    pub description: String,
+    /// Where the target came from; never read from the file.
+    #[serde(skip_deserializing, default)]
+    pub kind: TargetKind,
+    /// The SIP side (RFC 8599), if the gateway speaks SIP.
+    pub sip: Option<SipSection>,
+    /// The XMPP side (XEP-0357), if the gateway speaks XMPP.
+    pub xmpp: Option<XmppSection>,
+    /// How the gateway's APNs client reaches the bench's mock APNs.
+    pub apns: ApnsSection,
+    /// The behaviour the gateway claims where the standards allow more than one answer.
+    pub profile: Profile,
+    /// The gateway's timers, which the scenarios' deadlines are derived from.
+    #[serde(default)]
+    pub timers: Timers,
+    /// Commands the bench runs around the run.
+    #[serde(default)]
+    pub commands: Commands,
+    /// The expected-failures file for this target, relative to the target file.
+    pub expected_failures: Option<PathBuf>,
+}
+
+/// `[sip]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    /// The SIP domain of the accounts (`example.com`).
+    pub domain: String,
+    /// `host:port` of the UDP listener.
+    pub udp: Option<String>,
+    /// `host:port` of the TCP listener.
+    pub tcp: Option<String>,
+    /// `host:port` of the TLS listener.
+    pub tls: Option<String>,
+    /// CA certificate (PEM) the bench trusts for the TLS listener.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Accounts the bench registers and calls.
+    #[serde(default)]
+    pub accounts: Vec<SipAccount>,
+}
+
+/// `[[sip.accounts]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipAccount {
+    /// The bench's name for it, as the steps say it ("alice", "bob").
+    pub name: String,
+    /// Address-of-record (`sip:alice@example.com`).
+    pub aor: String,
+    /// Digest username, when the gateway challenges.
+    pub username: Option<String>,
+    /// Digest password.
+    pub password: Option<String>,
+}
+
+/// `[xmpp]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmppSection {
+    /// The XMPP domain (`example.com`).
+    pub domain: String,
+    /// `host:port` of client-to-server connections.
+    pub c2s: String,
+    /// The component the bench's app server connects as (XEP-0114), if the gateway pushes
+    /// through an external app server.
+    pub component: Option<XmppComponent>,
+    /// Accounts the bench logs in as.
+    #[serde(default)]
+    pub accounts: Vec<XmppAccount>,
+}
+
+/// `[xmpp.component]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmppComponent {
+    /// `host:port` of the component listener.
+    pub address: String,
+    /// The component's domain (`push.example.com`).
+    pub domain: String,
+    /// The shared secret.
+    pub secret: String,
+}
+
+/// `[[xmpp.accounts]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmppAccount {
+    /// The bench's name for it ("alice").
+    pub name: String,
+    /// Bare JID.
+    pub jid: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `[apns]`: how the gateway's APNs client is pointed at the bench.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsSection {
+    /// The address the bench's mock APNs binds, because the gateway is configured to reach it
+    /// there (`127.0.0.1:8443`; port 0 only for the embedded target).
+    pub listen: String,
+    /// Which APNs environment the gateway believes it talks to.
+    #[serde(default)]
+    pub environment: ApnsEnvironment,
+    /// How the gateway authenticates to APNs.
+    pub auth: ApnsAuth,
+    /// The directory `pushbench credentials --out DIR` wrote, relative to the target file.
+    pub credentials_dir: PathBuf,
+    /// The app's bundle id; VoIP pushes go to `<bundle_id>.voip`.
+    pub bundle_id: String,
+    /// What the mock answers for a device token it does not know.
+    #[serde(default)]
+    pub unknown_token: UnknownTokenPolicy,
+}
+
+/// APNs environments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApnsEnvironment {
+    /// `api.sandbox.push.apple.com`.
+    #[default]
+    Sandbox,
+    /// `api.push.apple.com`.
+    Production,
+}
+
+/// APNs authentication modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApnsAuth {
+    /// JWT provider tokens signed with the `.p8` key.
+    Token,
+    /// TLS client certificate.
+    Certificate,
+}
+
+/// What the mock APNs does with a token it has never seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownTokenPolicy {
+    /// Accept it and register the device (the scenarios register their own tokens anyway).
+    #[default]
+    Register,
+    /// Answer 400 BadDeviceToken.
+    Reject,
+}
+
+/// How the gateway treats a call cancelled while the push is out (catalogue C2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CancelPolicy {
+    /// RFC 8599: the pending INVITE is dropped; the phone gets nothing more.
+    Rfc8599Drop,
+    /// Flexisip: on REGISTER the INVITE is replayed and then CANCELled.
+    FlexisipReplay,
+    /// A "call ended" push tells the phone.
+    CancelPush,
+}
+
+impl CancelPolicy {
+    /// The profile name (`rfc8599-drop`, `flexisip-replay`, `cancel-push`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelPolicy::Rfc8599Drop => "rfc8599-drop",
+            CancelPolicy::FlexisipReplay => "flexisip-replay",
+            CancelPolicy::CancelPush => "cancel-push",
+        }
+    }
+}
+
+/// `[profile]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The cancel policy.
+    pub cancel: CancelPolicy,
+    /// Capabilities the gateway claims (`"fork"`, `"tls"`, `"retry-429"`, …). Scenarios tagged
+    /// `@profile:NAME` only run when NAME is the cancel policy or one of these.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// `[timers]`, in milliseconds in the file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timers {
+    /// How long the gateway keeps an INVITE waiting for the phone's REGISTER before 480.
+    #[serde(rename = "bucket_ms", with = "millis")]
+    pub bucket: Duration,
+    /// How long after the INVITE the push is expected at APNs.
+    #[serde(rename = "push_latency_ms", with = "millis")]
+    pub push_latency: Duration,
+    /// Slack added to every deadline derived from the gateway's timers.
+    #[serde(rename = "grace_ms", with = "millis")]
+    pub grace: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            bucket: Duration::from_secs(30),
+            push_latency: Duration::from_secs(1),
+            grace: Duration::from_millis(500),
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// `[commands]`: optional commands around the run.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commands {
+    /// Brings the gateway up before the run (must return; a daemon must fork).
+    pub start: Option<Command>,
+    /// Puts the gateway back in a clean state (after `start`, before the scenarios).
+    pub reset: Option<Command>,
+    /// Brings the gateway down after the run, even when scenarios failed.
+    pub stop: Option<Command>,
+}
+
+/// One command, run with `sh -c` in the target file's directory.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// The shell command line.
+    pub run: String,
+    /// Killed after this long (default 30 s).
+    #[serde(
+        default = "default_command_timeout",
+        rename = "timeout_ms",
+        with = "millis"
+    )]
+    pub timeout: Duration,
+}
+
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// What a command did, for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandRun {
+    /// `start`, `reset` or `stop`.
+    pub which: String,
+    /// The command line.
+    pub run: String,
+    /// Exit code, `None` when killed by a signal or the timeout.
+    pub exit_code: Option<i32>,
+    /// True when the timeout killed it.
+    pub timed_out: bool,
+    /// Captured standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Captured standard error (lossy UTF-8).
+    pub stderr: String,
+    /// How long it ran.
+    #[serde(serialize_with = "ser_secs")]
+    pub took: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl CommandRun {
+    /// True when it exited with status 0 in time.
+    pub fn succeeded(&self) -> bool {
+        !self.timed_out && self.exit_code == Some(0)
+    }
+}
+
+impl Command {
+    /// Runs it with `sh -c` in `dir`, killing it after its timeout; output is captured.
+    pub async fn execute(&self, which: &str, dir: &Path) -> std::io::Result<CommandRun> {
+        let started = Instant::now();
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&self.run)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let (exit_code, timed_out, stdout, stderr) =
+            match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+                Ok(out) => {
+                    let out = out?;
+                    (
+                        out.status.code(),
+                        false,
+                        String::from_utf8_lossy(&out.stdout).into_owned(),
+                        String::from_utf8_lossy(&out.stderr).into_owned(),
+                    )
+                }
+                // Dropping the future drops the child, which kill_on_drop kills.
+                Err(_) => (None, true, String::new(), String::new()),
+            };
+        Ok(CommandRun {
+            which: which.to_owned(),
+            run: self.run.clone(),
+            exit_code,
+            timed_out,
+            stdout,
+            stderr,
+            took: started.elapsed(),
+        })
+    }
+}
+
+impl Target {
+    /// Parses and validates a target from TOML text. Relative paths stay relative; [`Target::load`]
+    /// resolves them against the file's directory.
+    pub fn from_toml_str(text: &str) -> Result<Target, TargetError> {
+        let target: Target = toml::from_str(text).map_err(|e| TargetError::Syntax {
+            key: syntax_key(&e, text),
+            message: e.message().to_owned(),
+        })?;
+        target.validate()?;
+        Ok(target)
+    }
+
+    /// Reads, parses and validates a target file; relative paths in it are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Target, TargetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TargetError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut target = Target::from_toml_str(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        target.resolve_paths(base);
+        Ok(target)
+    }
+
+    /// Makes every relative path absolute against `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.apns.credentials_dir);
+        if let Some(p) = &mut self.expected_failures {
+            fix(p);
+        }
+        if let Some(p) = self.sip.as_mut().and_then(|s| s.tls_ca_file.as_mut()) {
+            fix(p);
+        }
+    }
+
+    /// The in-process reference gateway: the target when none is given.
+    ///
+    /// Integration hook: the step library starts `ref-gateway` per scenario when
+    /// `kind == TargetKind::EmbeddedReference`, binding every listener to port 0 (so the addresses
+    /// here are placeholders with port 0) and fills the real addresses into its World.
+    pub fn embedded_reference() -> Target {
+        Target {
+            name: "ref-gateway (embedded)".into(),
+            description: "the bench's reference push gateway, started in-process per scenario"
+                .into(),
+            kind: TargetKind::EmbeddedReference,
+            sip: Some(SipSection {
+                domain: "example.com".into(),
+                udp: Some("127.0.0.1:0".into()),
+                tcp: Some("127.0.0.1:0".into()),
+                tls: Some("127.0.0.1:0".into()),
+                tls_ca_file: None,
+                accounts: ["alice", "bob", "carol"]
+                    .into_iter()
+                    .map(|n| SipAccount {
+                        name: n.into(),
+                        aor: format!("sip:{n}@example.com"),
+                        username: None,
+                        password: None,
+                    })
+                    .collect(),
+            }),
+            xmpp: None,
+            apns: ApnsSection {
+                listen: "127.0.0.1:0".into(),
+                environment: ApnsEnvironment::Sandbox,
+                auth: ApnsAuth::Token,
+                credentials_dir: PathBuf::new(),
+                bundle_id: "com.example.pushbench".into(),
+                unknown_token: UnknownTokenPolicy::Register,
+            },
+            profile: Profile {
+                cancel: CancelPolicy::Rfc8599Drop,
+                capabilities: ["sip", "udp", "tcp", "tls", "fork", "retry-429", "retry-5xx"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            },
+            timers: Timers::default(),
+            commands: Commands::default(),
+            expected_failures: None,
+        }
+    }
+
+    /// Every profile name this target declares: its cancel policy, its capabilities, and `sip` /
+    /// `xmpp` for the sections it has.
+    pub fn profile_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.profile.capabilities.iter().cloned().collect();
+        names.insert(self.profile.cancel.as_str().to_owned());
+        if self.sip.is_some() {
+            names.insert("sip".into());
+        }
+        if self.xmpp.is_some() {
+            names.insert("xmpp".into());
+        }
+        names
+    }
+
+    /// The SIP account with this bench name.
+    pub fn sip_account(&self, name: &str) -> Option<&SipAccount> {
+        self.sip.as_ref()?.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// The XMPP account with this bench name.
+    pub fn xmpp_account(&self, name: &str) -> Option<&XmppAccount> {
+        self.xmpp.as_ref()?.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// Checks the values serde cannot: addresses, AoRs, JIDs, duplicates, timers, commands.
+    pub fn validate(&self) -> Result<(), TargetError> {
+        non_empty("name", &self.name)?;
+        if self.sip.is_none() && self.xmpp.is_none() {
+            return Err(TargetError::NoProtocol { key: "".into() });
+        }
+        if let Some(sip) = &self.sip {
+            non_empty("sip.domain", &sip.domain)?;
+            if sip.udp.is_none() && sip.tcp.is_none() && sip.tls.is_none() {
+                return Err(TargetError::NoTransport { key: "sip".into() });
+            }
+            for (key, addr) in [
+                ("sip.udp", &sip.udp),
+                ("sip.tcp", &sip.tcp),
+                ("sip.tls", &sip.tls),
+            ] {
+                if let Some(a) = addr {
+                    address(key, a)?;
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for (i, a) in sip.accounts.iter().enumerate() {
+                let key = format!("sip.accounts[{i}]");
+                non_empty(&format!("{key}.name"), &a.name)?;
+                if !seen.insert(a.name.as_str()) {
+                    return Err(TargetError::DuplicateAccount {
+                        key: format!("{key}.name"),
+                        name: a.name.clone(),
+                    });
+                }
+                if !is_aor(&a.aor) {
+                    return Err(TargetError::BadAor {
+                        key: format!("{key}.aor"),
+                        value: a.aor.clone(),
+                    });
+                }
+                if a.username.is_some() != a.password.is_some() {
+                    return Err(TargetError::HalfCredentials { key });
+                }
+            }
+        }
+        if let Some(xmpp) = &self.xmpp {
+            non_empty("xmpp.domain", &xmpp.domain)?;
+            address("xmpp.c2s", &xmpp.c2s)?;
+            if let Some(c) = &xmpp.component {
+                address("xmpp.component.address", &c.address)?;
+                non_empty("xmpp.component.domain", &c.domain)?;
+                non_empty("xmpp.component.secret", &c.secret)?;
+            }
+            let mut seen = BTreeSet::new();
+            for (i, a) in xmpp.accounts.iter().enumerate() {
+                let key = format!("xmpp.accounts[{i}]");
+                non_empty(&format!("{key}.name"), &a.name)?;
+                if !seen.insert(a.name.as_str()) {
+                    return Err(TargetError::DuplicateAccount {
+                        key: format!("{key}.name"),
+                        name: a.name.clone(),
+                    });
+                }
+                if !is_bare_jid(&a.jid) {
+                    return Err(TargetError::BadJid {
+                        key: format!("{key}.jid"),
+                        value: a.jid.clone(),
+                    });
+                }
+            }
+        }
+        address("apns.listen", &self.apns.listen)?;
+        non_empty("apns.bundle_id", &self.apns.bundle_id)?;
+        if self.kind == TargetKind::External {
+            non_empty(
+                "apns.credentials_dir",
+                &self.apns.credentials_dir.to_string_lossy(),
+            )?;
+        }
+        for (key, d) in [
+            ("timers.bucket_ms", self.timers.bucket),
+            ("timers.push_latency_ms", self.timers.push_latency),
+        ] {
+            if d.is_zero() {
+                return Err(TargetError::ZeroTimer { key: key.into() });
+            }
+        }
+        for (key, c) in [
+            ("commands.start", &self.commands.start),
+            ("commands.reset", &self.commands.reset),
+            ("commands.stop", &self.commands.stop),
+        ] {
+            if let Some(c) = c {
+                if c.run.trim().is_empty() {
+                    return Err(TargetError::BadCommand {
+                        key: format!("{key}.run"),
+                        reason: "empty command".into(),
+                    });
+                }
+                if c.timeout.is_zero() {
+                    return Err(TargetError::BadCommand {
+                        key: format!("{key}.timeout_ms"),
+                        reason: "a timeout of zero kills the command at once".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(key: &str, value: &str) -> Result<(), TargetError> {
+    if value.trim().is_empty() {
+        Err(TargetError::Empty { key: key.into() })
+    } else {
+        Ok(())
+    }
+}
+
+fn address(key: &str, value: &str) -> Result<SocketAddr, TargetError> {
+    value
+        .parse::<SocketAddr>()
+        .map_err(|e| TargetError::BadAddress {
+            key: key.into(),
+            value: value.into(),
+            reason: e.to_string(),
+        })
+}
+
+fn is_aor(s: &str) -> bool {
+    let rest = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:"));
+    match rest.and_then(|r| r.split_once('@')) {
+        Some((user, host)) => {
+            !user.is_empty() && !host.is_empty() && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn is_bare_jid(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('/')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// The dotted key a TOML error points at, found from the error's span: the table header above the
+/// span plus the key on the span's line.
+fn syntax_key(e: &toml::de::Error, text: &str) -> String {
+    let Some(span) = e.span() else {
+        return String::new();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let mut table = String::new();
+    for line in before.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            table = l.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+        }
+    }
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let key = match line.split_once('=') {
+        Some((k, _)) if !line.starts_with('[') => k.trim().to_owned(),
+        _ => String::new(),
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "kamailio"
+
+[sip]
+domain = "example.com"
+udp = "127.0.0.1:5060"
+tcp = "127.0.0.1:5060"
+
+[[sip.accounts]]
+name = "alice"
+aor = "sip:alice@example.com"
+username = "alice"
+password = "secret"
+
+[[sip.accounts]]
+name = "bob"
+aor = "sip:bob@example.com"
+
+[apns]
+listen = "127.0.0.1:8443"
+environment = "sandbox"
+auth = "certificate"
+credentials_dir = "creds"
+bundle_id = "com.example.app"
+
+[profile]
+cancel = "flexisip-replay"
+capabilities = ["fork"]
+
+[timers]
+bucket_ms = 5000
+push_latency_ms = 800
+
+[commands.start]
+run = "true"
+timeout_ms = 1000
+"#;
+
+    fn with(from: &str, to: &str) -> Result<Target, TargetError> {
+        assert!(GOOD.contains(from), "{from}");
+        Target::from_toml_str(&GOOD.replacen(from, to, 1))
+    }
+
+    #[test]
+    fn a_complete_file_loads() {
+        let t = Target::from_toml_str(GOOD).unwrap();
+        assert_eq!(t.kind, TargetKind::External);
+        assert_eq!(t.profile.cancel, CancelPolicy::FlexisipReplay);
+        assert_eq!(t.timers.bucket, Duration::from_secs(5));
+        assert_eq!(t.timers.grace, Duration::from_millis(500));
+        assert_eq!(t.apns.auth, ApnsAuth::Certificate);
+        assert_eq!(t.sip_account("bob").unwrap().aor, "sip:bob@example.com");
+        let names = t.profile_names();
+        assert!(
+            names.contains("flexisip-replay") && names.contains("fork") && names.contains("sip")
+        );
+        assert!(!names.contains("xmpp"));
+    }
+
+    #[test]
+    fn validation_errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("udp = \"127.0.0.1:5060\"", "udp = \"localhost\"", "sip.udp"),
+            (
+                "aor = \"sip:bob@example.com\"",
+                "aor = \"bob@example.com\"",
+                "sip.accounts[1].aor",
+            ),
+            ("name = \"bob\"", "name = \"alice\"", "sip.accounts[1].name"),
+            ("password = \"secret\"\n", "\n", "sip.accounts[0]"),
+            (
+                "listen = \"127.0.0.1:8443\"",
+                "listen = \"127.0.0.1\"",
+                "apns.listen",
+            ),
+            (
+                "bundle_id = \"com.example.app\"",
+                "bundle_id = \"\"",
+                "apns.bundle_id",
+            ),
+            ("bucket_ms = 5000", "bucket_ms = 0", "timers.bucket_ms"),
+            (
+                "timeout_ms = 1000",
+                "timeout_ms = 0",
+                "commands.start.timeout_ms",
+            ),
+            (
+                "cancel = \"flexisip-replay\"",
+                "cancel = \"replay\"",
+                "profile.cancel",
+            ),
+            ("auth = \"certificate\"", "auth = \"password\"", "apns.auth"),
+            (
+                "bucket_ms = 5000",
+                "bucket_ms = 5000\nbukcet = 1",
+                "timers.bukcet",
+            ),
+            ("name = \"kamailio\"", "name = \" \"", "name"),
+        ];
+        for (from, to, key) in cases {
+            let err = with(from, to).expect_err(to);
+            assert_eq!(err.key(), *key, "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_target_needs_a_protocol_and_a_transport() {
+        let no_transport =
+            with("udp = \"127.0.0.1:5060\"\ntcp = \"127.0.0.1:5060\"\n", "").unwrap_err();
+        assert!(
+            matches!(no_transport, TargetError::NoTransport { .. }),
+            "{no_transport}"
+        );
+        let start = GOOD.find("[sip]").unwrap();
+        let end = GOOD.find("[apns]").unwrap();
+        let text = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+        let err = Target::from_toml_str(&text).unwrap_err();
+        assert!(matches!(err, TargetError::NoProtocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_reference_is_valid_and_the_example_file_loads() {
+        Target::embedded_reference().validate().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/example.toml");
+        let t = Target::load(&path).unwrap();
+        assert!(t.apns.credentials_dir.is_absolute());
+        assert!(t.expected_failures.as_ref().unwrap().is_absolute());
+    }
+
+    #[tokio::test]
+    async fn commands_capture_output_and_time_out() {
+        let dir = std::env::temp_dir();
+        let ok = Command {
+            run: "echo hello; echo oops >&2; exit 3".into(),
+            timeout: Duration::from_secs(10),
+        };
+        let r = ok.execute("start", &dir).await.unwrap();
+        assert_eq!(r.exit_code, Some(3));
+        assert_eq!(r.stdout, "hello\n");
+        assert_eq!(r.stderr, "oops\n");
+        assert!(!r.succeeded());
+        let slow = Command {
+            run: "sleep 30".into(),
+            timeout: Duration::from_millis(200),
+        };
+        let r = slow.execute("reset", &dir).await.unwrap();
+        assert!(r.timed_out && !r.succeeded());
+    }
+}

@@ -130,10 +130,10 @@ pub enum Offline {
 /// Something that arrived for a call or a pending request.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A response to one of the call's requests.
-    Response(Message),
+    /// A response to one of the call's requests (boxed: channel blocks stay small).
+    Response(Box<Message>),
     /// A request inside the dialog (already answered by the endpoint when it needs an answer).
-    Request(Message),
+    Request(Box<Message>),
     /// A client transaction ended without a final response.
     TxTimeout { request: String, timer: char },
     /// Sending failed.
@@ -208,7 +208,7 @@ pub(crate) struct SentAck {
 
 /// What a client transaction task receives.
 enum TxInput {
-    Response(Message),
+    Response(Box<Message>),
     TransportFailed(String),
 }
 
@@ -740,7 +740,7 @@ impl Core {
         };
         let key = txn_key(via.branch().unwrap_or(""), &cseq.method);
         if let Some((_, tx)) = lock(&self.client_txns).get(&key) {
-            let _ = tx.send(TxInput::Response(msg));
+            let _ = tx.send(TxInput::Response(Box::new(msg)));
             return;
         }
         // A final response after the transaction ended: a retransmission (re-send our ACK) or a
@@ -759,7 +759,7 @@ impl Core {
                 return;
             };
             if cseq.method != "INVITE" || status < 200 {
-                let _ = route.events.send(Event::Response(msg));
+                let _ = route.events.send(Event::Response(Box::new(msg)));
                 return;
             }
             let resend = route.acks.iter().find(|a| a.to_tag == to_tag).cloned();
@@ -777,7 +777,7 @@ impl Core {
             self.ack_2xx(&invite, &msg, dest);
         }
         if let Some(route) = lock(&self.routes).get(&call_id) {
-            let _ = route.events.send(Event::Response(msg));
+            let _ = route.events.send(Event::Response(Box::new(msg)));
         }
     }
 
@@ -806,7 +806,7 @@ impl Core {
                 }
             }
             if let Some(route) = lock(&self.routes).get(&call_id) {
-                let _ = route.events.send(Event::Request(msg));
+                let _ = route.events.send(Event::Request(Box::new(msg)));
             }
             return;
         }
@@ -861,7 +861,7 @@ impl Core {
                 Some(events) => {
                     let code = if method == "INVITE" { 488 } else { 200 };
                     let _ = self.respond_with(&req, code, None, None);
-                    let _ = events.send(Event::Request(req.message));
+                    let _ = events.send(Event::Request(Box::new(req.message)));
                     if method == "BYE" {
                         lock(&self.routes).remove(&call_id);
                     }
@@ -914,7 +914,7 @@ impl Core {
             }
         }
         if let Some(route) = lock(&self.routes).get(call_id) {
-            let _ = route.events.send(Event::Request(req.message));
+            let _ = route.events.send(Event::Request(Box::new(req.message)));
         }
     }
 
@@ -1076,7 +1076,7 @@ impl Core {
                     m = rx.recv() => {
                         let resp = match m {
                             None => break,
-                            Some(TxInput::Response(r)) => r,
+                            Some(TxInput::Response(r)) => *r,
                             Some(TxInput::TransportFailed(why)) => {
                                 let _ = events.send(Event::Transport(why));
                                 break;
@@ -1093,7 +1093,7 @@ impl Core {
                                 interval = t.t2;
                                 next = Some(Instant::now() + interval);
                             }
-                            let _ = events.send(Event::Response(resp));
+                            let _ = events.send(Event::Response(Box::new(resp)));
                             continue;
                         }
                         if is_invite && code >= 300 {
@@ -1115,7 +1115,7 @@ impl Core {
                         if is_invite && ack_2xx && code < 300 {
                             core.ack_2xx(&req, &resp, dest);
                         }
-                        let _ = events.send(Event::Response(resp));
+                        let _ = events.send(Event::Response(Box::new(resp)));
                         break;
                     }
                     _ = tokio::time::sleep_until(wake) => {
@@ -1186,7 +1186,7 @@ impl Core {
                     })
                 }
                 Ok(None) => return Err(SipError::Transport("transaction ended".into())),
-                Ok(Some(Event::Response(m))) if m.status().unwrap_or(0) >= 200 => return Ok(m),
+                Ok(Some(Event::Response(m))) if m.status().unwrap_or(0) >= 200 => return Ok(*m),
                 Ok(Some(Event::Response(m))) => seen.push(m.summary()),
                 Ok(Some(Event::TxTimeout { request, timer })) => {
                     return Err(SipError::TransactionTimeout {

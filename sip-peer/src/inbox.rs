@@ -51,7 +51,7 @@ impl Inbox {
             Err(_) => Ok(None),
             Ok(None) => Err(SipError::State("the endpoint is gone".into())),
             Ok(Some(Event::Response(m))) | Ok(Some(Event::Request(m))) => {
-                self.history.push(m);
+                self.history.push(*m);
                 self.taken.push(false);
                 Ok(Some(self.history.len() - 1))
             }

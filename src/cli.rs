@@ -1,4 +1,5 @@
-//! The `pushbench` command line (clap): `run` the scenarios against a target, `list` them.
+//! The `pushbench` command line (clap): `run` the scenarios against a target, `list` them, and
+//! write the APNs `credentials` a gateway under test needs.
 
 use crate::catalog::Catalog;
 use crate::runner::{self, RunError, RunOptions};
@@ -25,6 +26,28 @@ pub enum Command {
     Run(RunArgs),
     /// List the scenarios with their requirement ids, and whether the target runs them.
     List(ListArgs),
+    /// Write what a gateway's APNs client needs to talk to the bench's mock APNs: the CA to trust,
+    /// a `.p8` signing key (token auth) and client certificates (certificate auth). A directory
+    /// that already holds credentials is reused, so a configured gateway keeps working.
+    Credentials(CredentialsArgs),
+}
+
+/// `pushbench credentials`.
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    /// The directory to write (point the target's `apns.credentials_dir` at it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The app's bundle id (VoIP topic `<bundle id>.voip`).
+    #[arg(long, default_value = mock_apns::credentials::DEFAULT_BUNDLE_ID)]
+    pub bundle_id: String,
+    /// The team id (10 characters); random when not given.
+    #[arg(long)]
+    pub team_id: Option<String>,
+    /// Extra DNS name or IP address for the mock's server certificate (repeatable), when the
+    /// gateway reaches the bench under another name.
+    #[arg(long = "server-name")]
+    pub server_names: Vec<String>,
 }
 
 /// `pushbench run`.
@@ -112,6 +135,16 @@ where
             }
             runner::exit_code(&result)
         }
+        Command::Credentials(a) => match credentials(&a) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pushbench: credentials: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::List(a) => match list(&a) {
             Ok(text) => {
                 print!("{text}");
@@ -168,5 +201,36 @@ pub fn list(a: &ListArgs) -> Result<String, RunError> {
         target.name,
         ids.len()
     ));
+    Ok(out)
+}
+
+/// Writes (or reuses) the credentials through mock-apns and says which file is for what.
+pub fn credentials(a: &CredentialsArgs) -> Result<String, mock_apns::CredentialsError> {
+    let c = mock_apns::Credentials::generate_or_load(
+        &a.out,
+        &a.bundle_id,
+        a.team_id.as_deref(),
+        &a.server_names,
+    )?;
+    let m = c.manifest();
+    let mut out = format!(
+        "credentials in {} (team id {}, bundle id {})\n  trust this CA (the mock's server certificate chains to it): {}\n  token auth: key {} (kid {}, iss {})\n",
+        c.dir().display(),
+        c.team_id(),
+        c.bundle_id(),
+        c.ca_path().display(),
+        c.key_path().display(),
+        c.key_id(),
+        c.team_id()
+    );
+    for cert in &m.client_certs {
+        out.push_str(&format!(
+            "  certificate auth ({}): cert {}, key {}\n",
+            cert.environment,
+            c.dir().join(&cert.cert_file).display(),
+            c.dir().join(&cert.key_file).display()
+        ));
+    }
+    out.push_str(&format!("  topics: {}\n", m.topics.join(", ")));
     Ok(out)
 }

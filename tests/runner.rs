@@ -322,3 +322,38 @@ fn list_shows_requirement_ids_and_applicability() {
         r.stdout
     );
 }
+
+#[test]
+fn credentials_are_written_once_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("creds");
+    let first = pushbench(&[
+        "credentials",
+        "--out",
+        out.to_str().unwrap(),
+        "--team-id",
+        "TEAM123456",
+    ]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains("team id TEAM123456"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("certificate auth (sandbox)"),
+        "{}",
+        first.stdout
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let key_file = manifest["keys"][0]["file"].as_str().unwrap();
+    let key = std::fs::read_to_string(out.join(key_file)).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    let ca = std::fs::read_to_string(out.join(manifest["ca_file"].as_str().unwrap())).unwrap();
+    assert!(ca.contains("BEGIN CERTIFICATE"));
+    // A second run keeps the same key, so a gateway configured with it keeps working.
+    let second = pushbench(&["credentials", "--out", out.to_str().unwrap()]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(first.stdout, second.stdout);
+}

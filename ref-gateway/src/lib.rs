@@ -9,31 +9,41 @@
 //! - [`faults`]: the ten fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
 //! - [`profile`]: the three CANCEL profiles.
 //!
-//! Planned layout for the SIP side (integration phase, on `sip-peer`'s parser and transports):
-//! - `registrar`: bindings per AOR keyed by `+sip.instance` (else Contact URI), each with its
-//!   `pn-provider` / `pn-param` / `pn-prid` (RFC 8599 §4.1, Linphone dialect included), expiry and
-//!   transport flow; 2xx to REGISTER carries `Feature-Caps: *;+sip.pns="apns"`; token rotation and
-//!   new source addresses update the binding instead of adding one; un-REGISTER stops pushes.
-//! - `bucket`: the SIP Request Push Bucket (RFC 8599 §5.2): an INVITE to a push-bound contact is
-//!   parked with its Bucket Timer, one push per (Call-ID, token); a REGISTER 2xx that matches on
-//!   the pn-* params (§5.3) releases it to the new flow; the timer firing answers 480; a push failure
-//!   (410/400/exhausted retries) answers 480 at once and a 410 evicts the binding.
-//! - `cancel`: the CANCEL policies where the standards allow two answers: `rfc8599-drop` (200 +
-//!   487, drop the bucket entry), `flexisip-replay` (200 + 487 upstream; on the device's REGISTER,
-//!   send the stored INVITE and a CANCEL right after, Reason kept) and `cancel-push` (a "call ended"
-//!   push with the payload's `kind: "cancel"`).
-//! - `proxy` / `fork`: stateful forking to every binding (awake contacts at once, push-bound ones
-//!   through the bucket); the first 2xx wins; the others get CANCEL with
-//!   `Reason: SIP;cause=200;text="Call completed elsewhere"` (or cause=600 for a global decline).
-//! - `push`: sends the pushes [`call_push::PushBuilder`] makes from the binding and the INVITE with
-//!   [`apns::ApnsClient`], one per (Call-ID, token), and maps the answer (410 evicts the binding,
-//!   other failures answer 480 at once).
-//! - the fault switches of [`faults`] are read by `bucket` (no-replay-on-register,
-//!   replay-cancelled-call, no-bucket-timer), `push` (ignore-410) and [`call_push`] (the rest).
-//! - `config`: the gateway's TOML (listen addresses, domain, APNs client, profile, timers, faults),
-//!   also buildable in-process.
+//! The SIP side (RFC 8599 registrar + stateful proxy on `sip-peer`'s parser), done:
+//! - [`gateway`]: [`RefGateway::start`]`(GatewayConfig) -> RefGateway` (bound addresses,
+//!   `set_faults`, `bindings`, `shutdown`); the binary `ref-gateway --config FILE` prints the
+//!   addresses as one JSON line.
+//! - [`config`]: the gateway's TOML (listen addresses, domain, APNs client, profile, timers, faults,
+//!   digest accounts), also buildable in-process.
+//! - [`flow`]: UDP/TCP/TLS listeners and the flows messages arrive on; everything goes back over a
+//!   flow (responses to the request's, requests to a phone over its last REGISTER's).
+//! - [`registrar`]: bindings per AOR keyed by `+sip.instance` (else Contact URI) with their pn-*
+//!   params (Linphone dialect included), expiry and flow; token rotation and new source addresses
+//!   update the binding; un-REGISTER stops pushes; optional digest (401) per account.
+//! - [`bucket`]: the SIP Request Push Bucket (RFC 8599 §5.2) entries and their §5.3 match.
+//! - [`cancel`]: what a bucket entry becomes when its call ends, per profile.
+//! - [`push`]: the binding's tokens, and the APNs clients (production / sandbox) that send what
+//!   [`call_push::PushBuilder`] makes; 410 evicts the binding, other failures answer 480 at once.
+//! - `proxy` (private): the stateful proxy core — 100 Trying, forking (awake contacts at once,
+//!   push-bound ones through the bucket), de-duplicated pushes per (Call-ID, token), release on a
+//!   matching REGISTER, Bucket Timer → 480, CANCEL → 200 + 487 and the profile, first 2xx wins and
+//!   the others get `Reason: SIP;cause=200;text="Call completed elsewhere"`, Record-Route and
+//!   in-dialog routing over the dialog's flows.
 
 pub mod apns;
+pub mod bucket;
 pub mod call_push;
+pub mod cancel;
+pub mod config;
 pub mod faults;
+pub mod flow;
+pub mod gateway;
 pub mod profile;
+mod proxy;
+pub mod push;
+pub mod registrar;
+
+pub use config::GatewayConfig;
+pub use faults::{Fault, Faults};
+pub use gateway::{Addresses, RefGateway, StartError};
+pub use profile::Profile;

@@ -1,0 +1,244 @@
+//! Shared set-up for the SIP end-to-end tests: a mock APNs, the reference gateway pointed at it
+//! with short timers, and sip-peer callers and phones registered through it.
+
+#![allow(dead_code)]
+
+use mock_apns::{Config, DeviceSpec, Environment, MockApns, PushRecord};
+use ref_gateway::config::{ApnsSettings, GatewayConfig, TlsIdentity};
+use ref_gateway::{Faults, Profile, RefGateway};
+use sip_peer::{
+    Caller, CallerConfig, EndpointConfig, PhoneAccount, PhoneConfig, PushParams, SipUri, TlsConfig,
+    Transport,
+};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use timeline::{Protocol, Timeline};
+
+/// Every await without its own deadline gets this one.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+/// The Bucket Timer of these tests.
+pub const BUCKET: Duration = Duration::from_millis(1000);
+/// How long "nothing happens" is watched.
+pub const QUIET: Duration = Duration::from_millis(700);
+
+pub const DOMAIN: &str = "example.com";
+
+/// Awaits `fut` or fails after `DEADLINE`.
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A fresh 64-hex-digit token.
+pub fn token() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{b}")
+}
+
+/// A CA-signed certificate for the gateway's TLS listener: (ca_pem, cert_pem, key_pem).
+pub fn tls_identity() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "ref-gateway test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// One scenario's parties.
+pub struct Bench {
+    pub timeline: Timeline,
+    pub apns: MockApns,
+    pub gw: RefGateway,
+    pub tls_ca: String,
+}
+
+pub struct Options {
+    pub profile: Profile,
+    pub faults: Faults,
+    pub accounts: Vec<ref_gateway::config::Account>,
+    pub push_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            profile: Profile::FlexisipReplay,
+            faults: Faults::none(),
+            accounts: Vec::new(),
+            push_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl Bench {
+    pub async fn start() -> Bench {
+        Bench::with(Options::default()).await
+    }
+
+    pub async fn with(opts: Options) -> Bench {
+        let timeline = Timeline::new();
+        let apns = MockApns::start(Config::default()).await.unwrap();
+        let creds = apns.credentials();
+        let auth = ref_gateway::apns::ApnsAuth::token_from_p8_file(
+            &creds.key_path(),
+            creds.key_id(),
+            creds.team_id(),
+        )
+        .unwrap();
+        let settings = ApnsSettings {
+            production: apns.production_addr(),
+            sandbox: apns.sandbox_addr(),
+            ca_pem: std::fs::read(creds.ca_path()).unwrap(),
+            auth,
+        };
+        let (ca, cert, key) = tls_identity();
+        let mut cfg = GatewayConfig::new(DOMAIN, settings);
+        cfg.tls = Some((
+            loopback(),
+            TlsIdentity {
+                cert_pem: cert.into_bytes(),
+                key_pem: key.into_bytes(),
+            },
+        ));
+        cfg.profile = opts.profile;
+        cfg.faults = opts.faults;
+        cfg.accounts = opts.accounts;
+        cfg.timers.bucket_timer = BUCKET;
+        cfg.timers.push_delay = opts.push_delay;
+        cfg.timers.retry.initial_backoff = Duration::from_millis(50);
+        cfg.timers.retry.max_backoff = Duration::from_millis(200);
+        cfg.sip_recorder = timeline.recorder("gateway", Protocol::Sip);
+        cfg.apns_recorder = timeline.recorder("gateway", Protocol::Apns);
+        let gw = RefGateway::start(cfg).await.unwrap();
+        Bench {
+            timeline,
+            apns,
+            gw,
+            tls_ca: ca,
+        }
+    }
+
+    pub fn bundle(&self) -> String {
+        self.apns.credentials().bundle_id().to_owned()
+    }
+
+    pub fn team(&self) -> String {
+        self.apns.credentials().team_id().to_owned()
+    }
+
+    /// Registers a VoIP token in mock-apns for `<bundle>.voip` only (production).
+    pub fn voip_device(&self, token: &str) {
+        self.apns.register_device(DeviceSpec::new(
+            token,
+            vec![format!("{}.voip", self.bundle())],
+            Environment::Production,
+        ));
+    }
+
+    pub fn endpoint(&self, t: Transport) -> EndpointConfig {
+        match t {
+            Transport::Udp => EndpointConfig::udp(loopback()),
+            Transport::Tcp => EndpointConfig::tcp(loopback()),
+            Transport::Tls => EndpointConfig::tls(
+                loopback(),
+                TlsConfig::client_trusting(self.tls_ca.as_bytes(), "localhost").unwrap(),
+            ),
+        }
+        .with_t1(Duration::from_millis(100))
+    }
+
+    pub fn aor(user: &str) -> SipUri {
+        SipUri::parse(&format!("sip:{user}@{DOMAIN}")).unwrap()
+    }
+
+    /// A phone account for `user` on transport `t`, with standard APNs push parameters.
+    pub async fn phone(&self, user: &str, t: Transport, token: Option<&str>) -> PhoneAccount {
+        let mut cfg = PhoneConfig::new(Bench::aor(user), self.gw.addr(t).unwrap());
+        cfg.push = token.map(|tok| PushParams::apns(tok, &self.team(), &self.bundle()));
+        cfg.instance = Some(format!("<urn:uuid:{}>", uuid::Uuid::new_v4()));
+        cfg.expires = 600;
+        PhoneAccount::start(
+            self.endpoint(t),
+            cfg,
+            self.timeline
+                .recorder(format!("{user}-{}", t.as_str()), Protocol::Sip),
+            "gateway",
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A phone with a custom configuration.
+    pub async fn phone_with(&self, cfg: PhoneConfig, t: Transport) -> PhoneAccount {
+        PhoneAccount::start(
+            self.endpoint(t),
+            cfg,
+            self.timeline.recorder("phone", Protocol::Sip),
+            "gateway",
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn caller(&self, t: Transport) -> Caller {
+        let cfg = CallerConfig::new(
+            SipUri::parse(&format!("sip:bob@{DOMAIN}")).unwrap(),
+            self.gw.addr(t).unwrap(),
+        );
+        Caller::new(
+            self.endpoint(t),
+            cfg,
+            self.timeline.recorder("bob", Protocol::Sip),
+            "gateway",
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Every push request mock-apns received for `token`.
+    pub fn pushes_for(&self, token: &str) -> Vec<PushRecord> {
+        self.apns
+            .push_log()
+            .into_iter()
+            .filter(|r| r.token.as_deref() == Some(token))
+            .collect()
+    }
+
+    /// The next push for `token` within 2 s, or a failure with the ladder.
+    pub async fn push_for(&self, token: &str) -> PushRecord {
+        match self.apns.next_push_for(token, Duration::from_secs(2)).await {
+            Ok(r) => r,
+            Err(e) => panic!("no push: {e:?}\n{}", self.timeline.ladder()),
+        }
+    }
+
+    /// Asserts no push reaches `token` during `QUIET`.
+    pub async fn no_push_for(&self, token: &str) {
+        if let Ok(r) = self.apns.next_push_for(token, QUIET).await {
+            panic!(
+                "unexpected push {}\n{}",
+                r.summary(),
+                self.timeline.ladder()
+            );
+        }
+    }
+
+    /// Puts a registered phone to sleep: connections closed, app suspended.
+    pub fn sleep(phone: &PhoneAccount) {
+        phone.set_offline(sip_peer::Offline::Disconnected);
+    }
+}

@@ -122,6 +122,8 @@ enum Via {
 struct Case {
     via: Via,
     auth: bool,
+    /// After the first call, wake the phone on a new connection and call it again.
+    wake: bool,
 }
 
 fn endpoint(via: Via, kamailio: &Kamailio) -> EndpointConfig {
@@ -218,27 +220,17 @@ async fn call_through_kamailio(case: Case) {
         )
         .await?;
         let target = format!("sip:bob@127.0.0.1:{}", proxy.port());
-        let mut call = caller.invite(&target)?;
-        // the caller answers a 407 while its script awaits a step, so await the 180 first
-        call.await_status(180, STEP).await?;
-        let mut incoming = phone.next_call(STEP).await?;
-        // Kamailio rewrote the Request-URI to the registered Contact, pn-* included
-        let ruri = SipUri::parse(incoming.request().request_uri().unwrap_or(""))?;
-        let pushed = PushParams::from_uri(&ruri)
-            .ok_or_else(|| anyhow::anyhow!("INVITE R-URI without pn-*: {ruri}"))?;
-        anyhow::ensure!(
-            pushed.apns_voip()?.token == TOKEN,
-            "wrong token in the R-URI"
-        );
-        anyhow::ensure!(
-            !incoming.request().record_routes()?.is_empty(),
-            "Kamailio did not Record-Route the INVITE"
-        );
-        call.await_answered(STEP).await?;
-        incoming.await_ack(STEP).await?;
-        let bye = call.bye(STEP).await?;
-        anyhow::ensure!(bye.status() == Some(200), "BYE answered {}", bye.summary());
-        incoming.await_bye(STEP).await?;
+        one_call(&caller, &phone, &target).await?;
+        if case.wake {
+            // the iPhone wakes on a push: new connection, new REGISTER; the next call must come
+            // down that new connection (the phone has no listener Kamailio could connect to)
+            phone.wake(true, STEP).await?;
+            anyhow::ensure!(
+                phone.endpoint().connection_count() == 1,
+                "not exactly one connection after the wake"
+            );
+            one_call(&caller, &phone, &target).await?;
+        }
         if case.auth {
             let challenged = timeline
                 .events()
@@ -253,11 +245,38 @@ async fn call_through_kamailio(case: Case) {
     .await;
 }
 
+/// One call from `caller` to `target` through Kamailio, answered by `phone`, torn down by BYE.
+async fn one_call(caller: &Caller, phone: &PhoneAccount, target: &str) -> anyhow::Result<()> {
+    let mut call = caller.invite(target)?;
+    // the caller answers a 407 while its script awaits a step, so await the 180 first
+    call.await_status(180, STEP).await?;
+    let mut incoming = phone.next_call(STEP).await?;
+    // Kamailio rewrote the Request-URI to the registered Contact, pn-* included
+    let ruri = SipUri::parse(incoming.request().request_uri().unwrap_or(""))?;
+    let pushed = PushParams::from_uri(&ruri)
+        .ok_or_else(|| anyhow::anyhow!("INVITE R-URI without pn-*: {ruri}"))?;
+    anyhow::ensure!(
+        pushed.apns_voip()?.token == TOKEN,
+        "wrong token in the R-URI"
+    );
+    anyhow::ensure!(
+        !incoming.request().record_routes()?.is_empty(),
+        "Kamailio did not Record-Route the INVITE"
+    );
+    call.await_answered(STEP).await?;
+    incoming.await_ack(STEP).await?;
+    let bye = call.bye(STEP).await?;
+    anyhow::ensure!(bye.status() == Some(200), "BYE answered {}", bye.summary());
+    incoming.await_bye(STEP).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn phone_registers_with_pn_params_and_caller_calls_it_through_kamailio_udp() {
     call_through_kamailio(Case {
         via: Via::Udp,
         auth: false,
+        wake: false,
     })
     .await;
 }
@@ -267,6 +286,7 @@ async fn digest_auth_register_401_and_invite_407_through_kamailio() {
     call_through_kamailio(Case {
         via: Via::Udp,
         auth: true,
+        wake: false,
     })
     .await;
 }
@@ -276,6 +296,7 @@ async fn phone_and_caller_through_kamailio_over_tcp() {
     call_through_kamailio(Case {
         via: Via::Tcp,
         auth: false,
+        wake: false,
     })
     .await;
 }
@@ -285,6 +306,17 @@ async fn phone_and_caller_through_kamailio_over_tls() {
     call_through_kamailio(Case {
         via: Via::Tls,
         auth: false,
+        wake: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn phone_woken_on_a_new_tls_connection_gets_the_next_call_through_kamailio() {
+    call_through_kamailio(Case {
+        via: Via::Tls,
+        auth: false,
+        wake: true,
     })
     .await;
 }

@@ -6,6 +6,7 @@ use crate::Environment;
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -125,6 +126,7 @@ pub struct PushLog {
     inner: Mutex<LogInner>,
     capacity: usize,
     notify: Notify,
+    waiters: AtomicUsize,
 }
 
 struct LogInner {
@@ -142,6 +144,7 @@ impl PushLog {
             }),
             capacity: capacity.max(1),
             notify: Notify::new(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
@@ -151,17 +154,23 @@ impl PushLog {
 
     /// Appends a record (its `seq` is assigned here) and wakes waiters.
     pub fn push(&self, mut record: PushRecord) -> u64 {
-        let seq = {
+        let (seq, evicted) = {
             let mut inner = self.lock();
             record.seq = inner.next_seq;
             inner.next_seq += 1;
-            if inner.records.len() >= self.capacity {
-                inner.records.pop_front();
-            }
+            let evicted = if inner.records.len() >= self.capacity {
+                inner.records.pop_front()
+            } else {
+                None
+            };
             inner.records.push_back(Arc::new(record));
-            inner.next_seq - 1
+            (inner.next_seq - 1, evicted)
         };
-        self.notify.notify_waiters();
+        // Freed outside the lock.
+        drop(evicted);
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            self.notify.notify_waiters();
+        }
         seq
     }
 
@@ -196,6 +205,14 @@ impl PushLog {
         after: u64,
         deadline: tokio::time::Instant,
     ) -> Option<PushRecord> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiters);
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);

@@ -421,7 +421,7 @@ async fn request(
                 Some(FaultAction::DelayMs(_)) | None => {
                     match shared
                         .devices
-                        .accept(push, conn.env, &apns_id, &payload, now_ms())
+                        .accept(push, conn.env, &apns_id, &payload, now)
                     {
                         Ok(outcome) => Finish::Respond(Answer {
                             status: 200,
@@ -503,7 +503,7 @@ async fn request(
     }
     shared.log.push(PushRecord {
         seq: 0,
-        time_ms: now_ms(),
+        time_ms: now,
         connection_id: conn.id,
         auth: validation.identity,
         environment: conn.env,

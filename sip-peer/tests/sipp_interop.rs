@@ -257,3 +257,40 @@ async fn sipp_uac_cancels_and_the_phone_answers_487_over_udp() {
 async fn sipp_uac_cancels_and_the_phone_answers_487_over_tcp() {
     sipp_cancels_while_the_phone_rings("t1").await;
 }
+
+// ---- IPv6 ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn caller_calls_sipp_uas_over_udp_on_ipv6_loopback() {
+    let port = free_port();
+    let mut cfg = SippConfig::new("uas_answer.xml", "u1", port);
+    cfg.ip = "::1";
+    let sipp = Sipp::start(cfg);
+    let timeline = Timeline::new();
+    let sipp_addr: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    with_ladder(&timeline, async {
+        let any6: SocketAddr = "[::1]:0".parse()?;
+        let caller = Caller::new(
+            EndpointConfig::udp(any6).with_t1(Duration::from_millis(100)),
+            CallerConfig::new(SipUri::parse("sip:alice@[::1]")?, sipp_addr),
+            timeline.recorder("caller", Protocol::Sip),
+            "sipp",
+        )
+        .await?;
+        let mut call = caller.invite(&format!("sip:bob@[::1]:{port}"))?;
+        call.await_status(180, STEP).await?;
+        let ok = call.await_answered(STEP).await?;
+        // SIPp's Contact carries its IPv6 address, and the dialog follows it
+        let contact = ok.contacts()?;
+        let host = contact
+            .first()
+            .and_then(|c| c.addr())
+            .map(|a| a.uri.host.clone())
+            .unwrap_or_default();
+        anyhow::ensure!(host == "[::1]", "SIPp's Contact host {host:?}");
+        call.bye(STEP).await?;
+        Ok(())
+    })
+    .await;
+    sipp_exit(sipp).await;
+}

@@ -122,6 +122,8 @@ pub struct Sipp {
 /// How a SIPp run is set up. `transport` is SIPp's `-t` value (`u1` or `t1`).
 pub struct SippConfig<'a> {
     pub scenario: &'a str,
+    /// Local address SIPp binds and writes in its messages (`127.0.0.1` or `::1`).
+    pub ip: &'a str,
     pub transport: &'a str,
     pub local_port: u16,
     /// `host:port` to call (UAC); `None` for a UAS.
@@ -139,6 +141,7 @@ impl<'a> SippConfig<'a> {
     pub fn new(scenario: &'a str, transport: &'a str, local_port: u16) -> Self {
         SippConfig {
             scenario,
+            ip: "127.0.0.1",
             transport,
             local_port,
             remote: None,
@@ -160,7 +163,7 @@ impl Sipp {
         cmd.current_dir(dir.path())
             .arg("-sf")
             .arg(&scenario)
-            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-bind_local"])
+            .args(["-i", cfg.ip, "-mi", cfg.ip, "-bind_local"])
             .args(["-p", &cfg.local_port.to_string()])
             .args(["-t", cfg.transport])
             .args(["-m", &cfg.calls.to_string()])

@@ -29,7 +29,7 @@ pub struct Attempt {
     pub running: Option<(String, String, Instant)>,
     /// What went wrong: (verdict, reason, the step as `Keyword text`).
     pub problems: Vec<(Verdict, String, Option<String>)>,
-    /// Verdicts the steps recorded with `BenchWorld::set_verdict`, copied by the after hook.
+    /// Verdicts the steps recorded with `BenchWorld::set_verdict`.
     pub recorded: Vec<(Verdict, String)>,
     /// True when cucumber counts the attempt as failed (it retries those while retries are left).
     pub cucumber_failed: bool,
@@ -92,6 +92,9 @@ pub struct Collected {
     pub attempts: HashMap<ScenarioKey, Attempt>,
     /// Timelines of the latest attempts, registered by the before hook.
     pub timelines: HashMap<ScenarioKey, timeline::Timeline>,
+    /// Verdicts the latest attempts recorded with `BenchWorld::set_verdict`, stored by the after
+    /// hook (which runs before the writer sees the attempt finish).
+    pub recorded: HashMap<ScenarioKey, Vec<(Verdict, String)>>,
     /// Scenarios finished for good.
     pub done: usize,
     /// Things to tell the operator.
@@ -140,6 +143,10 @@ impl Collector {
         let key = ScenarioKey::of(feature, scenario);
         let number = ev.retries.map(|r| r.current + 1).unwrap_or(1);
         let mut c = lock(&self.shared);
+        let recorded = match ev.event {
+            event::Scenario::Finished => c.recorded.get(&key).cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
         if let event::Scenario::Started = ev.event {
             c.attempts.insert(key, Attempt::new(number));
             return;
@@ -170,6 +177,7 @@ impl Collector {
             event::Scenario::Finished => {
                 a.finished = Some(Instant::now());
                 a.running = None;
+                a.recorded = recorded;
                 let retry = a.cucumber_failed && ev.retries.is_some_and(|r| r.left > 0);
                 a.is_final = !retry;
                 let (verdict, reason, _) = a.decide();

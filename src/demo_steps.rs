@@ -74,3 +74,8 @@ fn records(w: &mut BenchWorld, reason: String) {
 fn panics(_w: &mut BenchWorld) {
     panic!("the demo step panicked on purpose");
 }
+
+#[then("the demo step never returns")]
+async fn hangs(_w: &mut BenchWorld) {
+    futures::future::pending::<()>().await;
+}

@@ -396,10 +396,7 @@ async fn execute(
                         "{key}: teardown {what:?} overran {teardown_timeout:?}"
                     ));
                 }
-                let recorded = world.verdicts().to_vec();
-                if let Some(a) = c.attempts.get_mut(&key) {
-                    a.recorded = recorded;
-                }
+                c.recorded.insert(key, world.verdicts().to_vec());
             }
             .boxed_local()
         });

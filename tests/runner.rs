@@ -17,8 +17,14 @@ struct Run {
 
 /// Runs `pushbench ARGS` in the package directory, killing it after 60 s.
 fn pushbench(args: &[&str]) -> Run {
+    pushbench_env(args, &[])
+}
+
+/// Same, with extra environment variables.
+fn pushbench_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -356,4 +362,86 @@ fn credentials_are_written_once_and_reused() {
     let second = pushbench(&["credentials", "--out", out.to_str().unwrap()]);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(first.stdout, second.stdout);
+}
+
+#[test]
+fn a_step_that_never_returns_is_inconclusive_at_the_run_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = out(&dir, "hang.xml");
+    let r = pushbench(&[
+        "run",
+        "--timeout",
+        "2",
+        "--junit",
+        junit.to_str().unwrap(),
+        &format!("{FIXTURES}/hang"),
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "still running at the run's deadline of 2s: Then the demo step never returns"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Passes while the other hangs [pass]"),
+        "{}",
+        r.stdout
+    );
+    let cases = testcases(&junit);
+    assert_eq!(case(&cases, "Hangs"), ["error"]);
+    assert!(case(&cases, "Passes while the other hangs").is_empty());
+}
+
+#[test]
+fn target_commands_run_around_the_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = [("PUSHBENCH_TRACE_DIR", dir.path())];
+    let pass = format!("{FIXTURES}/pass");
+    let html = out(&dir, "r.html");
+    let r = pushbench_env(
+        &[
+            "run",
+            "--target",
+            &format!("{FIXTURES}/commands/start-ok.toml"),
+            "--html",
+            html.to_str().unwrap(),
+            &pass,
+        ],
+        &trace,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for (file, text) in [
+        ("start", "started"),
+        ("reset", "reset"),
+        ("stop", "stopped"),
+    ] {
+        let got = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+        assert_eq!(got.trim(), text, "{file}");
+    }
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("command start"), "commands are in the report");
+
+    std::fs::remove_file(dir.path().join("stop")).unwrap();
+    let r = pushbench_env(
+        &[
+            "run",
+            "--target",
+            &format!("{FIXTURES}/commands/start-fails.toml"),
+            &pass,
+        ],
+        &trace,
+    );
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("target command start failed")
+            && r.stderr.contains("the gateway would not start"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        dir.path().join("stop").exists(),
+        "stop runs even when start failed"
+    );
 }

@@ -138,13 +138,13 @@ async fn connection(
     };
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (tap, handle) = FrameTap::new(tls, Some(initial));
-    let mut h2c = h2::server::Builder::new()
+    let handshake = h2::server::Builder::new()
         .max_concurrent_streams(shared.max_concurrent_streams)
         .max_header_list_size(8000)
         .initial_window_size(65_535)
         .max_frame_size(16_384)
-        .handshake::<_, Bytes>(tap)
-        .await?;
+        .handshake::<_, Bytes>(tap);
+    let mut h2c = tokio::time::timeout(IO_DEADLINE, handshake).await??;
     tracing::debug!(%peer, id, env = env.as_str(), cert = cert.is_some(), "HTTP/2 connection");
     let conn = Arc::new(Connection {
         id,

@@ -278,22 +278,27 @@ async fn token_auth_end_to_end() {
         .expect("connection closes after GOAWAY")
         .unwrap();
 
-    // The error of next_push_for lists what arrived.
-    let _ = apns.next_push_for(&token, D).await.unwrap();
-    let log_len = apns.push_log().len();
-    let mut last = None;
-    for _ in 0..log_len {
-        last = apns
-            .next_push_for(&token, Duration::from_millis(1))
-            .await
-            .ok()
-            .or(last);
-    }
+    // next_push_for returns each request once, in order; then its error lists what arrived.
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        while let Ok(r) = apns.next_push_for(&token, Duration::from_millis(50)).await {
+            out.push(r.status);
+        }
+        out
+    };
+    // After the first 200 (taken above): BadPriority, 429, 410, 503; the GOAWAY'd request is
+    // logged with status 0 (no answer).
+    assert_eq!(statuses, [400, 429, 410, 503, 0], "{statuses:?}");
     let none = apns
         .next_push_for(&token, Duration::from_millis(20))
         .await
         .unwrap_err();
-    assert!(none.to_string().contains("BadPriority"), "{none}");
+    let msg = none.to_string();
+    assert!(
+        msg.contains("reason=BadPriority") && msg.contains("reason=TooManyProviderTokenUpdates"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("no push for token {token}")), "{msg}");
 }
 
 /// Reads frames until one of `kind` arrives; returns its (stream, payload).

@@ -154,7 +154,15 @@ fn scenario(out: &mut String, i: usize, s: &ScenarioResult) {
     if s.events.is_empty() {
         out.push_str("<p><i>no message recorded</i></p>\n");
     } else {
-        out.push_str(&sequence_svg(&s.events));
+        let verdict_line = s.reason.as_ref().map(|r| {
+            let step = s.failed_step.as_deref().unwrap_or("");
+            format!("{}: {step} {}", s.verdict, r.lines().next().unwrap_or(""))
+        });
+        out.push_str(&sequence_svg(
+            &s.events,
+            &format!("arrow{i}"),
+            verdict_line.as_deref(),
+        ));
         out.push_str("<details><summary>raw messages</summary>\n");
         for e in &s.events {
             if e.direction == Direction::Note {
@@ -183,8 +191,10 @@ const ROW: usize = 26;
 const TOP: usize = 40;
 
 /// The timeline as an SVG sequence diagram: one lifeline per party, one arrow per message (its
-/// `<title>` holds the raw bytes), notes as boxes on the party's lifeline.
-pub fn sequence_svg(events: &[Event]) -> String {
+/// `<title>` holds the raw bytes), notes as boxes on the party's lifeline. `marker_id` names the
+/// arrowhead, unique per diagram of a page; `verdict`, when given, is a last row in red (why the
+/// scenario did not pass, under the exchange that led to it).
+pub fn sequence_svg(events: &[Event], marker_id: &str, verdict: Option<&str>) -> String {
     let mut parties: Vec<&str> = Vec::new();
     for e in events {
         let (a, b) = e.endpoints();
@@ -196,11 +206,12 @@ pub fn sequence_svg(events: &[Event]) -> String {
     }
     let x = |p: &str| LEFT + parties.iter().position(|q| *q == p).unwrap_or(0) * COL;
     let width = LEFT + parties.len() * COL + 260;
-    let height = TOP + (events.len() + 1) * ROW;
+    let rows = events.len() + usize::from(verdict.is_some());
+    let height = TOP + (rows + 1) * ROW;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">\n<defs><marker id=\"a\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#333\"/></marker></defs>"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">\n<defs><marker id=\"{marker_id}\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#333\"/></marker></defs>"
     );
     for p in &parties {
         let px = x(p);
@@ -241,13 +252,21 @@ pub fn sequence_svg(events: &[Event]) -> String {
             let (x1, x2) = (x(from), x(to));
             let _ = writeln!(
                 svg,
-                "<g><title>{}</title><line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#333\" marker-end=\"url(#a)\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
+                "<g><title>{}</title><line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#333\" marker-end=\"url(#{marker_id})\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
                 esc(&e.raw_text()),
                 x1.min(x2) + 6,
                 y - 4,
                 esc(&label)
             );
         }
+    }
+    if let Some(v) = verdict {
+        let y = TOP + events.len() * ROW + ROW / 2 + 4;
+        let _ = writeln!(
+            svg,
+            "<text x=\"4\" y=\"{y}\" fill=\"#c0392b\" font-weight=\"bold\">{}</text>",
+            esc(v)
+        );
     }
     svg.push_str("</svg>\n");
     svg
@@ -268,6 +287,7 @@ mod tests {
         let html = render(&r);
         assert_eq!(html.matches("<section").count(), 2);
         assert_eq!(html.matches("<svg").count(), 2);
+        assert!(html.contains("id=\"arrow0\"") && html.contains("url(#arrow1)"));
         assert!(html.contains("a &lt;b&gt;"));
         assert!(!html.contains("<script"));
         assert!(!html

@@ -139,7 +139,7 @@ impl Caller {
                 CallRoute {
                     events: tx.clone(),
                     acks: Vec::new(),
-                    invite: Some((invite.clone(), self.cfg.proxy)),
+                    invite: self.cfg.auto_ack.then(|| (invite.clone(), self.cfg.proxy)),
                 },
             );
         let call = Call {
@@ -338,7 +338,9 @@ impl Call {
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(&self.call_id)
         {
-            r.invite = Some((invite.clone(), self.dest));
+            if self.cfg.auto_ack {
+                r.invite = Some((invite.clone(), self.dest));
+            }
         }
         self.core
             .start_client(invite, self.dest, self.events.clone(), self.cfg.auto_ack)

@@ -193,7 +193,8 @@ pub(crate) struct CallRoute {
     /// The ACKs sent for this call's INVITE, one per To-tag (forked 2xx each get their own),
     /// re-sent on a retransmitted final response.
     pub acks: Vec<SentAck>,
-    /// The INVITE as last sent (caller side), to ACK a 2xx from another fork.
+    /// The INVITE as last sent (caller side) when 2xx are ACKed automatically, to ACK a 2xx
+    /// from another fork.
     pub invite: Option<(Message, SocketAddr)>,
 }
 

@@ -7,6 +7,8 @@ use crate::profile::Profile;
 
 /// `Reason` of the CANCEL sent to the other branches when one answers (RFC 3326, Flexisip).
 pub const ANSWERED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+/// `Reason` of the CANCEL sent to the other branches when one declines with a 6xx (Flexisip).
+pub const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 
 /// What happens to a bucket entry whose call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

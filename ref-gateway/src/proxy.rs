@@ -13,7 +13,7 @@
 
 use crate::bucket::{BucketEntry, EntryState};
 use crate::call_push::PushBuilder;
-use crate::cancel::{on_call_ended, OnCallEnded, ANSWERED_ELSEWHERE};
+use crate::cancel::{on_call_ended, OnCallEnded, ANSWERED_ELSEWHERE, BUSY_EVERYWHERE};
 use crate::config::{Account, GatewayConfig, Timers};
 use crate::faults::{Fault, Faults};
 use crate::flow::{Flow, Inbound, Listeners};
@@ -1122,6 +1122,18 @@ impl Proxy {
             return;
         }
         if retransmission || replay || call.final_sent {
+            return;
+        }
+        if code >= 600 && is_invite {
+            // A global decline ends the call everywhere (RFC 3261 §16.7 step 5, Flexisip).
+            call.final_sent = true;
+            call.last_response = Some(resp.clone());
+            if let Some(t) = call.timer.take() {
+                t.abort();
+            }
+            let up = call.upstream;
+            out.send(&up, &resp);
+            self.end_call(id, Some(idx), Some(BUSY_EVERYWHERE.to_owned()));
             return;
         }
         let better = match &call.best {

@@ -534,3 +534,29 @@ async fn a_message_to_a_voip_only_phone_pushes_nothing_and_gets_480() {
     assert_eq!(resp.status(), Some(480));
     b.no_push_for(&tok).await;
 }
+
+#[tokio::test]
+async fn a_decline_on_one_device_ends_the_call_everywhere_with_busy_everywhere() {
+    let b = Bench::start().await;
+    let tok = token();
+    b.voip_device(&tok);
+    let iphone = b.phone("alice", Transport::Tcp, Some(&tok)).await;
+    let desktop = b.phone("alice", Transport::Udp, None).await;
+    iphone.register(ONE_S).await.unwrap();
+    desktop.register(ONE_S).await.unwrap();
+    Bench::sleep(&iphone);
+    let bob = b.caller(Transport::Udp).await;
+    let mut call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    let on_desktop = desktop.next_call(ONE_S).await.unwrap();
+    b.push_for(&tok).await;
+    on_desktop.reject(603).unwrap();
+    let fin = call.await_final(ONE_S).await.unwrap();
+    assert_eq!(fin.status(), Some(603));
+    iphone.wake(true, ONE_S).await.unwrap();
+    let mut on_iphone = iphone.next_call(ONE_S).await.unwrap();
+    let cancel = on_iphone.await_cancel(ONE_S).await.unwrap();
+    assert_eq!(
+        cancel.reason(),
+        Some("SIP;cause=600;text=\"Busy Everywhere\"")
+    );
+}

@@ -3,6 +3,7 @@
 
 use crate::catalog::Catalog;
 use crate::runner::{self, RunError, RunOptions};
+use crate::target::CancelPolicy;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -56,6 +57,10 @@ pub struct RunArgs {
     /// The target file (TOML); without it, the embedded reference gateway.
     #[arg(long, env = "PUSHBENCH_TARGET")]
     pub target: Option<PathBuf>,
+    /// Without --target: run the embedded reference gateway in this cancel profile
+    /// (rfc8599-drop, flexisip-replay or cancel-push; default rfc8599-drop).
+    #[arg(long, value_parser = parse_cancel)]
+    pub embedded_cancel: Option<CancelPolicy>,
     /// Tag expression selecting scenarios, e.g. '@req:SIP-C2 or @apns'.
     #[arg(long)]
     pub tags: Option<String>,
@@ -85,6 +90,9 @@ pub struct ListArgs {
     /// The target file, to show which scenarios are not applicable to it.
     #[arg(long, env = "PUSHBENCH_TARGET")]
     pub target: Option<PathBuf>,
+    /// Without --target: the embedded reference gateway's cancel profile.
+    #[arg(long, value_parser = parse_cancel)]
+    pub embedded_cancel: Option<CancelPolicy>,
     /// Tag expression selecting scenarios.
     #[arg(long)]
     pub tags: Option<String>,
@@ -97,6 +105,7 @@ impl From<RunArgs> for RunOptions {
     fn from(a: RunArgs) -> Self {
         RunOptions {
             target: a.target,
+            embedded_cancel: a.embedded_cancel,
             tags: a.tags,
             features: a.features,
             junit: a.junit,
@@ -107,6 +116,12 @@ impl From<RunArgs> for RunOptions {
             ..RunOptions::default()
         }
     }
+}
+
+fn parse_cancel(s: &str) -> Result<CancelPolicy, String> {
+    toml::Value::String(s.to_owned())
+        .try_into()
+        .map_err(|_| format!("{s:?}: expected rfc8599-drop, flexisip-replay or cancel-push"))
 }
 
 /// Parses the process's arguments and runs.
@@ -163,6 +178,7 @@ where
 pub fn list(a: &ListArgs) -> Result<String, RunError> {
     let opts = RunOptions {
         target: a.target.clone(),
+        embedded_cancel: a.embedded_cancel,
         ..RunOptions::default()
     };
     let (target, _) = runner::load_target(&opts)?;

@@ -13,7 +13,7 @@ use crate::catalog::{parse_tags, Catalog, LoadError, ScenarioInfo, ScenarioKey};
 use crate::collector::{self, Attempt, Collector, Shared};
 use crate::expected::{ExpectedError, ExpectedFailures, Outcome};
 use crate::report::{self, RunReport, ScenarioResult, StepRun, StepStatus};
-use crate::target::{CommandRun, Target, TargetError};
+use crate::target::{CancelPolicy, CommandRun, Target, TargetError};
 use crate::verdict::Verdict;
 use crate::world::{BenchWorld, ScenarioContext};
 use cucumber::{cli, gherkin, World as _};
@@ -29,6 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct RunOptions {
     /// The target file; `None` runs against [`Target::embedded_reference`].
     pub target: Option<PathBuf>,
+    /// The cancel policy of the embedded reference gateway (only without `target`): runs the
+    /// suite against the reference gateway in another profile.
+    pub embedded_cancel: Option<CancelPolicy>,
     /// A cucumber tag expression (`@req:SIP-C2 or @apns`).
     pub tags: Option<String>,
     /// Feature files or directories.
@@ -53,6 +56,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             target: None,
+            embedded_cancel: None,
             tags: None,
             features: vec![PathBuf::from("features")],
             junit: None,
@@ -81,6 +85,9 @@ pub enum RunError {
     /// The tag expression does not parse.
     #[error("{0}")]
     Tags(String),
+    /// Options that do not go together.
+    #[error("{0}")]
+    Usage(String),
     /// The selection is empty: never a pass.
     #[error("no scenario selected (features {features}, tags {tags}): nothing would be tested")]
     NothingSelected {
@@ -173,6 +180,11 @@ pub fn plan<'a>(
 
 /// Loads the target named in `opts` (or the embedded one) and the directory its commands run in.
 pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
+    if opts.target.is_some() && opts.embedded_cancel.is_some() {
+        return Err(RunError::Usage(
+            "--embedded-cancel applies to the embedded reference gateway; a target file declares its own [profile] cancel".into(),
+        ));
+    }
     match &opts.target {
         Some(p) => {
             let t = Target::load(p)?;
@@ -183,7 +195,13 @@ pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
                 .unwrap_or_else(|| PathBuf::from("."));
             Ok((t, dir))
         }
-        None => Ok((Target::embedded_reference(), PathBuf::from("."))),
+        None => {
+            let mut t = Target::embedded_reference();
+            if let Some(c) = opts.embedded_cancel {
+                t.profile.cancel = c;
+            }
+            Ok((t, PathBuf::from(".")))
+        }
     }
 }
 

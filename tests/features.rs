@@ -27,6 +27,7 @@ fn main() -> ExitCode {
 /// Options of `pushbench run` that take a value.
 const TAKES_VALUE: &[&str] = &[
     "--target",
+    "--embedded-cancel",
     "--tags",
     "--junit",
     "--json",

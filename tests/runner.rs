@@ -265,6 +265,49 @@ fn expected_failures_gate_the_run() {
 }
 
 #[test]
+fn the_embedded_gateway_runs_in_another_cancel_profile() {
+    let pass = format!("{FIXTURES}/pass");
+    let r = pushbench(&["run", "--embedded-cancel", "cancel-push", &pass]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("Only for gateways that send a cancel push [pass]"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("For gateways that drop or replay [not-applicable]"),
+        "{}",
+        r.stdout
+    );
+    let r = pushbench(&["run", "--embedded-cancel", "replay", &pass]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("expected rfc8599-drop, flexisip-replay or cancel-push"),
+        "{}",
+        r.stderr
+    );
+    let target = format!("{FIXTURES}/demo-target.toml");
+    let r = pushbench(&[
+        "run",
+        "--target",
+        &target,
+        "--embedded-cancel",
+        "cancel-push",
+        &pass,
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--embedded-cancel applies to the embedded"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn selecting_nothing_is_an_error_not_a_pass() {
     let r = pushbench(&["run", "--tags", "@no-such-tag", &format!("{FIXTURES}/pass")]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);

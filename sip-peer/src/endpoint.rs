@@ -174,8 +174,10 @@ struct ServerTxn {
     final_code: Option<u16>,
     last: Option<(Bytes, String)>,
     source: SocketAddr,
-    /// The INVITE, kept to build a 487 on CANCEL.
-    invite: Option<Message>,
+    /// The INVITE's bytes (a cheap shared copy), parsed again to build a 487 on CANCEL.
+    invite: Option<Bytes>,
+    /// The INVITE's `call-id|cseq`, the key of its 2xx ACK signal.
+    dialog_key: Option<String>,
     to_tag: Option<String>,
     ack: Arc<AckSignal>,
 }
@@ -388,6 +390,15 @@ impl Endpoint {
 }
 
 impl Core {
+    /// The message's summary for the timeline, or nothing when the recorder is off (load runs).
+    pub fn summary_of(&self, m: &Message) -> String {
+        if self.recorder.timeline().is_some() {
+            m.summary()
+        } else {
+            String::new()
+        }
+    }
+
     pub fn transport_name(&self) -> &'static str {
         self.cfg.transport.as_str()
     }
@@ -723,11 +734,15 @@ impl Core {
             return;
         }
         if self.recorder.timeline().is_some() {
-            self.recorder
-                .received(&self.peer, self.transport_name(), msg.summary(), raw);
+            self.recorder.received(
+                &self.peer,
+                self.transport_name(),
+                msg.summary(),
+                raw.clone(),
+            );
         }
         if msg.is_request() {
-            self.on_request(msg, from);
+            self.on_request(msg, raw, from);
         } else {
             self.on_response(msg);
         }
@@ -782,7 +797,7 @@ impl Core {
         }
     }
 
-    fn on_request(self: &Arc<Self>, msg: Message, from: SocketAddr) {
+    fn on_request(self: &Arc<Self>, msg: Message, raw: Bytes, from: SocketAddr) {
         let (Ok(via), Ok(cseq)) = (msg.top_via(), msg.cseq()) else {
             self.recorder
                 .note("request without a usable Via/CSeq: ignored");
@@ -837,7 +852,8 @@ impl Core {
                     final_code: None,
                     last: None,
                     source: from,
-                    invite: (method == "INVITE").then(|| msg.clone()),
+                    invite: (method == "INVITE").then(|| raw.clone()),
+                    dialog_key: (method == "INVITE").then(|| format!("{call_id}|{}", cseq.seq)),
                     to_tag: None,
                     ack: AckSignal::new(),
                 },
@@ -855,7 +871,7 @@ impl Core {
             self.on_cancel(req, &branch, &call_id);
             return;
         }
-        let has_to_tag = req.message.to().ok().is_some_and(|t| t.tag().is_some());
+        let has_to_tag = req.message.header("To").is_some_and(has_tag_param);
         if has_to_tag {
             let sender = lock(&self.routes).get(&call_id).map(|r| r.events.clone());
             match sender {
@@ -904,7 +920,9 @@ impl Core {
         };
         let _ = self.respond_with(&req, 200, None, to_tag.as_deref());
         if unanswered {
-            if let Some(invite) = invite {
+            if let Some(invite) =
+                invite.and_then(|raw| Message::parse_with(&raw, &self.cfg.limits).ok())
+            {
                 let inv = IncomingRequest {
                     message: invite,
                     source,
@@ -940,10 +958,10 @@ impl Core {
                 continue;
             }
             if let Some(t) = table.map.remove(&key) {
-                if let Some(inv) = &t.invite {
-                    if let (Ok(cid), Ok(cseq)) = (inv.call_id(), inv.cseq()) {
-                        table.ack2xx.remove(&format!("{cid}|{}", cseq.seq));
-                        if !t.final_code.is_some_and(|c| (200..300).contains(&c)) {
+                if let Some(dk) = &t.dialog_key {
+                    table.ack2xx.remove(dk);
+                    if !t.final_code.is_some_and(|c| (200..300).contains(&c)) {
+                        if let Some((cid, _)) = dk.rsplit_once('|') {
                             ended.push(cid.to_owned());
                         }
                     }
@@ -964,7 +982,7 @@ impl Core {
     ) -> Result<(), SipError> {
         let code = resp.status().unwrap_or(0);
         let bytes = resp.to_bytes();
-        let summary = resp.summary();
+        let summary = self.summary_of(&resp);
         let is_invite = req.message.method() == Some("INVITE");
         let ack = {
             let mut table = lock(&self.server);
@@ -983,9 +1001,9 @@ impl Core {
             if code >= 200 {
                 t.final_code = Some(code);
             }
-            if let Ok(to) = resp.to() {
-                if let Some(tag) = to.tag() {
-                    t.to_tag = Some(tag.to_owned());
+            if t.to_tag.is_none() {
+                if let Ok(to) = resp.to() {
+                    t.to_tag = to.tag().map(str::to_owned);
                 }
             }
             t.last = Some((bytes.clone(), summary.clone()));
@@ -1058,7 +1076,7 @@ impl Core {
         let (tx, mut rx) = mpsc::unbounded_channel();
         lock(&self.client_txns).insert(key.clone(), (dest, tx));
         let bytes = req.to_bytes();
-        let summary = req.summary();
+        let summary = self.summary_of(&req);
         if let Err(e) = self.send(dest, bytes.clone(), &summary) {
             lock(&self.client_txns).remove(&key);
             return Err(e);
@@ -1100,7 +1118,7 @@ impl Core {
                         if is_invite && code >= 300 {
                             let ack = build_non2xx_ack(&req, &resp);
                             let ack_bytes = ack.to_bytes();
-                            let ack_summary = ack.summary();
+                            let ack_summary = core.summary_of(&ack);
                             let _ = core.send(dest, ack_bytes.clone(), &ack_summary);
                             if let Ok(cid) = req.call_id() {
                                 if let Some(r) = lock(&core.routes).get_mut(cid) {
@@ -1123,8 +1141,8 @@ impl Core {
                         let now = Instant::now();
                         if now >= deadline {
                             let timer = if is_invite { 'B' } else { 'F' };
-                            core.recorder.note(format!("Timer {timer} fired for {summary}"));
-                            let _ = events.send(Event::TxTimeout { request: summary.clone(), timer });
+                            core.recorder.note(format!("Timer {timer} fired for {}", req.summary()));
+                            let _ = events.send(Event::TxTimeout { request: req.summary(), timer });
                             break;
                         }
                         if core.offline() == Offline::Online {
@@ -1152,7 +1170,7 @@ impl Core {
         let (via, _) = self.new_via();
         let ack = dialog.ack(seq, &via);
         let bytes = ack.to_bytes();
-        let summary = ack.summary();
+        let summary = self.summary_of(&ack);
         let _ = self.send(dialog.dest, bytes.clone(), &summary);
         if let Some(r) = lock(&self.routes).get_mut(&dialog.call_id) {
             r.acks.push(SentAck {
@@ -1214,6 +1232,19 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SipError> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// True when a From/To value has a `tag` header parameter (cheaper than a full parse: only
+/// the parameters after the URI are looked at).
+fn has_tag_param(value: &str) -> bool {
+    let params = match value.rfind('>') {
+        Some(gt) => &value[gt + 1..],
+        None => value.split_once(';').map_or("", |(_, p)| p),
+    };
+    params.split(';').any(|p| {
+        let name = p.split('=').next().unwrap_or("").trim();
+        name.eq_ignore_ascii_case("tag")
+    })
 }
 
 /// The standard reason phrase for a status code.

@@ -49,7 +49,9 @@ impl Inbox {
     pub async fn pull(&mut self, deadline: Instant) -> Result<Option<usize>, SipError> {
         match tokio::time::timeout_at(deadline, self.rx.recv()).await {
             Err(_) => Ok(None),
-            Ok(None) => Err(SipError::State("the endpoint is gone".into())),
+            Ok(None) => Err(SipError::State(
+                "nothing more can arrive for this call (dialog ended or endpoint gone)".into(),
+            )),
             Ok(Some(Event::Response(m))) | Ok(Some(Event::Request(m))) => {
                 self.history.push(*m);
                 self.taken.push(false);

@@ -582,7 +582,7 @@ impl IncomingCall {
         let (tx, rx) = mpsc::unbounded_channel();
         self.core.start_client(bye, dest, tx, false)?;
         let mut inbox = Inbox::new(rx);
-        inbox
+        let result = inbox
             .wait(
                 "final response to BYE",
                 within,
@@ -593,6 +593,15 @@ impl IncomingCall {
                 },
                 |_| false,
             )
-            .await
+            .await;
+        if result.is_ok() {
+            // The dialog is over: in-dialog requests for it now get 481.
+            self.core
+                .routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(self.req.message.call_id().unwrap_or(""));
+        }
+        result
     }
 }

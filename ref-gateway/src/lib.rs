@@ -31,6 +31,7 @@
 //!   in-dialog routing over the dialog's flows.
 
 pub mod apns;
+pub mod app_server;
 pub mod bucket;
 pub mod call_push;
 pub mod cancel;

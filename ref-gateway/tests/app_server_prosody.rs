@@ -1,0 +1,310 @@
+//! The XEP-0357 app server against real Prosody 0.12 + mod_cloud_notify (+ our
+//! mod_cloud_notify_jmi) and the in-process mock APNs: what a sleeping phone's account gets
+//! pushed, end to end, with the publishes as Prosody really sends them.
+
+use anyhow::{anyhow, bail, Context, Result};
+use mock_apns::{DeviceSpec, DeviceState, MockApns, PushRecord};
+use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment};
+use ref_gateway::app_server::classify::{CallEnd, PublishKind};
+use ref_gateway::app_server::prosody::{Prosody, ProsodyOptions, PUSH_JID};
+use ref_gateway::app_server::{
+    Answer, ApnsClients, AppFault, AppFaults, AppServer, AppServerConfig, Outcome, Registration,
+};
+use std::time::Duration;
+use timeline::{Protocol, Timeline};
+use xmpp_peer::forms::DataForm;
+use xmpp_peer::{register_account, Caller, PhoneAccount, SleepMode};
+
+const STEP: Duration = Duration::from_secs(10);
+const BUNDLE: &str = "com.example.app";
+const PASSWORD: &str = "pencil-9";
+const SECRET: &str = "s3cret-42";
+
+struct World {
+    prosody: Prosody,
+    apns: MockApns,
+    t: Timeline,
+    app: AppServer,
+    alice: PhoneAccount,
+    bob: Caller,
+    voip_token: String,
+    alert_token: String,
+}
+
+fn token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+async fn world(faults: AppFaults) -> Result<World> {
+    let prosody = Prosody::start(ProsodyOptions::default()).await?;
+    let t = Timeline::new();
+    let apns = MockApns::start(mock_apns::Config {
+        bundle_id: BUNDLE.into(),
+        ..mock_apns::Config::default()
+    })
+    .await?;
+    let (voip_token, alert_token) = (token(), token());
+    for (tok, topic) in [
+        (&voip_token, format!("{BUNDLE}.voip")),
+        (&alert_token, BUNDLE.to_string()),
+    ] {
+        apns.register_device(DeviceSpec::new(
+            tok.clone(),
+            vec![topic],
+            mock_apns::Environment::Sandbox,
+        ));
+    }
+    let creds = apns.credentials();
+    let ca = std::fs::read(creds.ca_path())?;
+    let auth = ApnsAuth::token_from_p8_file(&creds.key_path(), creds.key_id(), creds.team_id())?;
+    let client = ApnsClient::new(
+        ApnsClientConfig::new(apns.sandbox_addr(), &ca, auth)?
+            .environment(Environment::Sandbox)
+            .recorder(t.recorder("app-server", Protocol::Apns)),
+    )?;
+    let mut cfg = AppServerConfig::new(prosody.component_config());
+    cfg.faults = faults;
+    cfg.registrations = vec![Registration::new("DEVICE-1", &voip_token, BUNDLE)
+        .alert_token(&alert_token)
+        .secret(SECRET)];
+    let app = AppServer::start(
+        cfg,
+        ApnsClients {
+            sandbox: Some(client),
+            production: None,
+        },
+        t.recorder("app-server", Protocol::Xmpp),
+    )
+    .await?;
+    let mut accounts = vec![];
+    for user in ["alice", "bob"] {
+        let c = prosody.client_config(user, PASSWORD)?;
+        register_account(&c, &t.recorder(format!("{user}-register"), Protocol::Xmpp))
+            .await
+            .with_context(|| prosody.log_tail(30))?;
+        accounts.push(c);
+    }
+    let bob_cfg = accounts.pop().expect("bob");
+    let alice_cfg = accounts.pop().expect("alice");
+    let mut alice = PhoneAccount::connect(alice_cfg, t.recorder("alice", Protocol::Xmpp)).await?;
+    let bob = Caller::connect(bob_cfg, t.recorder("bob", Protocol::Xmpp)).await?;
+    alice
+        .enable_push(
+            PUSH_JID,
+            "DEVICE-1",
+            Some(DataForm::publish_options().field("secret", SECRET)),
+            STEP,
+        )
+        .await?;
+    Ok(World {
+        prosody,
+        apns,
+        t,
+        app,
+        alice,
+        bob,
+        voip_token,
+        alert_token,
+    })
+}
+
+impl World {
+    /// Alice's phone drops off the network; Prosody hibernates her session.
+    async fn alice_sleeps(&mut self) -> Result<()> {
+        self.alice.sleep(SleepMode::Close).await?;
+        self.prosody
+            .wait_log("Session going into hibernation", STEP)
+            .await?;
+        Ok(())
+    }
+
+    /// The next publish the app server handled, or an error with the ladder.
+    async fn outcome(&self, what: &str) -> Result<Outcome> {
+        self.app.next_outcome(STEP).await.ok_or_else(|| {
+            anyhow!(
+                "no publish handled ({what}) within {STEP:?}\n{}\n{}",
+                self.t.ladder(),
+                self.prosody.log_tail(30)
+            )
+        })
+    }
+
+    /// Handled publishes until one matches, within the step deadline each.
+    async fn outcome_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&Outcome) -> bool,
+    ) -> Result<Vec<Outcome>> {
+        let mut seen = vec![];
+        loop {
+            let o = self.outcome(what).await?;
+            let done = pred(&o);
+            seen.push(o);
+            if done {
+                return Ok(seen);
+            }
+            if seen.len() > 10 {
+                bail!("no publish matching {what} among {seen:#?}");
+            }
+        }
+    }
+
+    fn pushes_to(&self, token: &str) -> Vec<PushRecord> {
+        self.apns
+            .push_log()
+            .into_iter()
+            .filter(|r| r.token.as_deref() == Some(token))
+            .collect()
+    }
+
+    fn ladder(&self) -> String {
+        self.t.ladder()
+    }
+}
+
+fn header(r: &PushRecord, name: &str) -> String {
+    r.header(name).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn message_to_a_hibernated_session_gives_exactly_one_alert_push_without_the_body(
+) -> Result<()> {
+    let mut w = world(AppFaults::none()).await?;
+    w.alice_sleeps().await?;
+    w.bob
+        .send_message("alice@localhost", "the secret plan")
+        .await?;
+    let seen = w
+        .outcome_until("the message publish", |o| {
+            matches!(o.kind, Some(PublishKind::Message { .. }))
+        })
+        .await?;
+    let o = seen.last().expect("one");
+    assert_eq!(o.answer, Answer::Result, "{o:#?}");
+    // The phone comes back: after this Prosody has nothing left to push for the message.
+    w.alice.wake(10, STEP).await?;
+    let m = w.alice.next_message(STEP).await?;
+    assert_eq!(m.body.as_deref(), Some("the secret plan"));
+    let alerts = w.pushes_to(&w.alert_token);
+    assert_eq!(alerts.len(), 1, "exactly one alert push\n{}", w.ladder());
+    let a = &alerts[0];
+    assert_eq!(header(a, "apns-push-type"), "alert");
+    assert_eq!(header(a, "apns-topic"), BUNDLE);
+    assert_eq!(a.status, 200);
+    let payload = String::from_utf8_lossy(&a.payload).to_string();
+    assert!(
+        !payload.contains("secret plan"),
+        "no plaintext body unless configured: {payload}"
+    );
+    assert!(w.pushes_to(&w.voip_token).is_empty(), "{}", w.ladder());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_call_gives_one_voip_push_with_the_jmi_id_and_a_retract_a_cancel_push() -> Result<()> {
+    let mut w = world(AppFaults::none()).await?;
+    w.alice_sleeps().await?;
+    let id = w.bob.propose("alice@localhost").await?;
+    w.outcome_until(
+        "the propose publish",
+        |o| matches!(&o.kind, Some(PublishKind::Call { id: c, .. }) if *c == id),
+    )
+    .await?;
+    w.bob.retract("alice@localhost", &id).await?;
+    let seen = w
+        .outcome_until("the retract publish", |o| {
+            matches!(&o.kind, Some(PublishKind::CallEnded { id: c, how: CallEnd::Retracted }) if *c == id)
+        })
+        .await?;
+    assert!(seen.iter().all(|o| o.answer == Answer::Result), "{seen:#?}");
+    let voip = w.pushes_to(&w.voip_token);
+    assert_eq!(
+        voip.len(),
+        2,
+        "one call push + one cancel push, whatever Prosody duplicates\n{}",
+        w.ladder()
+    );
+    let call = phone::PushPayload::parse(&voip[0].payload)?;
+    assert_eq!(call.kind, phone::PayloadKind::Call);
+    assert_eq!(call.call_id.as_deref(), Some(id.as_str()));
+    assert!(
+        call.caller
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("bob@localhost"),
+        "{call:?}"
+    );
+    for r in &voip {
+        assert_eq!(header(r, "apns-push-type"), "voip");
+        assert_eq!(header(r, "apns-topic"), format!("{BUNDLE}.voip"));
+        assert_eq!(header(r, "apns-priority"), "10");
+        assert_eq!(header(r, "apns-expiration"), "0");
+    }
+    let cancel = phone::PushPayload::parse(&voip[1].payload)?;
+    assert_eq!(cancel.kind, phone::PayloadKind::Cancel);
+    assert_eq!(cancel.call_id.as_deref(), Some(id.as_str()));
+    assert!(w.pushes_to(&w.alert_token).is_empty(), "{}", w.ladder());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unregistered_token_answers_an_error_and_removes_the_registration() -> Result<()> {
+    let mut w = world(AppFaults::none()).await?;
+    w.apns
+        .set_state(&w.alert_token, DeviceState::Unregistered)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    w.alice_sleeps().await?;
+    w.bob.send_message("alice@localhost", "one").await?;
+    let seen = w
+        .outcome_until("the message publish", |o| !o.pushes.is_empty())
+        .await?;
+    let o = seen.last().expect("one");
+    assert_eq!(o.pushes[0].1, Some(410), "{o:#?}");
+    assert_eq!(
+        o.answer,
+        Answer::Error {
+            kind: "cancel",
+            condition: "item-not-found"
+        }
+    );
+    assert!(w.app.registry().get("DEVICE-1").is_none());
+    // Prosody got the error: it logs it against the registration.
+    w.prosody.wait_log("item-not-found", STEP).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_ignore_410_the_registration_stays_and_the_server_hears_success() -> Result<()> {
+    let mut w = world(AppFaults::only(AppFault::Ignore410)).await?;
+    w.apns
+        .set_state(&w.alert_token, DeviceState::Unregistered)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    w.alice_sleeps().await?;
+    w.bob.send_message("alice@localhost", "one").await?;
+    let seen = w
+        .outcome_until("the message publish", |o| !o.pushes.is_empty())
+        .await?;
+    let o = seen.last().expect("one");
+    assert_eq!(o.pushes[0].1, Some(410));
+    assert_eq!(o.answer, Answer::Result);
+    assert!(w.app.registry().get("DEVICE-1").is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn message_as_voip_fault_sends_the_message_to_the_voip_token() -> Result<()> {
+    let mut w = world(AppFaults::only(AppFault::MessageAsVoip)).await?;
+    w.alice_sleeps().await?;
+    w.bob.send_message("alice@localhost", "hello").await?;
+    w.outcome_until("the message publish", |o| !o.pushes.is_empty())
+        .await?;
+    let voip = w.pushes_to(&w.voip_token);
+    assert_eq!(voip.len(), 1, "{}", w.ladder());
+    assert_eq!(header(&voip[0], "apns-push-type"), "voip");
+    assert!(w.pushes_to(&w.alert_token).is_empty());
+    Ok(())
+}

@@ -140,13 +140,15 @@ async fn call_over_tls_with_a_generated_ca() {
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     let server = TlsConfig::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
     let client = TlsConfig::client_trusting(ca.pem().as_bytes(), "localhost").unwrap();
-    let p = pair(
-        EndpointConfig::tls(v4(), server),
-        EndpointConfig::tls(v4(), client),
-        IncomingPolicy::Ring,
-    )
-    .await;
-    full_call(p).await;
+    for bind in [v4(), v6()] {
+        let p = pair(
+            EndpointConfig::tls(bind, server.clone()),
+            EndpointConfig::tls(bind, client.clone()),
+            IncomingPolicy::Ring,
+        )
+        .await;
+        full_call(p).await;
+    }
 
     // A client that trusts another CA fails the handshake: a transport error, not a hang.
     let other_key = rcgen::KeyPair::generate().unwrap();

@@ -1,0 +1,467 @@
+//! APNs steps: what APNs is told to answer, and what the gateway pushed (checked on mock-apns'
+//! push log: every request for the scenario's tokens, whatever its type or answer).
+
+use super::cast::{cast, Cast, PushMark};
+use super::device::DeviceKind;
+use super::{parse_dur, unquote};
+use crate::verdict::StepError;
+use crate::world::BenchWorld;
+use cucumber::{given, then, when};
+use mock_apns::{DeviceState, Fault, FaultAction, PushRecord};
+use phone::PushPayload;
+use std::time::{Duration, Instant};
+
+fn voip_token(c: &Cast) -> Result<String, StepError> {
+    c.devices
+        .get(&DeviceKind::Iphone)
+        .and_then(|d| d.voip_token.clone())
+        .or_else(|| c.pending_token.clone())
+        .ok_or_else(|| StepError::inconclusive("Alice's iPhone has no VoIP token"))
+}
+
+fn reason_for(status: u16) -> &'static str {
+    match status {
+        400 => "BadDeviceToken",
+        403 => "InvalidProviderToken",
+        410 => "Unregistered",
+        429 => "TooManyRequests",
+        500 => "InternalServerError",
+        _ => "ServiceUnavailable",
+    }
+}
+
+fn inject(c: &Cast, status: u16, reason: &str, count: u32) -> Result<(), StepError> {
+    let token = voip_token(c)?;
+    let mut f = Fault::next(FaultAction::Reject {
+        status,
+        reason: reason.to_owned(),
+    })
+    .for_token(token);
+    f.count = count;
+    c.apns.inject(f);
+    Ok(())
+}
+
+#[given(regex = r"^APNs answers (\d+) ([A-Za-z]+) to the next push for Alice's token$")]
+async fn answers_next(w: &mut BenchWorld, status: u16, reason: String) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    inject(c, status, &reason, 1)
+}
+
+#[given(regex = r"^APNs answers (\d+) to the next (\d+) pushes for Alice's token$")]
+async fn answers_next_n(w: &mut BenchWorld, status: u16, n: u32) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    inject(c, status, reason_for(status), n)
+}
+
+#[given(regex = r"^APNs answers (\d+) to every push for Alice's token$")]
+async fn answers_every(w: &mut BenchWorld, status: u16) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    inject(c, status, reason_for(status), u32::MAX)
+}
+
+#[given("APNs keeps pushes for Alice's iPhone even with expiration 0")]
+async fn keeps_pushes(w: &mut BenchWorld) -> Result<(), StepError> {
+    let _ = cast(w).await?;
+    Err(StepError::inconclusive(
+        "mock-apns has no device option to keep pushes with expiration 0 (Apple forum 795610) yet",
+    ))
+}
+
+#[given("Alice's iPhone is in flight mode")]
+async fn flight_mode(w: &mut BenchWorld) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let d = c.device(DeviceKind::Iphone)?;
+    d.silence();
+    for t in d.tokens() {
+        c.set_token_state(&t, DeviceState::Offline)?;
+    }
+    Ok(())
+}
+
+#[when(regex = r"^Alice's iPhone leaves flight mode (\d+ (?:ms|s)) later$")]
+async fn leaves_flight_mode(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    tokio::time::sleep(d).await;
+    let c = cast(w).await?;
+    let dev = c.device(DeviceKind::Iphone)?;
+    // Back to sleep with its network: the account wakes when a push arrives.
+    dev.sleep();
+    for t in dev.tokens() {
+        c.set_token_state(&t, DeviceState::Online)?;
+    }
+    Ok(())
+}
+
+#[given(regex = r"^the gateway delays its pushes by (\d+ (?:ms|s))$")]
+async fn push_delay(w: &mut BenchWorld, _d: String) -> Result<(), StepError> {
+    let _ = cast(w).await?;
+    Err(StepError::inconclusive(
+        "the bench cannot set a push delay on this target at run time",
+    ))
+}
+
+async fn expect_push(
+    c: &mut Cast,
+    tokens: &[String],
+    d: Duration,
+    whom: &str,
+) -> Result<PushMark, StepError> {
+    match c.next_push(tokens, d).await {
+        Some(p) => {
+            c.push = Some(p.clone());
+            Ok(p)
+        }
+        None => Err(StepError::fail(format!(
+            "expected a push to {whom} within {d:?}; mock APNs got none for {tokens:?}"
+        ))),
+    }
+}
+
+#[when(regex = r"^the gateway pushes to Alice within (\d+ (?:ms|s))$")]
+#[then(regex = r"^the gateway pushes to Alice within (\d+ (?:ms|s))$")]
+async fn pushes_to_alice(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let tokens = c.alice_tokens();
+    expect_push(c, &tokens, d, "Alice").await.map(|_| ())
+}
+
+#[then(regex = r"^the gateway pushes to Alice's (iPhone|iPad|desktop) within (\d+ (?:ms|s))$")]
+async fn pushes_to_device(w: &mut BenchWorld, device: String, d: String) -> Result<(), StepError> {
+    let kind: DeviceKind = device.parse().map_err(StepError::inconclusive)?;
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let tokens = c.device(kind)?.tokens();
+    expect_push(c, &tokens, d, &format!("Alice's {kind}"))
+        .await
+        .map(|_| ())
+}
+
+#[then(regex = r#"^the gateway pushes to token "(.*)" within (\d+ (?:ms|s))$"#)]
+async fn pushes_to_token(w: &mut BenchWorld, token: String, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let t = c.token_for(&token);
+    expect_push(c, &[t], d, &format!("token {token}"))
+        .await
+        .map(|_| ())
+}
+
+#[then(regex = r"^the gateway pushes to Alice's VoIP token on the sandbox within (\d+ (?:ms|s))$")]
+async fn pushes_sandbox(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let t = voip_token(c)?;
+    let p = expect_push(c, &[t], d, "Alice's VoIP token").await?;
+    if p.record.environment == mock_apns::Environment::Sandbox {
+        Ok(())
+    } else {
+        Err(StepError::fail(format!(
+            "expected the push on the sandbox (pn-provider=apns.dev); it went to {}: {}",
+            p.record.environment.as_str(),
+            p.record.summary()
+        )))
+    }
+}
+
+/// When the window of "no push" steps starts: Bob's latest call or message, else now.
+fn window_start(c: &Cast) -> u64 {
+    c.calls
+        .last()
+        .map(|b| {
+            let ago = b.started.elapsed().as_millis() as u64;
+            super::cast::now_ms().saturating_sub(ago)
+        })
+        .unwrap_or_else(super::cast::now_ms)
+        .max(c.started_ms)
+}
+
+async fn watch_window(d: Duration) {
+    // "No … within D" watches the whole window.
+    tokio::time::sleep(d).await;
+}
+
+fn none_since(
+    c: &Cast,
+    tokens: &[String],
+    since: u64,
+    keep: impl Fn(&PushRecord) -> bool,
+    what: &str,
+    d: Duration,
+) -> Result<(), StepError> {
+    let got: Vec<PushRecord> = c
+        .pushes_to(tokens)
+        .into_iter()
+        .filter(|r| r.time_ms + 1 >= since)
+        .filter(|r| keep(r))
+        .collect();
+    match got.first() {
+        None => Ok(()),
+        Some(r) => Err(StepError::fail_with_message(
+            format!(
+                "expected no {what} within {d:?}; mock APNs got {}: {}",
+                got.len(),
+                got.iter()
+                    .map(PushRecord::summary)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            r.payload.clone(),
+        )),
+    }
+}
+
+fn is_voip(r: &PushRecord) -> bool {
+    r.header("apns-push-type")
+        .is_some_and(|v| v.eq_ignore_ascii_case("voip"))
+        || r.header("apns-topic").is_some_and(|t| t.ends_with(".voip"))
+}
+
+#[then(regex = r"^the gateway sends no push to Alice within (\d+ (?:ms|s))$")]
+async fn no_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let since = window_start(c);
+    watch_window(d).await;
+    none_since(c, &c.alice_tokens(), since, |_| true, "push to Alice", d)
+}
+
+#[then(regex = r#"^the gateway sends no push to token "(.*)" within (\d+ (?:ms|s))$"#)]
+async fn no_push_token(w: &mut BenchWorld, token: String, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let t = c.token_for(&token);
+    let since = window_start(c);
+    watch_window(d).await;
+    none_since(
+        c,
+        &[t],
+        since,
+        |_| true,
+        &format!("push to token {token}"),
+        d,
+    )
+}
+
+#[then(regex = r"^the gateway sends no push to Alice's alert token within (\d+ (?:ms|s))$")]
+async fn no_push_alert(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let t = c
+        .device(DeviceKind::Iphone)?
+        .alert_token
+        .clone()
+        .ok_or_else(|| StepError::inconclusive("Alice's iPhone has no alert token"))?;
+    let since = window_start(c);
+    watch_window(d).await;
+    none_since(c, &[t], since, |_| true, "push to Alice's alert token", d)
+}
+
+#[then(regex = r"^the gateway sends no VoIP push to Alice within (\d+ (?:ms|s))$")]
+async fn no_voip_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let since = super::cast::now_ms().min(window_start(c));
+    watch_window(d).await;
+    none_since(
+        c,
+        &c.alice_tokens(),
+        since,
+        is_voip,
+        "VoIP push to Alice",
+        d,
+    )
+}
+
+#[then(
+    regex = r"^the gateway sends an alert push on the app's topic to Alice's alert token within (\d+ (?:ms|s))$"
+)]
+async fn alert_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let t = c
+        .device(DeviceKind::Iphone)?
+        .alert_token
+        .clone()
+        .ok_or_else(|| StepError::inconclusive("Alice's iPhone has no alert token"))?;
+    let p = expect_push(c, &[t], d, "Alice's alert token").await?;
+    let (ty, topic) = (
+        p.record.header("apns-push-type").unwrap_or_default(),
+        p.record.header("apns-topic").unwrap_or_default(),
+    );
+    if ty.eq_ignore_ascii_case("alert") && topic == c.bundle {
+        Ok(())
+    } else {
+        Err(StepError::fail_with_message(
+            format!(
+                "expected an alert push on topic {:?}; it had apns-push-type {ty:?}, apns-topic {topic:?}",
+                c.bundle
+            ),
+            p.record.payload.clone(),
+        ))
+    }
+}
+
+#[then(regex = r"^the gateway pushes to Alice's token exactly once within (\d+ (?:ms|s))$")]
+async fn exactly_once(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let since = window_start(c);
+    watch_window(d).await;
+    let got: Vec<_> = c
+        .pushes_to(&c.alice_tokens())
+        .into_iter()
+        .filter(|r| r.time_ms + 1 >= since)
+        .collect();
+    if got.len() == 1 {
+        Ok(())
+    } else {
+        Err(StepError::fail(format!(
+            "expected exactly one push to Alice within {d:?}; mock APNs got {}: {}",
+            got.len(),
+            got.iter()
+                .map(PushRecord::summary)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    }
+}
+
+#[then(regex = r"^the gateway sent at most (\d+) push requests for the call$")]
+async fn at_most(w: &mut BenchWorld, n: usize) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let since = window_start(c);
+    let got: Vec<_> = c
+        .pushes_to(&c.alice_tokens())
+        .into_iter()
+        .filter(|r| r.time_ms + 1 >= since)
+        .collect();
+    if !got.is_empty() && got.len() <= n {
+        Ok(())
+    } else {
+        Err(StepError::fail(format!(
+            "expected between 1 and {n} push requests for the call; mock APNs got {}: {}",
+            got.len(),
+            got.iter()
+                .map(PushRecord::summary)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    }
+}
+
+#[then(regex = r"^APNs accepts the third push request within (\d+ (?:ms|s))$")]
+async fn third_accepted(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let since = window_start(c);
+    let tokens = c.alice_tokens();
+    let deadline = Instant::now() + d;
+    loop {
+        let got: Vec<_> = c
+            .pushes_to(&tokens)
+            .into_iter()
+            .filter(|r| r.time_ms + 1 >= since)
+            .collect();
+        if let Some(third) = got.get(2) {
+            return if third.status == 200 {
+                Ok(())
+            } else {
+                Err(StepError::fail(format!(
+                    "expected APNs to accept the third push request; it answered {}",
+                    third.summary()
+                )))
+            };
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError::fail(format!(
+                "expected a third push request within {d:?}; mock APNs got {}: {}",
+                got.len(),
+                got.iter()
+                    .map(PushRecord::summary)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        // The push log has no per-count signal; poll it with the step's deadline.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The push for Bob's latest call: "the push" if a step saw it, else the first since the call.
+fn call_push(c: &Cast) -> Result<PushRecord, StepError> {
+    if let Some(p) = &c.push {
+        return Ok(p.record.clone());
+    }
+    let since = window_start(c);
+    c.pushes_to(&c.alice_tokens())
+        .into_iter()
+        .find(|r| r.time_ms + 1 >= since)
+        .ok_or_else(|| StepError::fail("expected a push for Bob's call; mock APNs got none"))
+}
+
+#[then(regex = r#"^the call push has "([^"]*)" set to "([^"]*)"$"#)]
+async fn push_header(w: &mut BenchWorld, name: String, value: String) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let want = unquote(&value)
+        .replace("<bundle>", &c.bundle)
+        .replace("<team>", &c.team);
+    let p = call_push(c)?;
+    match p.header(&name) {
+        Some(v) if *v == want => Ok(()),
+        got => Err(StepError::fail_with_message(
+            format!(
+                "expected the call push to have {name}: {want}; it has {}",
+                got.map(|v| format!("{name}: {v}"))
+                    .unwrap_or_else(|| format!("no {name} header"))
+            ),
+            p.headers
+                .pairs()
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}\r\n"))
+                .collect::<String>()
+                .into_bytes(),
+        )),
+    }
+}
+
+fn payload(p: &PushRecord) -> Result<PushPayload, StepError> {
+    PushPayload::parse(&p.payload).map_err(|e| {
+        StepError::fail_with_message(format!("the call push's payload: {e}"), p.payload.clone())
+    })
+}
+
+#[then("the call push's payload carries the Call-ID of Bob's INVITE")]
+async fn payload_call_id(w: &mut BenchWorld) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let id = c.call()?.call_id.clone();
+    let p = call_push(c)?;
+    let pl = payload(&p)?;
+    if pl.call_id.as_deref() == Some(id.as_str()) {
+        Ok(())
+    } else {
+        Err(StepError::fail_with_message(
+            format!(
+                "expected the payload's call-id {id:?}; it has {:?}",
+                pl.call_id
+            ),
+            p.payload.clone(),
+        ))
+    }
+}
+
+#[then("the call push's payload carries a send-time")]
+async fn payload_send_time(w: &mut BenchWorld) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let p = call_push(c)?;
+    let pl = payload(&p)?;
+    if pl.send_time_ms.is_some() {
+        Ok(())
+    } else {
+        Err(StepError::fail_with_message(
+            "expected a send-time in the call push's payload; it has none",
+            p.payload.clone(),
+        ))
+    }
+}

@@ -61,9 +61,9 @@ impl AppFault {
     /// the only one switched on (sorted).
     pub fn breaks(self) -> Vec<&'static str> {
         let mut ids = match self {
-            AppFault::MessageAsVoip => vec!["XMPP-1", "XMPP-9"],
-            AppFault::CallAsAlert => vec!["XMPP-2", "XMPP-3", "XMPP-5"],
-            AppFault::NonzeroExpiration => vec!["XMPP-2", "XMPP-5"],
+            AppFault::MessageAsVoip => vec!["XMPP-1", "XMPP-5", "XMPP-9"],
+            AppFault::CallAsAlert => vec!["XMPP-2", "XMPP-3", "XMPP-6", "XMPP-7"],
+            AppFault::NonzeroExpiration => vec!["XMPP-2", "XMPP-4"],
             AppFault::Ignore410 => vec!["XMPP-8"],
             AppFault::NoCancelHandling => vec!["XMPP-3", "XMPP-6"],
         };
@@ -131,6 +131,29 @@ mod tests {
             assert!(!f.breaks().is_empty(), "{f} breaks nothing");
         }
         assert!(serde_json::from_str::<AppFaults>(r#"["nonsense"]"#).is_err());
+    }
+
+    /// The "XMPP fault matrix" table of features/REQUIREMENTS.md says the same as `breaks`.
+    #[test]
+    fn breaks_matches_the_matrix_in_requirements() {
+        let text = include_str!("../../../features/REQUIREMENTS.md");
+        let start = text
+            .find("### XMPP fault matrix")
+            .expect("an XMPP fault matrix section");
+        let mut seen = BTreeSet::new();
+        for line in text[start..].lines().skip_while(|l| !l.starts_with('|')) {
+            if !line.starts_with('|') {
+                break;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Some(f) = AppFault::from_name(cells[1].trim_matches('`')) else {
+                continue; // header and separator
+            };
+            let ids: Vec<&str> = cells[3].split(',').map(str::trim).collect();
+            assert_eq!(ids, f.breaks(), "{f}");
+            seen.insert(f);
+        }
+        assert_eq!(seen.len(), AppFault::ALL.len(), "every fault has a row");
     }
 
     #[test]

@@ -891,6 +891,39 @@ timeout_ms = 1000
         assert!(t.expected_failures.as_ref().unwrap().is_absolute());
     }
 
+    #[test]
+    fn xmpp_section_errors_name_the_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/example.toml");
+        let example = std::fs::read_to_string(path).unwrap();
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "jid = \"alice@example.com\"",
+                "jid = \"alice\"",
+                "xmpp.accounts[0].jid",
+            ),
+            (
+                "c2s = \"127.0.0.1:5222\"",
+                "c2s = \"example.com:5222\"",
+                "xmpp.c2s",
+            ),
+            (
+                "secret = \"component-secret\"",
+                "secret = \"\"",
+                "xmpp.component.secret",
+            ),
+            (
+                "[xmpp.component]",
+                "[xmpp.component]\nport = 5347",
+                "xmpp.component.port",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(example.contains(from), "{from}");
+            let err = Target::from_toml_str(&example.replacen(from, to, 1)).expect_err(to);
+            assert_eq!(err.key(), *key, "{to}: {err}");
+        }
+    }
+
     #[tokio::test]
     async fn commands_capture_output_and_time_out() {
         let dir = std::env::temp_dir();

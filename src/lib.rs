@@ -20,6 +20,7 @@ pub mod demo_steps;
 pub mod expected;
 pub mod report;
 pub mod runner;
+pub mod steps;
 pub mod target;
 pub mod verdict;
 pub mod world;

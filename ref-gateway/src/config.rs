@@ -22,6 +22,9 @@ pub struct Timers {
     pub retry: RetryPolicy,
     /// How long a finished call is kept to absorb retransmissions and late responses.
     pub linger: Duration,
+    /// RFC 3261 T1 for UDP retransmissions (requests forwarded, non-2xx finals until ACK);
+    /// they stop after 64·T1.
+    pub t1: Duration,
 }
 
 impl Default for Timers {
@@ -31,6 +34,7 @@ impl Default for Timers {
             push_delay: Duration::ZERO,
             retry: RetryPolicy::default(),
             linger: Duration::from_secs(32),
+            t1: Duration::from_millis(500),
         }
     }
 }
@@ -190,6 +194,8 @@ pub struct FileTimers {
     pub retry_backoff_ms: u64,
     /// Longest retry backoff.
     pub retry_max_backoff_ms: u64,
+    /// RFC 3261 T1 for UDP retransmissions.
+    pub t1_ms: u64,
 }
 
 impl Default for FileTimers {
@@ -201,6 +207,7 @@ impl Default for FileTimers {
             retry_max: t.retry.max_retries,
             retry_backoff_ms: t.retry.initial_backoff.as_millis() as u64,
             retry_max_backoff_ms: t.retry.max_backoff.as_millis() as u64,
+            t1_ms: t.t1.as_millis() as u64,
         }
     }
 }
@@ -315,6 +322,7 @@ impl FileConfig {
                 initial_backoff: Duration::from_millis(t.retry_backoff_ms),
                 max_backoff: Duration::from_millis(t.retry_max_backoff_ms),
             },
+            t1: Duration::from_millis(t.t1_ms.max(1)),
             ..Timers::default()
         };
         cfg.accounts = self.accounts;

@@ -27,6 +27,7 @@ use sip_peer::message::long_header_name;
 use sip_peer::{Header, Message, NameAddr, SipUri, StartLine, Transport};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 use timeline::Recorder;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -49,6 +50,18 @@ pub(crate) enum Event {
     BucketTimer { call: u64 },
     /// A finished call may be forgotten.
     Linger { call: u64 },
+    /// UDP: resend a forwarded request that has no response yet (Timers A/E).
+    ResendRequest {
+        branch: String,
+        wait: Duration,
+        left: u32,
+    },
+    /// UDP: resend a call's non-2xx final response until its ACK (Timer G).
+    ResendFinal {
+        call: u64,
+        wait: Duration,
+        left: u32,
+    },
     /// Switch faults at run time.
     SetFaults(Faults),
     /// Read the bindings of an AOR.
@@ -88,6 +101,16 @@ struct Call {
     bucket: Vec<BucketEntry>,
     best: Option<Message>,
     timer: Option<AbortHandle>,
+    /// The ACK of our non-2xx final arrived (stops Timer G).
+    acked: bool,
+}
+
+/// An in-dialog request relayed statelessly, waiting for its response.
+struct Relay {
+    upstream: Flow,
+    dest: Flow,
+    request: Message,
+    answered: bool,
 }
 
 /// Where the requests of an established dialog go.
@@ -129,7 +152,7 @@ pub(crate) struct Proxy {
     calls: HashMap<u64, Call>,
     server_index: HashMap<String, u64>,
     client_index: HashMap<String, (u64, usize)>,
-    relays: HashMap<String, Flow>,
+    relays: HashMap<String, Relay>,
     dialogs: HashMap<String, DialogRoute>,
     pushed: HashSet<(String, String)>,
     pushed_order: VecDeque<(String, String)>,
@@ -244,6 +267,10 @@ impl Proxy {
             } => self.on_push_done(call, binding, &aor, outcome),
             Event::BucketTimer { call } => self.on_bucket_timer(call),
             Event::Linger { call } => self.on_linger(call),
+            Event::ResendRequest { branch, wait, left } => {
+                self.on_resend_request(branch, wait, left)
+            }
+            Event::ResendFinal { call, wait, left } => self.on_resend_final(call, wait, left),
             Event::SetFaults(f) => {
                 tracing::info!(faults = ?f, "faults switched");
                 self.faults = f;
@@ -565,6 +592,7 @@ impl Proxy {
             bucket: Vec::new(),
             best: None,
             timer: None,
+            acked: false,
         };
         self.server_index.insert(key, id);
         self.calls.insert(id, call);
@@ -769,7 +797,8 @@ impl Proxy {
             replay,
         });
         let idx = call.branches.len() - 1;
-        self.client_index.insert(branch, (id, idx));
+        self.client_index.insert(branch.clone(), (id, idx));
+        self.start_resend(&branch, flow);
         Some(idx)
     }
 
@@ -827,7 +856,11 @@ impl Proxy {
         }
         call.last_response = Some(r.clone());
         let flow = call.upstream;
+        let method = call.method.clone();
         self.send(&flow, &r);
+        if code >= 300 {
+            self.start_resend_final(id, flow, &method);
+        }
     }
 
     /// Sends the final answer when nothing is pending any more: the best branch response, or
@@ -852,7 +885,9 @@ impl Proxy {
                 }
                 call.last_response = Some(best.clone());
                 let flow = call.upstream;
+                let method = call.method.clone();
                 self.send(&flow, &best);
+                self.start_resend_final(id, flow, &method);
             }
             None => self.respond_upstream(id, 480, "Temporarily Unavailable"),
         }
@@ -867,6 +902,88 @@ impl Proxy {
         if call.final_sent && call.bucket.is_empty() {
             self.after(self.timers.linger, Event::Linger { call: id });
         }
+    }
+
+    /// Starts Timer A/E for a request just sent over UDP.
+    fn start_resend(&self, branch: &str, flow: Flow) {
+        if flow.transport == Transport::Udp {
+            self.after(
+                self.timers.t1,
+                Event::ResendRequest {
+                    branch: branch.to_owned(),
+                    wait: self.timers.t1,
+                    left: 6,
+                },
+            );
+        }
+    }
+
+    /// Starts Timer G for a non-2xx final response to an INVITE just sent over UDP.
+    fn start_resend_final(&self, id: u64, flow: Flow, method: &str) {
+        if flow.transport == Transport::Udp && method == "INVITE" {
+            self.after(
+                self.timers.t1,
+                Event::ResendFinal {
+                    call: id,
+                    wait: self.timers.t1,
+                    left: 6,
+                },
+            );
+        }
+    }
+
+    fn on_resend_request(&mut self, branch: String, wait: Duration, left: u32) {
+        let pending = if let Some(&(id, idx)) = self.client_index.get(&branch) {
+            self.calls
+                .get(&id)
+                .and_then(|c| c.branches.get(idx))
+                .filter(|b| !b.provisional && !b.done)
+                .map(|b| (b.flow, b.request.clone()))
+        } else {
+            self.relays
+                .get(&branch)
+                .filter(|r| !r.answered)
+                .map(|r| (r.dest, r.request.clone()))
+        };
+        let Some((flow, req)) = pending else {
+            return;
+        };
+        if left == 0 {
+            return;
+        }
+        self.send(&flow, &req);
+        let next = (wait * 2).min(self.timers.t1 * 8);
+        self.after(
+            next,
+            Event::ResendRequest {
+                branch,
+                wait: next,
+                left: left - 1,
+            },
+        );
+    }
+
+    fn on_resend_final(&mut self, id: u64, wait: Duration, left: u32) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(last) = call.last_response.clone() else {
+            return;
+        };
+        if call.acked || left == 0 || last.status().is_none_or(|s| s < 300) {
+            return;
+        }
+        let flow = call.upstream;
+        self.send(&flow, &last);
+        let next = (wait * 2).min(self.timers.t1 * 8);
+        self.after(
+            next,
+            Event::ResendFinal {
+                call: id,
+                wait: next,
+                left: left - 1,
+            },
+        );
     }
 
     fn on_linger(&mut self, id: u64) {
@@ -960,6 +1077,9 @@ impl Proxy {
                     .is_some_and(|s| s >= 300)
             });
             if non2xx {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.acked = true;
+                }
                 return; // the ACK of our (or a relayed) error response: hop by hop, absorbed
             }
         }
@@ -1015,7 +1135,16 @@ impl Proxy {
         req.set_header("Max-Forwards", mf.saturating_sub(1).to_string());
         req.headers.insert(0, header("Via", via));
         if method != "ACK" {
-            self.relays.insert(branch, flow);
+            self.relays.insert(
+                branch.clone(),
+                Relay {
+                    upstream: flow,
+                    dest,
+                    request: req.clone(),
+                    answered: false,
+                },
+            );
+            self.start_resend(&branch, dest);
         }
         if method == "BYE" {
             self.dialogs.remove(&call_id);
@@ -1034,7 +1163,9 @@ impl Proxy {
             return;
         };
         let code = resp.status().unwrap_or(0);
-        if let Some(up) = self.relays.get(&branch).copied() {
+        if let Some(relay) = self.relays.get_mut(&branch) {
+            relay.answered = true;
+            let up = relay.upstream;
             pop_via(&mut resp);
             if code >= 200 {
                 self.relays.remove(&branch);

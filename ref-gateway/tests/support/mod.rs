@@ -21,6 +21,8 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 pub const BUCKET: Duration = Duration::from_millis(1000);
 /// How long "nothing happens" is watched.
 pub const QUIET: Duration = Duration::from_millis(700);
+/// The gateway's T1 in these tests (UDP retransmissions).
+pub const T1: Duration = Duration::from_millis(100);
 
 pub const DOMAIN: &str = "example.com";
 
@@ -119,6 +121,7 @@ impl Bench {
         cfg.accounts = opts.accounts;
         cfg.timers.bucket_timer = BUCKET;
         cfg.timers.push_delay = opts.push_delay;
+        cfg.timers.t1 = T1;
         cfg.timers.retry.initial_backoff = Duration::from_millis(50);
         cfg.timers.retry.max_backoff = Duration::from_millis(200);
         cfg.sip_recorder = timeline.recorder("gateway", Protocol::Sip);

@@ -28,6 +28,8 @@ pub const SETTINGS: u8 = 0x4;
 pub const GOAWAY: u8 = 0x7;
 /// Frame type RST_STREAM.
 pub const RST_STREAM: u8 = 0x3;
+/// Frame type WINDOW_UPDATE.
+pub const WINDOW_UPDATE: u8 = 0x8;
 /// Frame type HEADERS.
 pub const HEADERS: u8 = 0x1;
 /// SETTINGS_MAX_CONCURRENT_STREAMS.
@@ -159,6 +161,8 @@ pub struct FrameTap<IO> {
     out: Vec<u8>,
     out_pos: usize,
     pending_done: Vec<oneshot::Sender<()>>,
+    /// A WINDOW_UPDATE is buffered: the peer may be blocked on it, so flush at once.
+    urgent: bool,
 }
 
 /// Above this many buffered bytes, writes go out without waiting for a flush.
@@ -194,6 +198,7 @@ impl<IO> FrameTap<IO> {
                 out: Vec::with_capacity(OUT_HIGH_WATER),
                 out_pos: 0,
                 pending_done: Vec::new(),
+                urgent: false,
             },
             TapHandle { shared },
         )
@@ -262,6 +267,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
         ready!(self.poll_drain(cx))?;
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         self.shared.unflushed.store(false, Ordering::Release);
+        self.urgent = false;
         for done in self.pending_done.drain(..) {
             let _ = done.send(());
         }
@@ -271,6 +277,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
     /// True when a flush must really happen now.
     fn must_flush(&self) -> bool {
         !self.pending_done.is_empty()
+            || self.urgent
             || self.out.len() - self.out_pos >= OUT_HIGH_WATER
             || (self.shared.force_flush.load(Ordering::Acquire) && self.out_pos < self.out.len())
     }
@@ -293,6 +300,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
                 let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
                 if h[3] == SETTINGS && h[4] & ACK == 0 {
                     self.settings_owners.push_back(false);
+                }
+                if h[3] == WINDOW_UPDATE {
+                    self.urgent = true;
                 }
                 self.track.have = 0;
                 self.track.payload_left = len;

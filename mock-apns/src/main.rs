@@ -68,6 +68,9 @@ enum Command {
         /// Push records kept in memory.
         #[arg(long, default_value_t = 10_000)]
         push_log_capacity: usize,
+        /// Runtime threads: 0 = one per CPU (tokio's default), 1 = a single-threaded runtime.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Print a signed ES256 provider token.
     Token {
@@ -126,6 +129,7 @@ fn main() -> anyhow::Result<()> {
             unknown_tokens,
             max_concurrent_streams,
             push_log_capacity,
+            threads,
         } => {
             let config = Config {
                 credentials_dir: Some(credentials),
@@ -140,7 +144,16 @@ fn main() -> anyhow::Result<()> {
                 push_log_capacity,
                 ..Config::default()
             };
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = match threads {
+                0 => tokio::runtime::Runtime::new()?,
+                1 => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+                n => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .build()?,
+            };
             runtime.block_on(async {
                 let apns = MockApns::start(config).await?;
                 let line = serde_json::json!({

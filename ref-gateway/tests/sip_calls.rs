@@ -560,3 +560,96 @@ async fn a_decline_on_one_device_ends_the_call_everywhere_with_busy_everywhere()
         Some("SIP;cause=600;text=\"Busy Everywhere\"")
     );
 }
+
+#[tokio::test]
+async fn a_challenged_register_after_the_push_keeps_the_invite_until_it_succeeds() {
+    let b = Bench::with(Options {
+        accounts: vec![Account {
+            user: "alice".into(),
+            password: "secret".into(),
+        }],
+        ..Options::default()
+    })
+    .await;
+    let tok = token();
+    b.voip_device(&tok);
+    let mk = |password: &str| {
+        let mut cfg = PhoneConfig::new(Bench::aor("alice"), b.gw.addr(Transport::Tcp).unwrap());
+        cfg.push = Some(PushParams::apns(&tok, &b.team(), &b.bundle()));
+        cfg.credentials = Some(sip_peer::Credentials {
+            username: "alice".into(),
+            password: password.into(),
+        });
+        cfg
+    };
+    let alice = b.phone_with(mk("secret"), Transport::Tcp).await;
+    alice.register(ONE_S).await.unwrap();
+    Bench::sleep(&alice);
+    let bob = b.caller(Transport::Udp).await;
+    let call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    b.push_for(&tok).await;
+    alice.wake(true, ONE_S).await.unwrap(); // 401, then the authenticated REGISTER
+    let incoming = alice.next_call(ONE_S).await.unwrap();
+    assert_eq!(incoming.call_id(), call.call_id());
+
+    // The same with a wrong password: 403, and Bob gets 480 at once.
+    let liar = b.phone_with(mk("wrong"), Transport::Tcp).await;
+    let mut call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    b.push_for(&tok).await;
+    assert!(liar.register(ONE_S).await.is_err());
+    let fin = call.await_final(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(fin.status(), Some(480));
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_not_replayed_into_the_next_one() {
+    let b = Bench::start().await;
+    let tok = token();
+    b.voip_device(&tok);
+    let alice = b.phone("alice", Transport::Tcp, Some(&tok)).await;
+    alice.register(ONE_S).await.unwrap();
+    Bench::sleep(&alice);
+    let bob = b.caller(Transport::Udp).await;
+    let mut call1 = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    call1.await_status(100, ONE_S).await.unwrap();
+    b.push_for(&tok).await;
+    call1.cancel(ONE_S).await.unwrap();
+    call1.await_status(487, ONE_S).await.unwrap();
+    let mut call2 = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    let p2 = b.push_for(&tok).await;
+    assert_eq!(payload(&p2).call_id.as_deref(), Some(call2.call_id()));
+    alice.wake(true, ONE_S).await.unwrap();
+    // Flexisip replay of call 1 (INVITE then CANCEL), and call 2 live.
+    let mut first = alice.next_call(ONE_S).await.unwrap();
+    let mut second = alice.next_call(ONE_S).await.unwrap();
+    if first.call_id() != call1.call_id() {
+        std::mem::swap(&mut first, &mut second);
+    }
+    assert_eq!(first.call_id(), call1.call_id());
+    assert_eq!(second.call_id(), call2.call_id());
+    first.await_cancel(ONE_S).await.unwrap();
+    assert!(second.await_cancel(QUIET).await.is_err(), "call 2 is live");
+    second.answer().unwrap();
+    call2.await_answered(ONE_S).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_binding_gets_no_push() {
+    let b = Bench::start().await;
+    let tok = token();
+    b.voip_device(&tok);
+    let mut cfg = PhoneConfig::new(Bench::aor("alice"), b.gw.addr(Transport::Udp).unwrap());
+    cfg.push = Some(PushParams::apns(&tok, &b.team(), &b.bundle()));
+    cfg.expires = 1;
+    let alice = b.phone_with(cfg, Transport::Udp).await;
+    alice.register(ONE_S).await.unwrap();
+    let until = tokio::time::Instant::now() + TWO_S;
+    while !b.gw.bindings("alice").await.is_empty() {
+        assert!(tokio::time::Instant::now() < until, "binding never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bob = b.caller(Transport::Udp).await;
+    let mut call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    assert_eq!(call.await_final(ONE_S).await.unwrap().status(), Some(404));
+    assert!(b.pushes_for(&tok).is_empty());
+}

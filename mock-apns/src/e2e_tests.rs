@@ -499,3 +499,48 @@ async fn control_api_drives_devices_faults_and_log() {
     );
     assert_eq!(control(&apns, "GET", "/nope", "").await.0, 404);
 }
+
+#[tokio::test]
+async fn delay_and_drop_connection_faults() {
+    let apns = MockApns::start(Config::default()).await.unwrap();
+    let token = "0f".repeat(32);
+    let mut c = client(&apns, Environment::Production, Some("universal")).await;
+    apns.inject(Fault::next(FaultAction::DelayMs(150)).for_token(&token));
+    let started = tokio::time::Instant::now();
+    let a = post(&mut c, &token, &voip_headers(&apns, None), "{}")
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "a delayed push is still answered");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the delay was applied"
+    );
+
+    apns.inject(
+        Fault::next(FaultAction::DropConnection)
+            .for_topic(format!("{}.voip", apns.credentials().bundle_id())),
+    );
+    let err = post(&mut c, &token, &voip_headers(&apns, None), "{}")
+        .await
+        .err()
+        .expect("no answer on a dropped connection");
+    assert!(
+        err.reason().is_none() || err.is_io() || err.is_go_away(),
+        "{err}"
+    );
+    tokio::time::timeout(D, c.conn)
+        .await
+        .expect("the connection ends")
+        .unwrap();
+    let log = apns.push_log();
+    assert_eq!(
+        log.last().unwrap().detail.as_deref(),
+        Some("connection dropped")
+    );
+    // A new connection works again.
+    let mut c = client(&apns, Environment::Production, Some("universal")).await;
+    let a = post(&mut c, &token, &voip_headers(&apns, None), "{}")
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+}

@@ -68,6 +68,9 @@ struct Connection {
     tap: TapHandle,
     /// Set when the connection must close at once (drop_connection fault).
     drop_now: Notify,
+    /// Streams of a dropped connection, kept so `h2` does not reset them before the socket
+    /// closes.
+    doomed: Mutex<Vec<h2::server::SendResponse<Bytes>>>,
     /// Set once a GOAWAY went out: new streams are refused.
     going_away: AtomicBool,
     goaway_sent: Notify,
@@ -152,6 +155,7 @@ async fn connection(
         auth: Mutex::new(ConnectionAuth::new(cert)),
         tap: handle,
         drop_now: Notify::new(),
+        doomed: Mutex::new(Vec::new()),
         going_away: AtomicBool::new(false),
         goaway_sent: Notify::new(),
         in_flight: AtomicUsize::new(0),
@@ -159,6 +163,16 @@ async fn connection(
     let mut shutting_down = *shutdown.borrow();
     loop {
         tokio::select! {
+            // Rare events first, so a flood of requests cannot starve them.
+            biased;
+            _ = conn.drop_now.notified() => return Ok(()),
+            _ = conn.goaway_sent.notified() => break,
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if changed.is_err() || *shutdown.borrow() {
+                    send_goaway(&conn, "Shutdown");
+                }
+            }
             next = accept_batched(&mut h2c, &conn.tap) => match next {
                 Some(Ok((req, respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
@@ -179,14 +193,6 @@ async fn connection(
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok(()),
             },
-            _ = conn.drop_now.notified() => return Ok(()),
-            _ = conn.goaway_sent.notified() => break,
-            changed = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                if changed.is_err() || *shutdown.borrow() {
-                    send_goaway(&conn, "Shutdown");
-                }
-            }
         }
     }
     // After a GOAWAY: let in-flight streams finish, then close. No more write batching.
@@ -523,7 +529,13 @@ async fn request(
     });
 
     match finish {
-        Finish::Drop => conn.drop_now.notify_one(),
+        Finish::Drop => {
+            conn.doomed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(respond);
+            conn.drop_now.notify_one();
+        }
         Finish::Reset(reason) => {
             respond.send_reset(h2::Reason::REFUSED_STREAM);
             send_goaway(conn, &reason);

@@ -5,6 +5,7 @@ set -euo pipefail
 
 DEBIAN_PACKAGES=(
   curl                      # APNs client: curl --http2
+  openssl                   # mock-apns credentials checked with openssl verify/x509
   nghttp2-client            # nghttp, h2load
   nghttp2-server            # nghttpd: the HTTP/2 reference in the benchmark
   sip-tester                # SIPp (built without TLS)

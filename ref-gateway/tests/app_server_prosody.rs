@@ -308,3 +308,145 @@ async fn message_as_voip_fault_sends_the_message_to_the_voip_token() -> Result<(
     assert!(w.pushes_to(&w.alert_token).is_empty());
     Ok(())
 }
+
+/// Bob calls the hibernated iPhone and retracts once the call push went out; returns the pushes
+/// to the VoIP token and the alert token after the retract publish was handled.
+async fn call_then_retract(faults: AppFaults) -> Result<(World, Vec<PushRecord>, Vec<PushRecord>)> {
+    let mut w = world(faults).await?;
+    w.alice_sleeps().await?;
+    let id = w.bob.propose("alice@localhost").await?;
+    w.outcome_until("the propose publish", |o| {
+        matches!(&o.kind, Some(PublishKind::Call { id: c, .. }) if *c == id) && !o.pushes.is_empty()
+    })
+    .await?;
+    w.bob.retract("alice@localhost", &id).await?;
+    w.outcome_until(
+        "the retract publish",
+        |o| matches!(&o.kind, Some(PublishKind::CallEnded { id: c, .. }) if *c == id),
+    )
+    .await?;
+    let (voip, alert) = (w.pushes_to(&w.voip_token), w.pushes_to(&w.alert_token));
+    Ok((w, voip, alert))
+}
+
+#[tokio::test]
+async fn call_faults_change_exactly_the_push_they_are_about() -> Result<()> {
+    // call-as-alert: the call goes to the app topic as an alert (mock-apns refuses it for the
+    // VoIP token, which is registered for <bundle>.voip only).
+    let (w, voip, _) = call_then_retract(AppFaults::only(AppFault::CallAsAlert)).await?;
+    assert_eq!(
+        header(&voip[0], "apns-push-type"),
+        "alert",
+        "{}",
+        w.ladder()
+    );
+    assert_eq!(header(&voip[0], "apns-topic"), BUNDLE);
+    // nonzero-expiration: stored by APNs if the phone is offline.
+    let (w, voip, _) = call_then_retract(AppFaults::only(AppFault::NonzeroExpiration)).await?;
+    assert_eq!(voip.len(), 2, "{}", w.ladder());
+    assert_ne!(header(&voip[0], "apns-expiration"), "0", "{}", w.ladder());
+    assert_eq!(header(&voip[0], "apns-push-type"), "voip");
+    // no-cancel-handling: the retract gives no push.
+    let (w, voip, alert) = call_then_retract(AppFaults::only(AppFault::NoCancelHandling)).await?;
+    assert_eq!(voip.len(), 1, "{}", w.ladder());
+    assert!(alert.is_empty());
+    let call = phone::PushPayload::parse(&voip[0].payload)?;
+    assert_eq!(call.kind, phone::PayloadKind::Call);
+    Ok(())
+}
+
+#[tokio::test]
+async fn answered_on_another_device_gives_a_cancel_push_saying_so() -> Result<()> {
+    use xmpp_peer::jmi::{Jmi, Kind};
+    let mut w = world(AppFaults::none()).await?;
+    // Carbons let the hibernated iPhone's session see what the desktop sends.
+    w.alice.enable_carbons(STEP).await?;
+    // The desktop sends no presence: a presence reaching the hibernated iPhone in the same 1 s
+    // batch as the proceed carbon would take the batch's only unimportant push, and Prosody would
+    // publish no push for the proceed at all (observed, see the report); this test is about the
+    // app server, so it keeps that Prosody behaviour out.
+    let mut cfg = w.prosody.client_config("alice", PASSWORD)?;
+    cfg.resource = "desktop".into();
+    cfg.initial_presence = false;
+    let desktop = PhoneAccount::connect(cfg, w.t.recorder("alice-desktop", Protocol::Xmpp)).await?;
+    w.alice_sleeps().await?;
+    let id = w.bob.propose("alice@localhost").await?;
+    w.outcome_until("the propose publish", |o| {
+        matches!(&o.kind, Some(PublishKind::Call { id: c, .. }) if *c == id) && !o.pushes.is_empty()
+    })
+    .await?;
+    let bob_full = w.bob.client().jid().to_string();
+    desktop
+        .send_jmi(&bob_full, Jmi::new(Kind::Proceed, &id))
+        .await?;
+    let seen = w
+        .outcome_until("the proceed publish", |o| {
+            matches!(&o.kind, Some(PublishKind::CallEnded { id: c, how: CallEnd::AnsweredElsewhere }) if *c == id)
+        })
+        .await?;
+    assert!(seen.iter().all(|o| o.answer == Answer::Result), "{seen:#?}");
+    let voip = w.pushes_to(&w.voip_token);
+    assert_eq!(voip.len(), 2, "call + cancel\n{}", w.ladder());
+    let cancel = phone::PushPayload::parse(&voip[1].payload)?;
+    assert_eq!(cancel.kind, phone::PayloadKind::Cancel);
+    assert_eq!(cancel.reason, Some(phone::CancelReason::AnsweredElsewhere));
+    assert_eq!(cancel.call_id.as_deref(), Some(id.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_registration_gets_one_call_push() -> Result<()> {
+    let mut w = world(AppFaults::none()).await?;
+    let ipad_voip = token();
+    w.apns.register_device(DeviceSpec::new(
+        ipad_voip.clone(),
+        vec![format!("{BUNDLE}.voip")],
+        mock_apns::Environment::Sandbox,
+    ));
+    w.app
+        .registry()
+        .register(Registration::new("DEVICE-2", &ipad_voip, BUNDLE).secret(SECRET));
+    let mut cfg = w.prosody.client_config("alice", PASSWORD)?;
+    cfg.resource = "ipad".into();
+    let mut ipad = PhoneAccount::connect(cfg, w.t.recorder("alice-ipad", Protocol::Xmpp)).await?;
+    ipad.enable_push(
+        PUSH_JID,
+        "DEVICE-2",
+        Some(DataForm::publish_options().field("secret", SECRET)),
+        STEP,
+    )
+    .await?;
+    w.alice_sleeps().await?;
+    ipad.sleep(SleepMode::Close).await?;
+    let id = w.bob.propose("alice@localhost").await?;
+    let mut pushed_nodes = std::collections::BTreeSet::new();
+    while pushed_nodes.len() < 2 {
+        let o = w.outcome("the propose publishes").await?;
+        if matches!(&o.kind, Some(PublishKind::Call { id: c, .. }) if *c == id)
+            && !o.pushes.is_empty()
+        {
+            pushed_nodes.insert(o.node.clone());
+        }
+    }
+    // A retract after both: its publishes come after any duplicate propose publishes.
+    w.bob.retract("alice@localhost", &id).await?;
+    let mut ended = 0;
+    while ended < 2 {
+        let o = w.outcome("the retract publishes").await?;
+        if matches!(&o.kind, Some(PublishKind::CallEnded { .. })) {
+            ended += 1;
+        }
+    }
+    for tok in [&w.voip_token, &ipad_voip] {
+        let calls: Vec<_> = w
+            .pushes_to(tok)
+            .into_iter()
+            .filter(|r| {
+                phone::PushPayload::parse(&r.payload)
+                    .is_ok_and(|p| p.kind == phone::PayloadKind::Call)
+            })
+            .collect();
+        assert_eq!(calls.len(), 1, "one call push per device\n{}", w.ladder());
+    }
+    Ok(())
+}

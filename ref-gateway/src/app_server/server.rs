@@ -19,7 +19,7 @@ use phone::{CancelReason, PushPayload, PushType};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use timeline::Recorder;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{broadcast, mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 use xmpp_peer::push::Publish;
 use xmpp_peer::xml::Element;
@@ -99,6 +99,7 @@ pub struct Outcome {
 pub struct AppServer {
     registry: Registry,
     outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
+    watchers: broadcast::Sender<Outcome>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -142,6 +143,7 @@ impl AppServer {
         }
         let component = Component::connect(cfg.component, rec.clone()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let (watchers, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(false);
         let handler = Handler {
             registry: registry.clone(),
@@ -152,10 +154,15 @@ impl AppServer {
             calls: HashMap::new(),
             rec,
         };
-        let task = tokio::spawn(serve(component, handler, tx, stop_rx));
+        let sink = Sink {
+            queue: tx,
+            watchers: watchers.clone(),
+        };
+        let task = tokio::spawn(serve(component, handler, sink, stop_rx));
         Ok(AppServer {
             registry,
             outcomes: Mutex::new(rx),
+            watchers,
             stop,
             task: Some(task),
         })
@@ -166,7 +173,14 @@ impl AppServer {
         &self.registry
     }
 
-    /// The next handled publish, within `within` (`None` on timeout or when stopped).
+    /// Every publish handled from now on (for several observers, e.g. concurrent scenarios
+    /// that each filter on their own node; a slow observer loses the oldest, never blocks).
+    pub fn subscribe(&self) -> broadcast::Receiver<Outcome> {
+        self.watchers.subscribe()
+    }
+
+    /// The next handled publish not yet taken here, in order, within `within` (`None` on
+    /// timeout or when stopped).
     pub async fn next_outcome(&self, within: Duration) -> Option<Outcome> {
         let mut rx = self.outcomes.lock().await;
         tokio::time::timeout(within, rx.recv()).await.ok().flatten()
@@ -194,10 +208,23 @@ impl Drop for AppServer {
     }
 }
 
+/// Where handled publishes are reported.
+struct Sink {
+    queue: mpsc::UnboundedSender<Outcome>,
+    watchers: broadcast::Sender<Outcome>,
+}
+
+impl Sink {
+    fn send(&self, o: Outcome) {
+        let _ = self.watchers.send(o.clone());
+        let _ = self.queue.send(o);
+    }
+}
+
 async fn serve(
     component: Component,
     mut h: Handler,
-    outcomes: mpsc::UnboundedSender<Outcome>,
+    outcomes: Sink,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -240,11 +267,7 @@ fn iq_error(e: &Element, kind: &str, condition: &str, text: &str) -> Element {
 
 impl Handler {
     /// The reply to one stanza, if it needs one.
-    async fn handle_stanza(
-        &mut self,
-        e: &Element,
-        outcomes: &mpsc::UnboundedSender<Outcome>,
-    ) -> Option<Element> {
+    async fn handle_stanza(&mut self, e: &Element, outcomes: &Sink) -> Option<Element> {
         if e.name() != "iq" {
             return None; // messages and presence to the component need no answer
         }
@@ -265,7 +288,7 @@ impl Handler {
             Err(err) => {
                 self.rec
                     .note(format!("app server: malformed publish: {err}"));
-                let _ = outcomes.send(Outcome {
+                outcomes.send(Outcome {
                     node: String::new(),
                     kind: None,
                     pushes: vec![],
@@ -284,7 +307,7 @@ impl Handler {
                 publish.error_iq(ns::COMPONENT, kind, condition, Some(&text))
             }
         };
-        let _ = outcomes.send(outcome);
+        outcomes.send(outcome);
         Some(reply)
     }
 

@@ -1089,6 +1089,7 @@ impl Core {
             let mut deadline = Instant::now() + t.transaction_timeout();
             let mut interval = t.t1;
             let mut next = (!reliable).then(|| Instant::now() + interval);
+            let mut proceeding = false;
             loop {
                 let wake = next.map_or(deadline, |n| n.min(deadline));
                 tokio::select! {
@@ -1108,6 +1109,7 @@ impl Core {
                                 // Timer C (RFC 3261 §16.6) is the proxy's; a UA waits for
                                 // the callee: three minutes.
                                 deadline = Instant::now() + Duration::from_secs(180);
+                                proceeding = true;
                             } else if !reliable {
                                 interval = t.t2;
                                 next = Some(Instant::now() + interval);
@@ -1140,7 +1142,11 @@ impl Core {
                     _ = tokio::time::sleep_until(wake) => {
                         let now = Instant::now();
                         if now >= deadline {
-                            let timer = if is_invite { 'B' } else { 'F' };
+                            let timer = match (is_invite, proceeding) {
+                                (true, false) => 'B',
+                                (true, true) => 'C',
+                                (false, _) => 'F',
+                            };
                             core.recorder.note(format!("Timer {timer} fired for {}", req.summary()));
                             let _ = events.send(Event::TxTimeout { request: req.summary(), timer });
                             break;

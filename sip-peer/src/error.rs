@@ -19,12 +19,13 @@ pub enum SipError {
         /// Summaries of what arrived meanwhile.
         received: Vec<String>,
     },
-    /// A client transaction ended without a final response (RFC 3261 Timer B or F).
+    /// A client transaction ended without a final response (RFC 3261 Timer B or F; `C` when an
+    /// INVITE got a provisional response but no final one within 3 minutes).
     #[error("no final response to {request} (Timer {timer}); received: [{}]", received.join(", "))]
     TransactionTimeout {
         /// The request summary.
         request: String,
-        /// `B` or `F`.
+        /// `B`, `C` or `F`.
         timer: char,
         /// Summaries of what arrived.
         received: Vec<String>,

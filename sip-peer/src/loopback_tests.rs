@@ -725,3 +725,26 @@ async fn a_retransmitted_invite_is_not_a_new_call() {
         Err(SipError::Timeout { .. })
     ));
 }
+
+/// A CANCEL that crosses the 200 is answered 200, no 487 is sent, and the call stays up
+/// (RFC 3261 §9.2).
+#[tokio::test]
+async fn cancel_after_the_answer_changes_nothing() {
+    let p = pair(
+        EndpointConfig::udp(v4()),
+        EndpointConfig::udp(v4()),
+        IncomingPolicy::AnswerAtOnce,
+    )
+    .await;
+    let mut call = p.caller.invite(&target(&p)).unwrap();
+    call.await_answered(D).await.unwrap();
+    let r = call.cancel(D).await.unwrap();
+    assert_eq!(r.status(), Some(200));
+    assert!(matches!(
+        call.await_status(487, Duration::from_millis(200)).await,
+        Err(SipError::Timeout { .. })
+    ));
+    let bye = call.bye(D).await.unwrap();
+    assert_eq!(bye.status(), Some(200));
+    assert!(!p.timeline.ladder().contains("487"));
+}

@@ -5,27 +5,9 @@
 mod support;
 
 use sip_peer::endpoint::build_response;
-use sip_peer::{Message, Transport};
-use std::net::SocketAddr;
-use std::time::Duration;
+use sip_peer::Transport;
 use support::*;
 use tokio::net::UdpSocket;
-
-/// The next SIP message on `sock` within `d`, if any.
-async fn recv(sock: &UdpSocket, d: Duration) -> Option<Message> {
-    let mut buf = vec![0u8; 65536];
-    let (n, _) = tokio::time::timeout(d, sock.recv_from(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    Some(Message::parse(&buf[..n]).expect("the gateway sends parseable SIP"))
-}
-
-fn request(method: &str, ruri: &str, local: SocketAddr, call_id: &str, extra: &str) -> String {
-    format!(
-        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:raw@{DOMAIN}>;tag=raw1\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
-}
 
 #[tokio::test]
 async fn a_non_2xx_final_is_retransmitted_until_the_ack() {

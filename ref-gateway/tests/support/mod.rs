@@ -245,3 +245,22 @@ impl Bench {
         phone.set_offline(sip_peer::Offline::Disconnected);
     }
 }
+
+// ---------------------------------------------------------------- raw UDP peers
+
+/// The next SIP message on `sock` within `d`, if any.
+pub async fn recv(sock: &tokio::net::UdpSocket, d: Duration) -> Option<sip_peer::Message> {
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(d, sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(sip_peer::Message::parse(&buf[..n]).expect("the gateway sends parseable SIP"))
+}
+
+/// A request as a raw UDP peer writes it (`extra` header lines end with CRLF).
+pub fn request(method: &str, ruri: &str, local: SocketAddr, call_id: &str, extra: &str) -> String {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:raw@{DOMAIN}>;tag=raw1\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}

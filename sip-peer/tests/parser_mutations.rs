@@ -162,3 +162,19 @@ fn mutated_corpus_never_panics_and_what_parses_writes_back() {
         "parsed {parsed}, refused {refused}"
     );
 }
+
+/// Regression from `cargo fuzz`: a message read with bare-LF line ends just under the header
+/// limit is written back with CRLF, one byte longer per line.
+#[test]
+fn bare_lf_message_near_the_header_limit_writes_back() {
+    let mut raw = b"OPTIONS sip:a@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\nFrom: <sip:b@example.com>;tag=1\nTo: <sip:a@example.com>\nCall-ID: lf@example.com\nCSeq: 1 OPTIONS\n".to_vec();
+    let mut i = 0;
+    while raw.len() < 16_300 {
+        raw.extend_from_slice(format!("X-Pad-{i}: {i}\n").as_bytes());
+        i += 1;
+    }
+    raw.extend_from_slice(b"Content-Length: 0\n\n");
+    let m = sip_peer::message::Message::parse(&raw).expect("under the limit");
+    assert!(m.to_bytes().len() > 16_384, "the written form is longer");
+    parser_check::check(&raw, raw.len() / 2).expect("the property holds");
+}

@@ -359,7 +359,7 @@ impl Call {
             if let Some(m) = self.inbox.take(&matches) {
                 return Ok(m);
             }
-            if let Some(m) = self.inbox.take(&fails) {
+            if let Some(m) = self.inbox.peek(&fails) {
                 return Err(SipError::UnexpectedResponse {
                     status: m.status().unwrap_or(0),
                     waiting_for: what,

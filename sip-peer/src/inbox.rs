@@ -33,6 +33,14 @@ impl Inbox {
         Some(self.history[i].clone())
     }
 
+    /// The first untaken message matching `pred`, left in place (a failed step does not eat
+    /// what a later step may want, e.g. the 486 that made "await 180" fail).
+    pub fn peek(&self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
+        (0..self.history.len())
+            .find(|&i| !self.taken[i] && pred(&self.history[i]))
+            .map(|i| self.history[i].clone())
+    }
+
     /// Marks message `i` as taken (handled internally, e.g. an answered challenge).
     pub fn mark_taken(&mut self, i: usize) {
         if let Some(t) = self.taken.get_mut(i) {
@@ -79,7 +87,7 @@ impl Inbox {
             if let Some(m) = self.take(&matches) {
                 return Ok(m);
             }
-            if let Some(m) = self.take(&fails) {
+            if let Some(m) = self.peek(&fails) {
                 return Err(SipError::UnexpectedResponse {
                     status: m.status().unwrap_or(0),
                     waiting_for: what.to_owned(),

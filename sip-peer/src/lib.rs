@@ -33,9 +33,53 @@
 //! - [`PhoneAccount::start`]`(endpoint_cfg, PhoneConfig::new(aor, registrar), recorder,
 //!   "gateway")`; `register(d) -> Result<Registration { response, expires, pns, feature_caps }>`,
 //!   `refresh(d)`, `unregister(d)`, `set_policy(IncomingPolicy::…)`, `next_call(d) ->
-//!   Result<IncomingCall>`, `set_offline(mode)`, `wake(new_connection, d)`, `set_push(…)`;
-//!   [`IncomingCall`]: `ring()`, `answer()`, `reject(code)`, `await_ack(d)`, `await_cancel(d)`,
-//!   `await_bye(d)`, `bye(d)`.
+//!   Result<IncomingCall>`, `next_message(d) -> Result<Message>`, `set_offline(mode)`,
+//!   `wake(new_connection, d)`, `set_push(…)`, `unregister_all(d)`, `contact_uri()`;
+//!   [`IncomingCall`]: `request()`, `call_id()`, `ring()`, `answer()`, `reject(code)`,
+//!   `await_ack(d)`, `await_cancel(d)`, `await_bye(d)`, `bye(d)`, `received()`.
+//!
+//! ```no_run
+//! use sip_peer::*;
+//! use std::time::Duration;
+//! use timeline::{Protocol, Timeline};
+//!
+//! # async fn demo() -> Result<(), SipError> {
+//! let timeline = Timeline::new();
+//! let d = Duration::from_secs(2);
+//! let gateway: std::net::SocketAddr = "127.0.0.1:5060".parse().unwrap();
+//!
+//! // The iPhone's SIP account: REGISTER with pn-* params, then hold the early Answer.
+//! let mut cfg = PhoneConfig::new(SipUri::parse("sip:alice@example.com")?, gateway);
+//! cfg.push = Some(PushParams::apns("00fc13adff78512", "DEF123GHIJ", "com.example.app"));
+//! cfg.instance = Some("<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>".into());
+//! cfg.policy = IncomingPolicy::Manual;
+//! let alice = PhoneAccount::start(
+//!     EndpointConfig::tcp("127.0.0.1:0".parse().unwrap()),
+//!     cfg,
+//!     timeline.recorder("alice-iphone", Protocol::Sip),
+//!     "gateway",
+//! )
+//! .await?;
+//! let reg = alice.register(d).await?;
+//! assert_eq!(reg.pns.as_deref(), Some("apns"));
+//!
+//! let bob = Caller::new(
+//!     EndpointConfig::udp("127.0.0.1:0".parse().unwrap()),
+//!     CallerConfig::new(SipUri::parse("sip:bob@example.com")?, gateway),
+//!     timeline.recorder("bob", Protocol::Sip),
+//!     "gateway",
+//! )
+//! .await?;
+//! let mut call = bob.invite("sip:alice@example.com")?;
+//! call.await_status(180, d).await.ok(); // the gateway may or may not relay a 180
+//! let mut incoming = alice.next_call(d).await?; // await the INVITE within d
+//! incoming.answer()?; // the held early Answer
+//! call.await_answered(d).await?; // the ACK goes out automatically
+//! call.bye(d).await?;
+//! incoming.await_bye(d).await?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Every message sent or received goes through the [`timeline::Recorder`] given at
 //! construction, with the peer label given there.

@@ -216,6 +216,8 @@ async fn policies_answer_reject_and_callee_hangs_up() {
     let mut call = p.caller.invite(&target(&p)).unwrap();
     let err = call.await_status(180, D).await.unwrap_err();
     assert_eq!(err.status(), Some(486), "{err}");
+    // The failed step did not eat the 486: the next step still sees it.
+    assert_eq!(call.await_final(D).await.unwrap().status(), Some(486));
     let mut incoming = p.phone.next_call(D).await.unwrap();
     incoming.await_ack(D).await.unwrap();
 

@@ -236,6 +236,30 @@ impl MockServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM (a graceful shutdown) to the server.
+    pub fn terminate(&self) {
+        let out = crate::support::process::run(
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]),
+            None,
+            Duration::from_secs(10),
+        );
+        assert!(out.status.success(), "kill -TERM failed: {}", out.stderr);
+    }
+
+    /// Waits (polling, with a deadline) for the process to exit; its status, or None if it runs on.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Panics if the server died or logged a panic.
     pub fn assert_healthy(&mut self) {
         let log = self.log();

@@ -256,8 +256,8 @@ pub fn hpack_literals(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
 /// How a raw connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RawEnd {
-    /// The server sent a GOAWAY with this error code.
-    GoAway(u32),
+    /// The server sent a GOAWAY with this error code and debug data.
+    GoAway(u32, Vec<u8>),
     /// The server reset a stream with this error code.
     Reset(u32),
     /// The server answered on a stream (HEADERS): it parsed the request.
@@ -316,7 +316,23 @@ pub async fn tcp_exchange(addr: SocketAddr, bytes: &[u8]) -> RawEnd {
     }
 }
 
-async fn read_until_end(tls: &mut TlsStream<TcpStream>) -> RawEnd {
+/// Reads the next frame's type and payload (None on EOF or error), within [`EXCHANGE`].
+pub async fn read_frame(tls: &mut TlsStream<TcpStream>) -> Option<(u8, Vec<u8>)> {
+    let read = async {
+        let mut head = [0u8; 9];
+        tls.read_exact(&mut head).await.ok()?;
+        let len = (head[0] as usize) << 16 | (head[1] as usize) << 8 | head[2] as usize;
+        let mut payload = vec![0u8; len];
+        tls.read_exact(&mut payload).await.ok()?;
+        Some((head[3], payload))
+    };
+    tokio::time::timeout(EXCHANGE, read)
+        .await
+        .unwrap_or_else(|_| panic!("no frame from the server within {EXCHANGE:?}"))
+}
+
+/// Reads frames until the server ends the exchange (GOAWAY, RST_STREAM, a response, or close).
+pub async fn read_until_end(tls: &mut TlsStream<TcpStream>) -> RawEnd {
     loop {
         let mut head = [0u8; 9];
         if let Err(e) = tls.read_exact(&mut head).await {
@@ -333,7 +349,12 @@ async fn read_until_end(tls: &mut TlsStream<TcpStream>) -> RawEnd {
                 .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
         };
         match head[3] {
-            frame::GOAWAY => return RawEnd::GoAway(code(4).unwrap_or(u32::MAX)),
+            frame::GOAWAY => {
+                return RawEnd::GoAway(
+                    code(4).unwrap_or(u32::MAX),
+                    payload.get(8..).unwrap_or_default().to_vec(),
+                )
+            }
             frame::RST_STREAM => return RawEnd::Reset(code(0).unwrap_or(u32::MAX)),
             frame::HEADERS => return RawEnd::Answered,
             _ => {}

@@ -87,7 +87,9 @@ async fn leaves_flight_mode(w: &mut BenchWorld, d: String) -> Result<(), StepErr
     let dev = c.device(DeviceKind::Iphone)?;
     // Back to sleep with its network: the account wakes when a push arrives.
     dev.sleep();
-    for t in dev.tokens() {
+    let tokens = dev.tokens();
+    c.back_online = Some(Instant::now());
+    for t in tokens {
         c.set_token_state(&t, DeviceState::Online)?;
     }
     Ok(())

@@ -273,6 +273,8 @@ pub struct Cast {
     pub terminate_unmatched: bool,
     /// The latest registration a step drove, and its outcome.
     pub last_registration: Option<super::registration::RegResult>,
+    /// When Alice's iPhone last left flight mode (what APNs stored arrives then).
+    pub back_online: Option<Instant>,
     /// The timeline recorder factory.
     pub timeline: timeline::Timeline,
 }
@@ -621,6 +623,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
         wake_delay: Duration::ZERO,
         terminate_unmatched: false,
         last_registration: None,
+        back_online: None,
         timeline: w.timeline.clone(),
     };
     w.timeline.note(

@@ -653,3 +653,27 @@ async fn an_expired_binding_gets_no_push() {
     assert_eq!(call.await_final(ONE_S).await.unwrap().status(), Some(404));
     assert!(b.pushes_for(&tok).is_empty());
 }
+
+#[tokio::test]
+async fn the_whole_chain_works_on_ipv6_loopback() {
+    let b = Bench::with(Options {
+        ipv6: true,
+        ..Options::default()
+    })
+    .await;
+    assert!(b.gw.addr(Transport::Tls).unwrap().is_ipv6());
+    let tok = token();
+    b.voip_device(&tok);
+    let alice = b.phone("alice", Transport::Tls, Some(&tok)).await;
+    alice.register(TWO_S).await.unwrap();
+    Bench::sleep(&alice);
+    let bob = b.caller(Transport::Udp).await;
+    let mut call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    b.push_for(&tok).await;
+    alice.wake(true, TWO_S).await.unwrap();
+    let mut incoming = alice.next_call(ONE_S).await.unwrap();
+    incoming.answer().unwrap();
+    call.await_answered(TWO_S).await.unwrap();
+    let bye = call.bye(TWO_S).await.unwrap();
+    assert_eq!(bye.status(), Some(200), "{}", b.timeline.ladder());
+}

@@ -73,6 +73,8 @@ pub struct Options {
     pub faults: Faults,
     pub accounts: Vec<ref_gateway::config::Account>,
     pub push_delay: Duration,
+    /// Listen on `[::1]` instead of 127.0.0.1 (the parties follow).
+    pub ipv6: bool,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             faults: Faults::none(),
             accounts: Vec::new(),
             push_delay: Duration::ZERO,
+            ipv6: false,
         }
     }
 }
@@ -109,8 +112,15 @@ impl Bench {
         };
         let (ca, cert, key) = tls_identity();
         let mut cfg = GatewayConfig::new(DOMAIN, settings);
+        let any = if opts.ipv6 {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+        } else {
+            loopback()
+        };
+        cfg.udp = Some(any);
+        cfg.tcp = Some(any);
         cfg.tls = Some((
-            loopback(),
+            any,
             TlsIdentity {
                 cert_pem: cert.into_bytes(),
                 key_pem: key.into_bytes(),
@@ -153,11 +163,15 @@ impl Bench {
     }
 
     pub fn endpoint(&self, t: Transport) -> EndpointConfig {
+        let local = match self.gw.addr(t) {
+            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            _ => loopback(),
+        };
         match t {
-            Transport::Udp => EndpointConfig::udp(loopback()),
-            Transport::Tcp => EndpointConfig::tcp(loopback()),
+            Transport::Udp => EndpointConfig::udp(local),
+            Transport::Tcp => EndpointConfig::tcp(local),
             Transport::Tls => EndpointConfig::tls(
-                loopback(),
+                local,
                 TlsConfig::client_trusting(self.tls_ca.as_bytes(), "localhost").unwrap(),
             ),
         }

@@ -2,6 +2,7 @@
 //! write the APNs `credentials` a gateway under test needs.
 
 use crate::catalog::Catalog;
+use crate::report::{say, say_err};
 use crate::runner::{self, RunError, RunOptions};
 use crate::target::CancelPolicy;
 use clap::{Args, Parser, Subcommand};
@@ -146,27 +147,27 @@ where
         Command::Run(a) => {
             let result = runner::run_blocking(&a.into());
             if let Err(e) = &result {
-                eprintln!("pushbench: {e}");
+                say_err(&format!("pushbench: {e}\n"));
             }
             runner::exit_code(&result)
         }
         Command::Credentials(a) => match credentials(&a) {
             Ok(text) => {
-                print!("{text}");
+                say(&text);
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("pushbench: credentials: {e}");
+                say_err(&format!("pushbench: credentials: {e}\n"));
                 ExitCode::from(2)
             }
         },
         Command::List(a) => match list(&a) {
             Ok(text) => {
-                print!("{text}");
+                say(&text);
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("pushbench: {e}");
+                say_err(&format!("pushbench: {e}\n"));
                 ExitCode::from(2)
             }
         },

@@ -198,21 +198,22 @@ impl Collector {
                     } else {
                         verdict.to_string()
                     };
-                    println!(
-                        "[{done:>width$}/{}] {status:<12} {name} [{reqs}] ({:.2} s)",
+                    let mut line = format!(
+                        "[{done:>width$}/{}] {status:<12} {name} [{reqs}] ({:.2} s)\n",
                         self.total,
                         took.as_secs_f64()
                     );
                     if verdict != Verdict::Pass {
                         if let Some(r) = reason {
-                            println!(
-                                "{:>w$}{}",
+                            line.push_str(&format!(
+                                "{:>w$}{}\n",
                                 "",
                                 r.lines().next().unwrap_or(""),
                                 w = 2 * width + 4
-                            );
+                            ));
                         }
                     }
+                    crate::report::say(&line);
                 }
             }
         }

@@ -319,14 +319,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     };
     write_reports(&report, opts)?;
     if opts.print {
-        println!("\n{}{}", report.failures(), report.table());
+        report::say(&format!("\n{}{}", report.failures(), report.table()));
         for (what, path) in [
             ("JUnit", &opts.junit),
             ("JSON", &opts.json),
             ("HTML", &opts.html),
         ] {
             if let Some(p) = path {
-                println!("{what} report: {}", p.display());
+                report::say(&format!("{what} report: {}\n", p.display()));
             }
         }
     }

@@ -315,6 +315,19 @@ impl RunReport {
     }
 }
 
+/// Writes to standard output, ignoring errors: a closed pipe (`pushbench run | head`) must not
+/// turn into a panic halfway through a run.
+pub fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Writes to standard error, ignoring errors.
+pub fn say_err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 fn indent(text: &str, prefix: &str) -> String {
     text.lines()
         .map(|l| format!("{prefix}{l}"))

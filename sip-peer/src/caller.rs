@@ -150,7 +150,7 @@ impl Caller {
             invite: invite.clone(),
             dest: self.cfg.proxy,
             events: tx.clone(),
-            inbox: Inbox::new(rx),
+            inbox: Inbox::new(core.clone(), rx),
             dialog: None,
             auth_answered: false,
         };
@@ -354,6 +354,7 @@ impl Call {
         fails: impl Fn(&Message) -> bool,
     ) -> Result<Message, SipError> {
         let deadline = tokio::time::Instant::now() + within;
+        let mark = self.inbox.malformed_mark();
         loop {
             self.absorb()?;
             if let Some(m) = self.inbox.take(&matches) {
@@ -367,11 +368,7 @@ impl Call {
                 });
             }
             if self.inbox.pull(deadline).await?.is_none() {
-                return Err(SipError::Timeout {
-                    waiting_for: what,
-                    after: within,
-                    received: self.inbox.summaries(),
-                });
+                return Err(self.inbox.timeout_error(mark, what, within));
             }
         }
     }

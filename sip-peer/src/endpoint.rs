@@ -12,7 +12,7 @@
 use crate::dialog::Dialog;
 use crate::error::SipError;
 use crate::headers::NameAddr;
-use crate::message::{Limits, Message};
+use crate::message::{Limits, Message, ParseError};
 use crate::transport::{StreamFramer, TlsConfig, Transport};
 use crate::uri::{host_of, SipUri};
 use bytes::Bytes;
@@ -221,6 +221,9 @@ struct Conn {
     abort: Option<AbortHandle>,
 }
 
+/// The last unparseable message: from, error, bytes.
+type Malformed = (String, ParseError, Bytes);
+
 /// The shared state behind an [`Endpoint`].
 pub(crate) struct Core {
     pub cfg: EndpointConfig,
@@ -236,6 +239,8 @@ pub(crate) struct Core {
     offline: AtomicU8,
     next_id: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// How many malformed messages arrived, and the last one (from, error, bytes).
+    malformed: Mutex<(u64, Option<Malformed>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -323,6 +328,7 @@ impl Endpoint {
             offline: AtomicU8::new(0),
             next_id: AtomicU64::new(1),
             tasks: Mutex::new(Vec::new()),
+            malformed: Mutex::new((0, None)),
         });
         if let Some(sock) = core.udp.clone() {
             let c = core.clone();
@@ -703,28 +709,50 @@ impl Core {
         self.remove_conn(peer, id);
     }
 
-    fn on_malformed(&self, from: SocketAddr, error: crate::message::ParseError, bytes: Bytes) {
+    fn on_malformed(&self, from: SocketAddr, error: ParseError, bytes: Bytes) {
         if self.offline() != Offline::Online {
             return;
         }
-        let e = SipError::Malformed {
-            from: from.to_string(),
-            error,
-            bytes: bytes.clone(),
-        };
-        tracing::debug!("{e}");
+        tracing::debug!("malformed SIP from {from}: {error}");
         self.recorder.received(
             &self.peer,
             self.transport_name(),
-            format!(
-                "malformed: {}",
-                match &e {
-                    SipError::Malformed { error, .. } => error.to_string(),
-                    _ => String::new(),
-                }
-            ),
-            bytes,
+            format!("malformed: {error}"),
+            bytes.clone(),
         );
+        let mut m = lock(&self.malformed);
+        m.0 += 1;
+        m.1 = Some((from.to_string(), error, bytes));
+    }
+
+    /// A counter to pass to [`Core::timeout_error`] later.
+    pub(crate) fn malformed_mark(&self) -> u64 {
+        lock(&self.malformed).0
+    }
+
+    /// The error for a step that timed out: [`SipError::Malformed`] (with the offending bytes)
+    /// when unparseable bytes arrived since `mark` — most likely what was awaited — else
+    /// [`SipError::Timeout`].
+    pub(crate) fn timeout_error(
+        &self,
+        mark: u64,
+        waiting_for: String,
+        after: Duration,
+        received: Vec<String>,
+    ) -> SipError {
+        let m = lock(&self.malformed);
+        match &m.1 {
+            Some((from, error, bytes)) if m.0 > mark => SipError::Malformed {
+                from: from.clone(),
+                error: error.clone(),
+                bytes: bytes.clone(),
+            },
+            _ => SipError::Timeout {
+                waiting_for,
+                after,
+                received,
+            },
+        }
     }
 
     pub(crate) fn on_message(self: &Arc<Self>, msg: Message, raw: Bytes, from: SocketAddr) {
@@ -1201,15 +1229,10 @@ impl Core {
         self.start_client(req, dest, tx, false)?;
         let mut seen = Vec::new();
         let deadline = Instant::now() + within;
+        let mark = self.malformed_mark();
         loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Err(_) => {
-                    return Err(SipError::Timeout {
-                        waiting_for: what,
-                        after: within,
-                        received: seen,
-                    })
-                }
+                Err(_) => return Err(self.timeout_error(mark, what, within, seen)),
                 Ok(None) => return Err(SipError::Transport("transaction ended".into())),
                 Ok(Some(Event::Response(m))) if m.status().unwrap_or(0) >= 200 => return Ok(*m),
                 Ok(Some(Event::Response(m))) => seen.push(m.summary()),

@@ -4,22 +4,25 @@
 //! takes the first not-yet-taken message that matches, so "await 180" then "await 200" work
 //! even when both already arrived; on timeout the error lists everything received.
 
-use crate::endpoint::Event;
+use crate::endpoint::{Core, Event};
 use crate::error::SipError;
 use crate::message::Message;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub(crate) struct Inbox {
+    core: Arc<Core>,
     rx: mpsc::UnboundedReceiver<Event>,
     pub history: Vec<Message>,
     taken: Vec<bool>,
 }
 
 impl Inbox {
-    pub fn new(rx: mpsc::UnboundedReceiver<Event>) -> Inbox {
+    pub fn new(core: Arc<Core>, rx: mpsc::UnboundedReceiver<Event>) -> Inbox {
         Inbox {
+            core,
             rx,
             history: Vec::new(),
             taken: Vec::new(),
@@ -46,6 +49,17 @@ impl Inbox {
         if let Some(t) = self.taken.get_mut(i) {
             *t = true;
         }
+    }
+
+    /// See [`Core::malformed_mark`].
+    pub fn malformed_mark(&self) -> u64 {
+        self.core.malformed_mark()
+    }
+
+    /// The timeout error (or the malformed message that arrived meanwhile).
+    pub fn timeout_error(&self, mark: u64, what: String, within: Duration) -> SipError {
+        self.core
+            .timeout_error(mark, what, within, self.summaries())
     }
 
     /// Summaries of everything received.
@@ -83,6 +97,7 @@ impl Inbox {
         fails: impl Fn(&Message) -> bool,
     ) -> Result<Message, SipError> {
         let deadline = Instant::now() + within;
+        let mark = self.malformed_mark();
         loop {
             if let Some(m) = self.take(&matches) {
                 return Ok(m);
@@ -95,11 +110,7 @@ impl Inbox {
                 });
             }
             if self.pull(deadline).await?.is_none() {
-                return Err(SipError::Timeout {
-                    waiting_for: what.to_owned(),
-                    after: within,
-                    received: self.summaries(),
-                });
+                return Err(self.timeout_error(mark, what.to_owned(), within));
             }
         }
     }

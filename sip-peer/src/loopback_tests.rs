@@ -750,3 +750,41 @@ async fn cancel_after_the_answer_changes_nothing() {
     assert_eq!(bye.status(), Some(200));
     assert!(!p.timeline.ladder().contains("487"));
 }
+
+/// A peer that answers with bytes that are not SIP: the step that waited gets the parse error
+/// and the offending bytes, not a bare timeout.
+#[tokio::test]
+async fn a_malformed_answer_is_reported_with_its_bytes() {
+    let peer = UdpSocket::bind(v4()).await.unwrap();
+    let t = Timeline::new();
+    let caller = Caller::new(
+        EndpointConfig::udp(v4()),
+        CallerConfig::new(
+            SipUri::parse("sip:bob@x").unwrap(),
+            peer.local_addr().unwrap(),
+        ),
+        t.recorder("bob", Protocol::Sip),
+        "gateway",
+    )
+    .await
+    .unwrap();
+    let mut call = caller.invite("sip:alice@127.0.0.1").unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (_, from) = peer.recv_from(&mut buf).await.unwrap();
+    let garbage = b"SIP/2.0 180 Ringing\r\nContent-Length: 50\r\n\r\nshort";
+    peer.send_to(garbage, from).await.unwrap();
+    match call.await_status(180, Duration::from_millis(300)).await {
+        Err(SipError::Malformed { error, bytes, .. }) => {
+            assert_eq!(
+                error,
+                ParseError::TruncatedBody {
+                    declared: 50,
+                    available: 5
+                }
+            );
+            assert_eq!(&bytes[..], &garbage[..]);
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    assert!(t.ladder().contains("malformed: Content-Length 50"));
+}

@@ -349,29 +349,33 @@ impl PhoneAccount {
 
     /// Waits for the next out-of-dialog MESSAGE (already answered 200).
     pub async fn next_message(&self, within: Duration) -> Result<Message, SipError> {
+        let mark = self.endpoint.core().malformed_mark();
         let mut rx = self.messages.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
-            Err(_) => Err(SipError::Timeout {
-                waiting_for: "an incoming MESSAGE".into(),
-                after: within,
-                received: Vec::new(),
-            }),
+            Err(_) => Err(self.endpoint.core().timeout_error(
+                mark,
+                "an incoming MESSAGE".into(),
+                within,
+                Vec::new(),
+            )),
         }
     }
 
     /// Waits for the next incoming INVITE (whatever the policy did with it).
     pub async fn next_call(&self, within: Duration) -> Result<IncomingCall, SipError> {
+        let mark = self.endpoint.core().malformed_mark();
         let mut rx = self.calls.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
             Ok(Some(c)) => Ok(c),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
-            Err(_) => Err(SipError::Timeout {
-                waiting_for: "an incoming INVITE".into(),
-                after: within,
-                received: Vec::new(),
-            }),
+            Err(_) => Err(self.endpoint.core().timeout_error(
+                mark,
+                "an incoming INVITE".into(),
+                within,
+                Vec::new(),
+            )),
         }
     }
 }
@@ -418,7 +422,7 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         contact: core.contact_uri(shared.user.as_deref()),
         to_tag: random_hex(),
         req,
-        inbox: Inbox::new(rx),
+        inbox: Inbox::new(core.clone(), rx),
         dialog: None,
     };
     let _ = match policy {
@@ -581,7 +585,7 @@ impl IncomingCall {
         let dest = dialog.dest;
         let (tx, rx) = mpsc::unbounded_channel();
         self.core.start_client(bye, dest, tx, false)?;
-        let mut inbox = Inbox::new(rx);
+        let mut inbox = Inbox::new(self.core.clone(), rx);
         let result = inbox
             .wait(
                 "final response to BYE",

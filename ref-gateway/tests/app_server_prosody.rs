@@ -272,7 +272,13 @@ async fn an_unregistered_token_answers_an_error_and_removes_the_registration() -
         }
     );
     assert!(w.app.registry().get("DEVICE-1").is_none());
-    // Prosody got the error: it logs it against the registration.
+    // The next publish for the node gets the same error and pushes nothing to the dead token.
+    w.bob.send_message("alice@localhost", "two").await?;
+    let next = w.outcome("the second message publish").await?;
+    assert_eq!(next.answer, o.answer, "{next:#?}");
+    assert!(next.pushes.is_empty(), "{next:#?}");
+    assert_eq!(w.pushes_to(&w.alert_token).len(), 1, "{}", w.ladder());
+    // Prosody got the errors: it logs them against the registration.
     w.prosody.wait_log("item-not-found", STEP).await?;
     Ok(())
 }

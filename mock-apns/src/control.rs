@@ -26,6 +26,14 @@ struct NewDevice {
     state: Option<DeviceState>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    keep_expired: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceOptions {
+    keep_expired: bool,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +219,7 @@ fn route(shared: &Shared, method: &str, segments: &[&str], body: &[u8]) -> Respo
                 let mut spec = DeviceSpec::new(d.token.clone(), d.topics, d.environment);
                 spec.state = d.state.unwrap_or(DeviceState::Online);
                 spec.name = d.name;
+                spec.keep_expired = d.keep_expired;
                 shared.devices.register(spec, now_ms());
                 json(
                     201,
@@ -231,6 +240,17 @@ fn route(shared: &Shared, method: &str, segments: &[&str], body: &[u8]) -> Respo
                     .set_state(token, s.state, s.timestamp_ms, now_ms())
                     .map_err(|e| error(404, e))?;
                 json(200, serde_json::json!({"token": token, "state": s.state}))
+            }
+            ("PUT", ["devices", token, "options"]) => {
+                let o: DeviceOptions = parse(body)?;
+                shared
+                    .devices
+                    .set_keep_expired(token, o.keep_expired)
+                    .map_err(|e| error(404, e))?;
+                json(
+                    200,
+                    serde_json::json!({"token": token, "keep_expired": o.keep_expired}),
+                )
             }
             ("POST", ["faults"]) => {
                 let f: Fault = parse(body)?;

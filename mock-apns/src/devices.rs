@@ -46,6 +46,9 @@ pub struct DeviceSpec {
     pub name: Option<String>,
     /// Where requests for this token are recorded (party "mock-apns", peer "gateway").
     pub recorder: Option<Recorder>,
+    /// APNs stores pushes for this device even when `apns-expiration` is 0 or past, and delivers
+    /// them on reconnect (seen from real APNs: Apple forum 795610). Default false (Apple's rule).
+    pub keep_expired: bool,
 }
 
 impl DeviceSpec {
@@ -58,7 +61,14 @@ impl DeviceSpec {
             state: DeviceState::Online,
             name: None,
             recorder: None,
+            keep_expired: false,
         }
+    }
+
+    /// Keeps pushes with expiration 0 (or past) while offline, as real APNs sometimes does.
+    pub fn keep_expired(mut self, keep: bool) -> Self {
+        self.keep_expired = keep;
+        self
     }
 
     /// Sets the initial state.
@@ -172,6 +182,7 @@ struct Device {
     state_timestamp_ms: u64,
     name: String,
     recorder: Option<Recorder>,
+    keep_expired: bool,
     stored: HashMap<String, Stored>,
     subscribers: Vec<mpsc::UnboundedSender<Delivery>>,
 }
@@ -260,6 +271,7 @@ impl Devices {
                 state_timestamp_ms: now_ms,
                 name,
                 recorder: spec.recorder,
+                keep_expired: spec.keep_expired,
                 stored: HashMap::new(),
                 subscribers,
             },
@@ -300,7 +312,7 @@ impl Devices {
             let mut stored: Vec<Stored> = device.stored.drain().map(|(_, s)| s).collect();
             stored.sort_by_key(|s| s.accepted_at_ms);
             for s in stored {
-                if s.expires_at_secs > now_ms / 1000 {
+                if s.expires_at_secs > now_ms / 1000 || device.keep_expired {
                     let d = delivery(
                         &s.push,
                         &s.apns_id,
@@ -313,6 +325,18 @@ impl Devices {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Makes APNs keep (or stop keeping) expired pushes for an offline device.
+    pub fn set_keep_expired(&self, token: &str, keep: bool) -> Result<(), UnknownDevice> {
+        let mut map = lock(&self.inner);
+        let token = token.to_ascii_lowercase();
+        let device = map
+            .get_mut(&token)
+            .filter(|d| d.state_timestamp_ms != u64::MAX)
+            .ok_or_else(|| UnknownDevice(token.clone()))?;
+        device.keep_expired = keep;
         Ok(())
     }
 
@@ -334,6 +358,7 @@ impl Devices {
                         state_timestamp_ms: u64::MAX,
                         name: default_name(&token),
                         recorder: None,
+                        keep_expired: false,
                         stored: HashMap::new(),
                         subscribers: vec![tx],
                     },
@@ -376,6 +401,7 @@ impl Devices {
                     state_timestamp_ms: now_ms,
                     name: default_name(&push.token),
                     recorder: None,
+                    keep_expired: false,
                     stored: HashMap::new(),
                     subscribers: Vec::new(),
                 })
@@ -405,7 +431,7 @@ impl Devices {
                     Some(e) => e.min(now_secs + MAX_STORAGE_SECS),
                     None => now_secs + MAX_STORAGE_SECS,
                 };
-                if expires_at_secs <= now_secs {
+                if expires_at_secs <= now_secs && !device.keep_expired {
                     return Ok(DeliveryOutcome::Dropped);
                 }
                 device.stored.insert(
@@ -657,6 +683,32 @@ mod tests {
         d.set_state(T, DeviceState::Online, None, NOW_MS + 31_000)
             .unwrap();
         assert!(drain(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn keep_expired_devices_store_expiration_zero() {
+        let d = registry(DeviceState::Offline);
+        let mut rx = d.subscribe(T);
+        d.set_keep_expired(T, true).unwrap();
+        assert_eq!(
+            d.accept(
+                &push("app.voip", Some(0)),
+                Environment::Sandbox,
+                "zero",
+                &body(1),
+                NOW_MS
+            ),
+            Ok(DeliveryOutcome::Stored)
+        );
+        d.set_state(T, DeviceState::Online, None, NOW_MS + 60_000)
+            .unwrap();
+        let got = drain(&mut rx);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].apns_id.as_str(), got[0].stored), ("zero", true));
+        assert_eq!(
+            d.set_keep_expired("beef", true),
+            Err(UnknownDevice("beef".into()))
+        );
     }
 
     #[tokio::test]

@@ -236,6 +236,12 @@ impl MockApns {
             .set_state(token, state, Some(timestamp_ms), server::now_ms())
     }
 
+    /// Makes APNs keep pushes for an offline device even with `apns-expiration` 0 or past
+    /// (Apple forum 795610), or restores Apple's documented rule.
+    pub fn set_keep_expired(&self, token: &str, keep: bool) -> Result<(), UnknownDevice> {
+        self.shared.devices.set_keep_expired(token, keep)
+    }
+
     /// Injects a fault.
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.add(fault);

@@ -172,6 +172,11 @@ impl Listeners {
         flow.transport == Transport::Udp || lock(&self.conns).contains_key(&flow.conn)
     }
 
+    /// Number of open TCP/TLS connections.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.conns).len()
+    }
+
     /// Stops every task and closes every connection.
     pub fn shutdown(&self) {
         for t in lock(&self.tasks).drain(..) {

@@ -129,6 +129,11 @@ impl RefGateway {
         rx.await.unwrap_or_default()
     }
 
+    /// Number of open TCP/TLS connections (phones and callers on stream transports).
+    pub fn connection_count(&self) -> usize {
+        self.listeners.connection_count()
+    }
+
     /// Stops serving and closes every listener and connection.
     pub async fn shutdown(self) {
         self.core.abort();

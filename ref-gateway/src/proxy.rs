@@ -784,14 +784,22 @@ impl Proxy {
             }
         }
         req.headers.insert(0, header("Via", via));
-        self.send(&flow, &req);
+        // A contact whose connection is gone cannot be reached: the branch ends at once.
+        let reachable = self.listeners.is_open(&flow);
+        if reachable {
+            self.send(&flow, &req);
+        } else {
+            self.recorder.note(format!(
+                "flow {flow} of {contact} is closed: branch not sent"
+            ));
+        }
         let call = self.calls.get_mut(&id)?;
         call.branches.push(Branch {
             id: branch.clone(),
             flow,
             request: req,
             provisional: false,
-            done: false,
+            done: !reachable,
             cancelled: false,
             pending_cancel: None,
             replay,
@@ -1130,6 +1138,12 @@ impl Proxy {
         } else {
             d.caller_flow
         };
+        if !self.listeners.is_open(&dest) {
+            if method != "ACK" {
+                self.reply(&req, &flow, 480, "Temporarily Unavailable");
+            }
+            return;
+        }
         let (via, branch) = self.via(dest.transport);
         let mf = req.max_forwards().ok().flatten().unwrap_or(70);
         req.set_header("Max-Forwards", mf.saturating_sub(1).to_string());
@@ -1145,9 +1159,6 @@ impl Proxy {
                 },
             );
             self.start_resend(&branch, dest);
-        }
-        if method == "BYE" {
-            self.dialogs.remove(&call_id);
         }
         self.send(&dest, &req);
     }
@@ -1169,6 +1180,12 @@ impl Proxy {
             pop_via(&mut resp);
             if code >= 200 {
                 self.relays.remove(&branch);
+                // The dialog ends with the BYE's final response (a lost BYE can be repeated).
+                if resp.cseq().is_ok_and(|c| c.method == "BYE") {
+                    if let Ok(cid) = resp.call_id() {
+                        self.dialogs.remove(cid);
+                    }
+                }
             }
             self.send(&up, &resp);
             return;

@@ -677,3 +677,32 @@ async fn the_whole_chain_works_on_ipv6_loopback() {
     let bye = call.bye(TWO_S).await.unwrap();
     assert_eq!(bye.status(), Some(200), "{}", b.timeline.ladder());
 }
+
+#[tokio::test]
+async fn a_contact_whose_connection_is_gone_fails_fast_instead_of_hanging() {
+    let b = Bench::start().await;
+    let desktop = b.phone("alice", Transport::Tcp, None).await;
+    desktop.register(ONE_S).await.unwrap();
+    let bob = b.caller(Transport::Udp).await;
+    // Answered call, then the callee's connection drops: Bob's BYE gets an answer.
+    let mut call = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    let mut incoming = desktop.next_call(ONE_S).await.unwrap();
+    incoming.answer().unwrap();
+    call.await_answered(ONE_S).await.unwrap();
+    desktop.set_offline(sip_peer::Offline::Disconnected);
+    // Wait (with a deadline) until the gateway has seen the connection close.
+    let until = tokio::time::Instant::now() + TWO_S;
+    while b.gw.connection_count() > 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "connection never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let bye = call.bye(ONE_S).await.ok();
+    assert_eq!(bye.and_then(|r| r.status()), Some(480));
+    // A new call to the unreachable contact gets 480 at once.
+    let mut call2 = bob.invite(&Bench::aor("alice").to_string()).unwrap();
+    let fin = call2.await_final(ONE_S).await.unwrap();
+    assert_eq!(fin.status(), Some(480));
+}

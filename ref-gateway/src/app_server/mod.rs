@@ -20,3 +20,6 @@ pub use faults::{AppFault, AppFaults};
 pub use policy::{CallEndPush, MessagePush, Policy};
 pub use registry::{Registration, Registry};
 pub use server::{Answer, ApnsClients, AppServer, AppServerConfig, Outcome};
+/// The XMPP crate the app server speaks through (re-exported for crates that drive it, e.g. the
+/// bench's XMPP steps, without their own dependency on it).
+pub use xmpp_peer;

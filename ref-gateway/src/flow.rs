@@ -278,7 +278,9 @@ impl Listeners {
                     }
                 }
             });
-            lock(&self.tasks).push(h.abort_handle());
+            let mut tasks = lock(&self.tasks);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(h.abort_handle());
         }
     }
 

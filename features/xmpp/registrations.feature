@@ -15,12 +15,12 @@ Feature: Registrations and app-server errors
     And the app server sends exactly one VoIP push to Alice's iPad within 3 s
 
   @req:XMPP-8
-  Scenario: An unregistered token: the publish gets an error and the registration is dropped
+  Scenario: The app was removed: the publish gets an error and the registration is dropped
     Given Alice's iPhone has enabled XMPP push with a VoIP token and an alert token
-    And APNs answers 410 Unregistered for Alice's alert token
+    And APNs answers 410 Unregistered for both of Alice's tokens
     And Alice's iPhone drops off the network and its XMPP session hibernates
     When Bob sends Alice the XMPP message "first"
     Then the app server answers the publish for Alice's iPhone with an XMPP error within 3 s
     And the app server has no registration for Alice's iPhone
     When Bob sends Alice the XMPP message "second"
-    Then the app server sends no push to Alice's alert token within 3 s
+    Then the app server sends no push to Alice's tokens within 3 s

@@ -68,6 +68,48 @@ impl AppServerConfig {
     }
 }
 
+/// The app server's part of a configuration file (TOML), everything but where to connect:
+///
+/// ```toml
+/// faults = ["ignore-410"]            # optional
+/// [policy]                           # optional, see `Policy`
+/// message = "background"
+/// [[registrations]]
+/// node = "alice-iphone"
+/// secret = "s1"
+/// voip_token = "00ab…"
+/// alert_token = "00cd…"              # optional
+/// bundle_id = "com.example.app"
+/// environment = "sandbox"            # sandbox | production
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppServerSettings {
+    /// Message and call-end policy.
+    pub policy: Policy,
+    /// Switched-on mistakes.
+    pub faults: AppFaults,
+    /// Registrations known at start.
+    pub registrations: Vec<Registration>,
+}
+
+impl AppServerSettings {
+    /// Reads the settings from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The full configuration, connecting as `component`.
+    pub fn into_config(self, component: ComponentConfig) -> AppServerConfig {
+        AppServerConfig {
+            component,
+            policy: self.policy,
+            faults: self.faults,
+            registrations: self.registrations,
+        }
+    }
+}
+
 /// How a publish was answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -486,4 +528,41 @@ fn apns_answer(h: &mut Handler, reg: &Registration, r: &ApnsResponse, out: &mut 
         }
     };
     format!("APNs {} {reason}", r.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app_server::faults::AppFault;
+
+    #[test]
+    fn settings_read_from_toml() {
+        let s = AppServerSettings::from_toml_str(
+            r#"faults = ["no-cancel-handling"]
+               [policy]
+               message = "background"
+               call_end = "nothing"
+               [[registrations]]
+               node = "n1"
+               voip_token = "00ab"
+               bundle_id = "com.example.app""#,
+        )
+        .unwrap();
+        assert!(s.faults.has(AppFault::NoCancelHandling));
+        assert_eq!(s.policy.message, MessagePush::Background);
+        assert_eq!(s.policy.call_end, CallEndPush::Nothing);
+        assert_eq!(s.registrations[0].node, "n1");
+        let cfg = s.into_config(ComponentConfig::new(
+            "push.localhost",
+            "x",
+            "127.0.0.1:5347".parse().unwrap(),
+        ));
+        assert_eq!(cfg.registrations.len(), 1);
+        assert_eq!(
+            AppServerSettings::from_toml_str("").unwrap(),
+            AppServerSettings::default()
+        );
+        assert!(AppServerSettings::from_toml_str("fault = []").is_err());
+        assert!(AppServerSettings::from_toml_str(r#"faults = ["nonsense"]"#).is_err());
+    }
 }

@@ -76,11 +76,15 @@ for rate in $RATES; do
   set -e
   kill "$uas" 2>/dev/null || true
   wait "$uas" 2>/dev/null || true
-  s_ok=$(grep -E '^ +Successful call' "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-  s_failed=$(grep -E '^ +Failed call' "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+  # (a SIPp that aborted prints no statistics: the greps find nothing)
+  s_ok=$(grep -E '^ +Successful call' "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}' || true)
+  s_failed=$(grep -E '^ +Failed call' "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}' || true)
   # completed calls per second of wall time, as sip-load measures its own
   s_rate=$(awk -v n="${s_ok:-0}" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
-  s_retr=$(grep -E '^ +INVITE ---------->' "$WORK/uac.out" | tail -1 | awk '{print $4}')
+  s_retr=$(grep -E '^ +INVITE ---------->' "$WORK/uac.out" | tail -1 | awk '{print $4}' || true)
+  # SIPp exits 0 when every call succeeded, 1 when some failed, 255 on a fatal error (here: the
+  # global -timeout, calls stuck), 134 when it aborts
+  case "$s_rc" in 0|1) ;; *) s_retr="${s_retr:-?} (sipp exit $s_rc)" ;; esac
   s_ok=${s_ok:-0}; s_failed=${s_failed:-1}; s_rate=${s_rate:-0}
   [ "$s_rc" -eq 0 ] || s_failed=$(( s_failed > 0 ? s_failed : 1 ))
   if clean "$s_failed" "$s_rate" "$rate"; then best_sipp=$rate; fi

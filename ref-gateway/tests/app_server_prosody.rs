@@ -792,3 +792,56 @@ async fn each_app_server_fault_fails_exactly_the_xmpp_ids_it_breaks() -> Result<
     }
     Ok(())
 }
+
+/// Observation (why the target loads `mod_cloud_notify_jmi`): with vanilla mod_cloud_notify a
+/// JMI propose reaches the app server exactly like a chat message (same summary, nothing else in
+/// the notification), so no app server can send the VoIP push XMPP-2 asks for.
+#[tokio::test]
+async fn vanilla_mod_cloud_notify_publishes_a_call_like_a_message() -> Result<()> {
+    let prosody = Prosody::start(ProsodyOptions {
+        jmi_module: false,
+        ..ProsodyOptions::default()
+    })
+    .await?;
+    let t = Timeline::new();
+    let comp = xmpp_peer::Component::connect(
+        prosody.component_config(),
+        t.recorder("app-server", Protocol::Xmpp),
+    )
+    .await?;
+    let mut cfgs = vec![];
+    for user in ["alice", "bob"] {
+        let c = prosody.client_config(user, PASSWORD)?;
+        register_account(&c, &t.recorder(format!("{user}-register"), Protocol::Xmpp)).await?;
+        cfgs.push(c);
+    }
+    let bob = Caller::connect(cfgs.pop().expect("bob"), t.recorder("bob", Protocol::Xmpp)).await?;
+    let mut alice = PhoneAccount::connect(
+        cfgs.pop().expect("alice"),
+        t.recorder("alice", Protocol::Xmpp),
+    )
+    .await?;
+    alice.enable_push(PUSH_JID, "DEVICE-1", None, STEP).await?;
+    alice.sleep(SleepMode::Close).await?;
+    prosody
+        .wait_log("Session going into hibernation", STEP)
+        .await?;
+    bob.send_message("alice@localhost", "hi").await?;
+    let message = comp.next_publish(STEP).await?;
+    comp.ack_publish(&message).await?;
+    bob.propose("alice@localhost").await?;
+    let call = comp.next_publish(STEP).await?;
+    comp.ack_publish(&call).await?;
+    assert_eq!(
+        call.notification,
+        message.notification,
+        "the call publish differs from the message publish\n{}",
+        t.ladder()
+    );
+    assert!(call.notification.payloads.is_empty());
+    assert!(matches!(
+        ref_gateway::app_server::classify::classify(&call),
+        Ok(PublishKind::Message { .. })
+    ));
+    Ok(())
+}

@@ -60,6 +60,8 @@ pub struct ProsodyOptions {
     pub hibernation_secs: u32,
     /// The component secret.
     pub component_secret: String,
+    /// Load our `mod_cloud_notify_jmi` (false: vanilla mod_cloud_notify, to observe it).
+    pub jmi_module: bool,
 }
 
 impl Default for ProsodyOptions {
@@ -68,6 +70,7 @@ impl Default for ProsodyOptions {
             password_hash: "SHA-1",
             hibernation_secs: 60,
             component_secret: "pushsecret".into(),
+            jmi_module: true,
         }
     }
 }
@@ -157,6 +160,11 @@ impl Prosody {
             .replace("@@PASSWORD_HASH@@", opts.password_hash)
             .replace("@@HIBERNATION@@", &opts.hibernation_secs.to_string())
             .replace("@@COMPONENT_SECRET@@", &opts.component_secret);
+        let cfg = if opts.jmi_module {
+            cfg
+        } else {
+            cfg.replace("\"cloud_notify_jmi\";", "")
+        };
         if cfg.contains("@@") {
             return Err(ProsodyError::NotListening(
                 "unsubstituted placeholder in the Prosody config".into(),

@@ -169,11 +169,23 @@ async fn calls_on_new_connections(w: &mut BenchWorld, n: usize) -> Result<(), St
             .await;
         hang_up(c).await?;
         let b = c.call()?;
+        let hung_up = b.hung_up.unwrap_or_else(Instant::now);
         let _ = b.call.await_final(Duration::from_secs(2)).await;
         if got.is_none() {
             return Err(StepError::fail(format!(
                 "wake {i}: Alice's iPhone got no INVITE within 8 s of Bob's call"
             )));
+        }
+        if c.profile == crate::target::CancelPolicy::CancelPush {
+            // The call-ended push of this call wakes the phone again: let it arrive first, so
+            // the next call's wake is its own.
+            let _ = log
+                .wait_until(hung_up + Duration::from_secs(2), |es| {
+                    es.iter()
+                        .any(|e| e.at >= hung_up && matches!(e.event, Event::Push { .. }))
+                        .then_some(())
+                })
+                .await;
         }
         c.device(DeviceKind::Iphone)?.sleep();
     }

@@ -100,7 +100,7 @@ fn is_token(s: &str) -> bool {
 /// The background runtime the shared mock APNs lives on.
 static APNS_RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .thread_name("mock-apns")
         .enable_all()
         .build()

@@ -640,3 +640,55 @@ async fn run_call(
         seen = received.len();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiter_sees_an_event_logged_after_it_started_waiting() {
+        let log = Arc::new(DeviceLog::default());
+        let l = log.clone();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            l.push(Event::RegisterSent);
+        });
+        let found = log
+            .wait_until(Instant::now() + Duration::from_secs(5), |es| {
+                es.iter()
+                    .find(|e| e.event == Event::RegisterSent)
+                    .map(|e| e.at)
+            })
+            .await;
+        assert!(found.is_some());
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gives_up_at_its_deadline_and_the_log_describes_itself() {
+        let log = DeviceLog::default();
+        let t0 = Instant::now();
+        log.push(Event::Bye {
+            call_id: "c1".into(),
+        });
+        let found = log
+            .wait_until(Instant::now() + Duration::from_millis(50), |es| {
+                es.iter()
+                    .find(|e| e.event == Event::RegisterSent)
+                    .map(|_| ())
+            })
+            .await;
+        assert!(found.is_none());
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        assert!(log.describe(t0).contains("Bye"), "{}", log.describe(t0));
+        assert_eq!(DeviceLog::default().describe(t0), "  (nothing)");
+    }
+
+    #[test]
+    fn device_names_round_trip() {
+        for k in [DeviceKind::Iphone, DeviceKind::Ipad, DeviceKind::Desktop] {
+            assert_eq!(k.to_string().parse::<DeviceKind>(), Ok(k));
+        }
+        assert!("iphone".parse::<DeviceKind>().is_err());
+    }
+}

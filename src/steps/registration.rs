@@ -179,9 +179,19 @@ async fn asleep_voip(w: &mut BenchWorld, device: String) -> Result<(), StepError
 
 #[given("Alice's iPhone is asleep with a VoIP token over TLS")]
 async fn asleep_tls(w: &mut BenchWorld) -> Result<(), StepError> {
-    // Replaces a TCP iPhone a Background may have set up.
+    // Replaces (and unregisters) a TCP iPhone a Background may have set up.
     let c = cast(w).await?;
-    c.devices.remove(&DeviceKind::Iphone);
+    if let Some(old) = c.devices.remove(&DeviceKind::Iphone) {
+        old.account.set_offline(sip_peer::Offline::Online);
+        old.account
+            .unregister(Duration::from_secs(2))
+            .await
+            .map_err(|e| {
+                StepError::inconclusive(format!(
+                    "the gateway refused to remove the TCP iPhone's binding: {e}"
+                ))
+            })?;
+    }
     asleep(w, DeviceKind::Iphone, true, false).await
 }
 

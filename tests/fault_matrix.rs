@@ -21,10 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Requirement ids the bench cannot establish the precondition of yet, with why.
-const BENCH_GAPS: &[(&str, &str)] = &[(
-    "SIP-E4",
-    "mock-apns has no device option to keep pushes with expiration 0",
-)];
+const BENCH_GAPS: &[(&str, &str)] = &[];
 
 /// The profiles, as the runner and the gateway name them.
 const PROFILES: [(CancelPolicy, Profile); 3] = [

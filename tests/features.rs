@@ -8,15 +8,14 @@
 //! is a libtest name filter meant for other test binaries (`cargo test some_unit_test`): the
 //! harness then runs nothing, as libtest would.
 //!
-//! Until the step library's features all pass, the default feature set is the runner's passing
-//! demo (`tests/runner-fixtures/pass`); the integration phase switches [`DEFAULT_FEATURES`] to
-//! `features/`.
+//! With no feature path it runs the bench's own suite, `features/`, against the embedded reference
+//! gateway (the runner's demo fixtures are exercised by `tests/runner.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Features run when no path is given.
-const DEFAULT_FEATURES: &str = "tests/runner-fixtures/pass";
+const DEFAULT_FEATURES: &str = "features";
 
 /// Options of `pushbench run` that take a value.
 const RUN_TAKES_VALUE: &[&str] = &[

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use mock_apns::{DeviceSpec, DeviceState, MockApns, PushRecord};
 use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment};
 use ref_gateway::app_server::classify::{CallEnd, PublishKind};
-use ref_gateway::app_server::prosody::{Prosody, ProsodyOptions, PUSH_JID};
+use ref_gateway::app_server::prosody::{target_options, Prosody, PUSH_JID};
 use ref_gateway::app_server::{
     Answer, ApnsClients, AppFault, AppFaults, AppServer, AppServerConfig, Outcome, Registration,
 };
@@ -40,7 +40,7 @@ fn token() -> String {
 }
 
 async fn world(faults: AppFaults) -> Result<World> {
-    let prosody = Prosody::start(ProsodyOptions::default()).await?;
+    let prosody = Prosody::start(target_options(true)).await?;
     let t = Timeline::new();
     let apns = MockApns::start(mock_apns::Config {
         bundle_id: BUNDLE.into(),
@@ -798,11 +798,7 @@ async fn each_app_server_fault_fails_exactly_the_xmpp_ids_it_breaks() -> Result<
 /// the notification), so no app server can send the VoIP push XMPP-2 asks for.
 #[tokio::test]
 async fn vanilla_mod_cloud_notify_publishes_a_call_like_a_message() -> Result<()> {
-    let prosody = Prosody::start(ProsodyOptions {
-        jmi_module: false,
-        ..ProsodyOptions::default()
-    })
-    .await?;
+    let prosody = Prosody::start(target_options(false)).await?;
     let t = Timeline::new();
     let comp = xmpp_peer::Component::connect(
         prosody.component_config(),

@@ -344,6 +344,11 @@ pub struct Timers {
     /// Slack added to every deadline derived from the gateway's timers.
     #[serde(rename = "grace_ms", with = "millis")]
     pub grace: Duration,
+    /// How long the gateway holds a push after the INVITE before sending it (0: none). A
+    /// gateway configured with one runs the `@profile:push-delay` scenario (SIP-C1), which needs
+    /// at least 500 ms of it to hang up in.
+    #[serde(rename = "push_delay_ms", with = "millis")]
+    pub push_delay: Duration,
 }
 
 impl Default for Timers {
@@ -352,6 +357,7 @@ impl Default for Timers {
             bucket: Duration::from_secs(30),
             push_latency: Duration::from_secs(1),
             grace: Duration::from_millis(500),
+            push_delay: Duration::ZERO,
         }
     }
 }
@@ -549,10 +555,23 @@ impl Target {
             },
             profile: Profile {
                 cancel: CancelPolicy::Rfc8599Drop,
-                capabilities: ["sip", "udp", "tcp", "tls", "fork", "retry-429", "retry-5xx"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
+                capabilities: [
+                    "sip",
+                    "udp",
+                    "tcp",
+                    "tls",
+                    "fork",
+                    "retry-429",
+                    "retry-5xx",
+                    "push-delay",
+                    "digest-auth",
+                    "short-expiry",
+                    "linphone-dialect",
+                    "message-push",
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect(),
             },
             timers: Timers::default(),
             commands: Commands::default(),

@@ -89,11 +89,3 @@ Feature: Delivery failures
     Then Alice's iPhone rings for the call before its REGISTER
     And Alice's iPhone receives no INVITE for the call within 3 s of its REGISTER
     And Alice's iPhone stops ringing within 1 s
-
-  @req:SIP-E5 @profile:short-expiry
-  Scenario: No push for a binding that already expired
-    Given Alice's iPhone is registered with a VoIP token and Expires 2 s
-    When Alice's binding expires
-    And Bob calls Alice
-    Then Bob gets 404 or 480 within 2 s
-    And the gateway sends no push to Alice within 3 s

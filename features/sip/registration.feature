@@ -35,6 +35,14 @@ Feature: Registration and binding hygiene
     Then Bob gets 404 or 480 within 2 s
     And the gateway sends no push to token "4444444444444444444444444444444444444444444444444444444444444444" within 3 s
 
+  @req:SIP-E5 @profile:short-expiry
+  Scenario: No push for a binding that already expired
+    Given Alice's iPhone is registered with a VoIP token and Expires 2 s
+    When Alice's binding expires
+    And Bob calls Alice
+    Then Bob gets 404 or 480 within 2 s
+    And the gateway sends no push to Alice within 3 s
+
   @req:SIP-A11
   Scenario Outline: REGISTERs real push clients send are understood (<shape>)
     Given Alice's iPhone has a VoIP token "<token>"

@@ -24,20 +24,22 @@ Feature: Wake and delivery
   @req:SIP-B4 @profile:digest-auth
   Scenario: A challenged REGISTER keeps the INVITE waiting until it is authenticated
     Given the gateway requires digest authentication for Alice
+    And Alice's iPhone answers challenges with the right password
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    And Alice's iPhone answers the challenge with the right password
-    Then Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    Then Alice's iPhone's REGISTER is challenged and then accepted within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
 
   @req:SIP-B4 @profile:digest-auth
   Scenario: A REGISTER that fails authentication fails the call fast
     Given the gateway requires digest authentication for Alice
+    And Alice's iPhone answers challenges with a wrong password
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    And Alice's iPhone answers the challenge with a wrong password
-    Then Bob gets 404 or 480 within 2 s
+    Then Alice's iPhone's REGISTER is challenged and then refused within 2 s of the push
+    And Bob gets 404 or 480 within 2 s
 
   @req:SIP-B6
   Scenario: A retransmitted INVITE gives one push

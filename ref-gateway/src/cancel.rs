@@ -21,6 +21,8 @@ pub enum OnCallEnded {
     CancelPush,
     /// Keep it as a live call (fault `replay-cancelled-call`).
     KeepLive,
+    /// Keep it as it is: its delayed push still goes out (fault `push-after-cancel`).
+    KeepDelayed,
 }
 
 /// The decision for an entry in `state` whose call ended with `reason`.
@@ -31,6 +33,9 @@ pub fn on_call_ended(
     faults: &Faults,
 ) -> OnCallEnded {
     match state {
+        EntryState::Delayed if faults.has(Fault::PushAfterCancel) => {
+            return OnCallEnded::KeepDelayed
+        }
         EntryState::Delayed => return OnCallEnded::Drop,
         EntryState::Replay { .. } | EntryState::Live => {
             // Already ended once; nothing changes.
@@ -82,6 +87,16 @@ mod tests {
         // A push that never went out is dropped whatever the profile (catalogue C1).
         assert_eq!(
             on_call_ended(&EntryState::Delayed, None, Profile::FlexisipReplay, &fault),
+            OnCallEnded::Drop
+        );
+        // …unless the delay timer outlives the call (fault `push-after-cancel`).
+        let late = Faults::only(Fault::PushAfterCancel);
+        assert_eq!(
+            on_call_ended(&EntryState::Delayed, None, Profile::Rfc8599Drop, &late),
+            OnCallEnded::KeepDelayed
+        );
+        assert_eq!(
+            on_call_ended(&p, None, Profile::Rfc8599Drop, &late),
             OnCallEnded::Drop
         );
     }

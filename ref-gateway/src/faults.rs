@@ -40,11 +40,23 @@ pub enum Fault {
     /// A MESSAGE to a sleeping phone is pushed as VoIP to its VoIP token.
     #[serde(rename = "message-as-voip")]
     MessageAsVoip,
+    /// A push delayed by the configured push delay still goes out after the caller hung up (the
+    /// delay timer is not stopped with the call).
+    #[serde(rename = "push-after-cancel")]
+    PushAfterCancel,
+    /// Expired bindings are only swept now and then (every 60 s, like a usrloc timer), not
+    /// checked at lookup: a call to a binding that expired a moment ago still pushes it.
+    #[serde(rename = "stale-bindings")]
+    StaleBindings,
+    /// Linphone's multi-token `pn-prid`: the first token is pushed whatever its service, so calls
+    /// go to the `remote` (alert) token instead of the `voip` one.
+    #[serde(rename = "first-prid-token")]
+    FirstPridToken,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 13] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -55,6 +67,9 @@ impl Fault {
         Fault::NoBucketTimer,
         Fault::NoCallIdInPayload,
         Fault::MessageAsVoip,
+        Fault::PushAfterCancel,
+        Fault::StaleBindings,
+        Fault::FirstPridToken,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -70,6 +85,9 @@ impl Fault {
             Fault::NoBucketTimer => "no-bucket-timer",
             Fault::NoCallIdInPayload => "no-call-id-in-payload",
             Fault::MessageAsVoip => "message-as-voip",
+            Fault::PushAfterCancel => "push-after-cancel",
+            Fault::StaleBindings => "stale-bindings",
+            Fault::FirstPridToken => "first-prid-token",
         }
     }
 
@@ -115,6 +133,9 @@ impl Fault {
                 "APNS-5", "IOS-1", "IOS-3", "SIP-C2", "SIP-D1", "SIP-D2", "SIP-E4",
             ],
             Fault::MessageAsVoip => vec!["APNS-6", "IOS-2", "IOS-3"],
+            Fault::PushAfterCancel => vec!["SIP-C1"],
+            Fault::StaleBindings => vec!["SIP-E5"],
+            Fault::FirstPridToken => vec!["SIP-A12"],
         };
         ids.sort_unstable();
         ids

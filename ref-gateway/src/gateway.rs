@@ -3,7 +3,7 @@
 //! reads bindings and shuts everything down.
 
 use crate::apns::ApnsError;
-use crate::config::GatewayConfig;
+use crate::config::{Account, GatewayConfig};
 use crate::faults::Faults;
 use crate::flow::{tls_server_config, Listeners};
 use crate::proxy::{Event, Proxy};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use sip_peer::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -113,6 +114,16 @@ impl RefGateway {
     /// Replaces the faults switched on (takes effect for the next message handled).
     pub fn set_faults(&self, faults: Faults) {
         let _ = self.events.send(Event::SetFaults(faults));
+    }
+
+    /// Changes the push delay (takes effect for the next call).
+    pub fn set_push_delay(&self, delay: Duration) {
+        let _ = self.events.send(Event::SetPushDelay(delay));
+    }
+
+    /// Replaces the digest accounts (takes effect for the next REGISTER).
+    pub fn set_accounts(&self, accounts: Vec<Account>) {
+        let _ = self.events.send(Event::SetAccounts(accounts));
     }
 
     /// The live bindings of an AOR (its user part, e.g. `alice`).

@@ -18,7 +18,7 @@ use crate::config::{Account, GatewayConfig, Timers};
 use crate::faults::{Fault, Faults};
 use crate::flow::{Flow, Inbound, Listeners};
 use crate::profile::Profile;
-use crate::push::{now_ms, target, PushOutcome, Pusher};
+use crate::push::{now_ms, target_for, PushOutcome, Pusher};
 use crate::registrar::{aor_key, Binding, Registrar};
 use phone::CancelReason;
 use sip_peer::endpoint::{build_non2xx_ack, build_response};
@@ -64,6 +64,10 @@ pub(crate) enum Event {
     },
     /// Switch faults at run time.
     SetFaults(Faults),
+    /// Change the push delay at run time.
+    SetPushDelay(Duration),
+    /// Replace the digest accounts at run time.
+    SetAccounts(Vec<Account>),
     /// Read the bindings of an AOR.
     Bindings(String, oneshot::Sender<Vec<Binding>>),
     /// Count the calls still held.
@@ -162,6 +166,8 @@ pub(crate) struct Proxy {
 
 const PUSHED_MEMORY: usize = 10_000;
 const NONCE_MEMORY: usize = 1_000;
+/// Fault `stale-bindings`: how long an expired binding lingers before the sweep removes it.
+const STALE_SWEEP: Duration = Duration::from_secs(60);
 
 fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
@@ -274,6 +280,14 @@ impl Proxy {
             Event::SetFaults(f) => {
                 tracing::info!(faults = ?f, "faults switched");
                 self.faults = f;
+            }
+            Event::SetPushDelay(d) => {
+                tracing::info!(delay = ?d, "push delay set");
+                self.timers.push_delay = d;
+            }
+            Event::SetAccounts(accounts) => {
+                tracing::info!(accounts = accounts.len(), "digest accounts replaced");
+                self.accounts = accounts;
             }
             Event::Bindings(aor, tx) => {
                 let _ = tx.send(self.registrar.lookup(&aor, Instant::now()));
@@ -599,7 +613,13 @@ impl Proxy {
         if method == "INVITE" {
             self.respond_upstream(id, 100, "Trying");
         }
-        let bindings = self.registrar.lookup(&aor, Instant::now());
+        let now = Instant::now();
+        let seen_at = if self.faults.has(Fault::StaleBindings) {
+            now.checked_sub(STALE_SWEEP).unwrap_or(now)
+        } else {
+            now
+        };
+        let bindings = self.registrar.lookup(&aor, seen_at);
         if bindings.is_empty() {
             self.respond_upstream(id, 404, "Not Found");
             self.maybe_linger(id);
@@ -610,7 +630,7 @@ impl Proxy {
                 None => {
                     self.forward_branch(id, &b.contact, b.flow, false);
                 }
-                Some(p) => match target(p) {
+                Some(p) => match target_for(p, &self.faults) {
                     Ok(t) => {
                         if method == "MESSAGE"
                             && t.alert_token.is_none()
@@ -1032,6 +1052,7 @@ impl Proxy {
                     e.state = EntryState::Live;
                     keep.push(e);
                 }
+                OnCallEnded::KeepDelayed => keep.push(e),
                 OnCallEnded::CancelPush => cancel_pushes.push(e.target.clone()),
             }
         }

@@ -5,6 +5,7 @@
 
 use crate::apns::{ApnsClient, ApnsClientConfig, ApnsError, ApnsResponse, Environment, Push};
 use crate::config::{ApnsSettings, Timers};
+use crate::faults::{Fault, Faults};
 use sip_peer::{PushError, PushParams};
 use std::time::{SystemTime, UNIX_EPOCH};
 use timeline::Recorder;
@@ -72,6 +73,20 @@ pub fn target(p: &PushParams) -> Result<PushTarget, TargetError> {
         bundle_id: v.bundle_id,
         sandbox: v.sandbox,
     })
+}
+
+/// [`target`], with the faults that change it (`first-prid-token`: the first token of a
+/// multi-token `pn-prid` is pushed whatever its service).
+pub fn target_for(p: &PushParams, faults: &Faults) -> Result<PushTarget, TargetError> {
+    let mut t = target(p)?;
+    if faults.has(Fault::FirstPridToken) {
+        let first = p.prid.split('&').next().unwrap_or_default();
+        let first = first.rsplit_once(':').map_or(first, |(tok, _)| tok);
+        if is_token(first) {
+            t.voip_token = first.to_owned();
+        }
+    }
+    Ok(t)
 }
 
 /// Now, Unix milliseconds (the payload's `send-time`).
@@ -176,5 +191,21 @@ mod tests {
         assert!(matches!(target(&bad), Err(TargetError::MalformedToken(_))));
         let odd = PushParams::apns("abc", "TEAM", "com.example.app");
         assert!(matches!(target(&odd), Err(TargetError::MalformedToken(_))));
+    }
+
+    #[test]
+    fn first_prid_token_fault_pushes_the_remote_token() {
+        let lin = PushParams {
+            provider: "apns.dev".into(),
+            prid: format!("{}:remote&{}:voip", "aa".repeat(32), "bb".repeat(32)),
+            param: Some("TEAM.org.linphone.phone.remote&voip".into()),
+        };
+        let right = target_for(&lin, &Faults::none()).unwrap();
+        assert_eq!(right.voip_token, "bb".repeat(32));
+        let wrong = target_for(&lin, &Faults::only(Fault::FirstPridToken)).unwrap();
+        assert_eq!(wrong.voip_token, "aa".repeat(32));
+        let plain = PushParams::apns(&"cc".repeat(32), "TEAM", "com.example.app");
+        let same = target_for(&plain, &Faults::only(Fault::FirstPridToken)).unwrap();
+        assert_eq!(same.voip_token, "cc".repeat(32));
     }
 }

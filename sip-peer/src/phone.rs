@@ -121,6 +121,8 @@ pub struct PhoneAccount {
     calls: tokio::sync::Mutex<mpsc::Receiver<IncomingCall>>,
     messages: tokio::sync::Mutex<mpsc::Receiver<Message>>,
     reg: Mutex<RegState>,
+    /// What 401/407 are answered with; starts as [`PhoneConfig::credentials`].
+    credentials: Mutex<Option<Credentials>>,
 }
 
 impl std::fmt::Debug for PhoneAccount {
@@ -159,8 +161,10 @@ impl PhoneAccount {
             .handler
             .set(Box::new(move |core, req| on_request(core, &s, req)));
         let push = cfg.push.clone();
+        let credentials = Mutex::new(cfg.credentials.clone());
         Ok(PhoneAccount {
             endpoint,
+            credentials,
             cfg,
             shared,
             calls: tokio::sync::Mutex::new(rx),
@@ -277,9 +281,10 @@ impl PhoneAccount {
         let core = self.endpoint.core();
         let req = self.register_request(&contact, expires, None);
         let mut resp = core.request(req, self.cfg.registrar, within).await?;
-        if let (Some(401 | 407), Some(creds)) = (resp.status(), &self.cfg.credentials) {
+        let creds = lock(&self.credentials).clone();
+        if let (Some(401 | 407), Some(creds)) = (resp.status(), creds) {
             let header =
-                auth_header_for(&resp, creds, "REGISTER", &self.registrar_uri().to_string())?;
+                auth_header_for(&resp, &creds, "REGISTER", &self.registrar_uri().to_string())?;
             let req = self.register_request(&contact, expires, Some(header));
             resp = core.request(req, self.cfg.registrar, within).await?;
         }
@@ -306,6 +311,11 @@ impl PhoneAccount {
             feature_caps: resp.feature_caps().into_iter().map(str::to_owned).collect(),
             response: resp,
         })
+    }
+
+    /// Changes what the next REGISTERs answer a 401/407 with (`None`: they do not answer it).
+    pub fn set_credentials(&self, credentials: Option<Credentials>) {
+        *lock(&self.credentials) = credentials;
     }
 
     /// REGISTERs (or refreshes) the binding with the current push parameters; a 401/407 is

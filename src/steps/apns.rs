@@ -102,11 +102,25 @@ async fn leaves_flight_mode(w: &mut BenchWorld, d: String) -> Result<(), StepErr
 }
 
 #[given(regex = r"^the gateway delays its pushes by (\d+ (?:ms|s))$")]
-async fn push_delay(w: &mut BenchWorld, _d: String) -> Result<(), StepError> {
-    let _ = cast(w).await?;
-    Err(StepError::inconclusive(
-        "the bench cannot set a push delay on this target at run time",
-    ))
+async fn push_delay(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    if let Some(gw) = &c.embedded {
+        gw.set_push_delay(d);
+        c.timeline.note(
+            "bench",
+            format!("the reference gateway delays its pushes by {d:?}"),
+        );
+        return Ok(());
+    }
+    if c.declared_push_delay >= d {
+        return Ok(());
+    }
+    Err(StepError::inconclusive(format!(
+        "the scenario needs a push delay of at least {d:?}; the target declares {:?} \
+         ([timers] push_delay_ms)",
+        c.declared_push_delay
+    )))
 }
 
 async fn expect_push(

@@ -245,6 +245,9 @@ pub struct Cast {
     pub embedded: Option<Arc<RefGateway>>,
     /// The gateway's Bucket Timer.
     pub bucket: Duration,
+    /// The push delay an external target declares (`[timers] push_delay_ms`); the embedded
+    /// gateway's is set by a step.
+    pub declared_push_delay: Duration,
     /// The gateway's profile.
     pub profile: CancelPolicy,
     /// Alice's AOR user part and URI.
@@ -609,6 +612,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
         gateway,
         embedded,
         bucket,
+        declared_push_delay: target.timers.push_delay,
         profile: target.profile.cancel,
         alice_user,
         alice_aor,

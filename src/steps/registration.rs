@@ -3,15 +3,17 @@
 //! Contacts, escaped `pn-prid`, odd Contact parameters) are written byte by byte over UDP, as the
 //! sip-peer corpus has them, and recorded on the timeline.
 
-use super::cast::{add_device, cast, register_or_inconclusive, Cast, NewDevice};
+use super::calls::wake_origin;
+use super::cast::{add_device, cast, random_token, register_or_inconclusive, Cast, NewDevice};
 use super::device::{DeviceKind, Event};
 use super::{parse_dur, unquote};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
+use ref_gateway::config::Account;
 use sip_peer::{Message, PushParams};
 use std::time::{Duration, Instant};
-use timeline::Protocol;
+use timeline::{Direction, Protocol};
 
 /// The outcome of a REGISTER a step sent.
 #[derive(Clone, Debug)]
@@ -554,22 +556,96 @@ async fn binding_expires(w: &mut BenchWorld) -> Result<(), StepError> {
 #[given("the gateway requires digest authentication for Alice")]
 async fn digest(w: &mut BenchWorld) -> Result<(), StepError> {
     let c = cast(w).await?;
-    if c.embedded.is_some() || c.alice_credentials.is_none() {
+    if let Some(gw) = &c.embedded {
+        let password = format!("pw-{}", &random_token()[..16]);
+        gw.set_accounts(vec![Account {
+            user: c.alice_user.clone(),
+            password: password.clone(),
+        }]);
+        c.alice_credentials = Some(sip_peer::Credentials {
+            username: c.alice_user.clone(),
+            password,
+        });
+        c.timeline.note(
+            "bench",
+            format!(
+                "the reference gateway challenges REGISTERs for {}",
+                c.alice_user
+            ),
+        );
+        return Ok(());
+    }
+    if c.alice_credentials.is_none() {
         return Err(StepError::inconclusive(
-            "digest authentication for Alice is not set up by the bench for this target (the \
-             embedded gateway's accounts are fixed at start; an external target must declare \
-             alice's username and password)",
+            "the target declares no username and password for the SIP account \"alice\"",
         ));
     }
     Ok(())
 }
 
-#[when(regex = r"^Alice's iPhone answers the challenge with (?:the right|a wrong) password$")]
-async fn answers_challenge(w: &mut BenchWorld) -> Result<(), StepError> {
-    let _ = cast(w).await?;
-    Err(StepError::inconclusive(
-        "answering a REGISTER challenge on the wake is not scripted by the bench yet",
-    ))
+#[given(regex = r"^Alice's iPhone answers challenges with (the right|a wrong) password$")]
+async fn answers_challenges(w: &mut BenchWorld, which: String) -> Result<(), StepError> {
+    let c = cast(w).await?;
+    let right = c.alice_credentials.clone().ok_or_else(|| {
+        StepError::inconclusive("no password for Alice: the gateway requires none")
+    })?;
+    let creds = if which == "the right" {
+        right
+    } else {
+        sip_peer::Credentials {
+            password: format!("{}-wrong", right.password),
+            ..right
+        }
+    };
+    c.device(DeviceKind::Iphone)?
+        .account
+        .set_credentials(Some(creds));
+    Ok(())
+}
+
+#[then(
+    regex = r"^Alice's iPhone's REGISTER is challenged and then (accepted|refused) within (\d+ (?:ms|s)) of the push$"
+)]
+async fn challenged_then(w: &mut BenchWorld, outcome: String, d: String) -> Result<(), StepError> {
+    let d = parse_dur(&d)?;
+    let c = cast(w).await?;
+    let origin = wake_origin(c)?;
+    let dev = c.device(DeviceKind::Iphone)?;
+    let answer = dev
+        .log
+        .wait_until(origin + d, |es| {
+            es.iter().find_map(|e| match &e.event {
+                Event::Registered { ok, detail } if e.at >= origin => Some((*ok, detail.clone())),
+                _ => None,
+            })
+        })
+        .await
+        .ok_or_else(|| {
+            StepError::fail(format!(
+                "Alice's iPhone's REGISTER had no final answer within {d:?} of the push; it saw:\n{}",
+                dev.log.describe(origin)
+            ))
+        })?;
+    let party = DeviceKind::Iphone.party();
+    let challenged = c.timeline.events().iter().any(|e| {
+        e.party == party
+            && e.direction == Direction::Received
+            && (e.summary.starts_with("401 ") || e.summary.starts_with("407 "))
+            && e.summary.ends_with("(REGISTER)")
+    });
+    if !challenged {
+        return Err(StepError::fail(format!(
+            "the gateway never challenged Alice's iPhone's REGISTER (no 401/407); its answer: {}",
+            answer.1
+        )));
+    }
+    match (outcome.as_str(), answer.0) {
+        ("accepted", true) | ("refused", false) => Ok(()),
+        _ => Err(StepError::fail(format!(
+            "expected the challenged REGISTER to be {outcome}; it ended with: {}",
+            answer.1
+        ))),
+    }
 }
 
 #[then(regex = r"^the registration succeeds within (\d+ (?:ms|s))$")]

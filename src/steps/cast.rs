@@ -274,6 +274,8 @@ pub struct Cast {
     pub wake_delay: Duration,
     /// The app ignores VoIP pushes it cannot match (NonCallVoipPolicy::Terminate).
     pub terminate_unmatched: bool,
+    /// The lifetime the gateway granted Alice's iPhone's latest registration, if known.
+    pub granted_expires: Option<u32>,
     /// The latest registration a step drove, and its outcome.
     pub last_registration: Option<super::registration::RegResult>,
     /// When Alice's iPhone last left flight mode (what APNs stored arrives then).
@@ -626,6 +628,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
         pending_token: None,
         wake_delay: Duration::ZERO,
         terminate_unmatched: false,
+        granted_expires: None,
         last_registration: None,
         back_online: None,
         timeline: w.timeline.clone(),

@@ -18,6 +18,8 @@ async fn call(w: &mut BenchWorld) -> Result<(), StepError> {
     let c = cast(w).await?;
     let bob = c.bob().await?;
     let target = c.alice_aor.clone();
+    // The call starts when its INVITE leaves: a gateway may push before `invite` even returns.
+    let started = Instant::now();
     let call = bob
         .invite(&target)
         .map_err(|e| StepError::inconclusive(format!("Bob could not send his INVITE: {e}")))?;
@@ -25,7 +27,7 @@ async fn call(w: &mut BenchWorld) -> Result<(), StepError> {
     c.calls.push(BobCall {
         call,
         call_id,
-        started: Instant::now(),
+        started,
         hung_up: None,
         final_at: None,
         final_status: None,

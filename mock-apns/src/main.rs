@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mock_apns::{Config, Credentials, MockApns, SignatureEncoding, UnknownTokens};
+use mock_apns::{Config, Credentials, Environment, MockApns, SignatureEncoding, UnknownTokens};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +71,20 @@ enum Command {
         /// Runtime threads: 0 = one per CPU (tokio's default), 1 = a single-threaded runtime.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+    },
+    /// Add another ES256 signing key to the credentials in DIR (a server started afterwards knows
+    /// it); prints its manifest entry as JSON.
+    AddKey {
+        /// Credentials directory (must hold a manifest).
+        #[arg(long)]
+        credentials: PathBuf,
+        /// Team of the key (default: the manifest's team).
+        #[arg(long)]
+        team_id: Option<String>,
+        /// Restrict the key to one environment (default: both). A token of a restricted key on
+        /// the other environment gets 403 BadEnvironmentKeyIdInToken.
+        #[arg(long, value_enum)]
+        environment: Option<Environment>,
     },
     /// Print a signed ES256 provider token.
     Token {
@@ -170,6 +184,16 @@ fn main() -> anyhow::Result<()> {
                 apns.shutdown().await;
                 Ok(())
             })
+        }
+        Command::AddKey {
+            credentials,
+            team_id,
+            environment,
+        } => {
+            let mut c = Credentials::load(&credentials)?;
+            let entry = c.add_key(team_id.as_deref(), environment)?;
+            println!("{}", serde_json::to_string(&entry)?);
+            Ok(())
         }
         Command::Token {
             credentials,

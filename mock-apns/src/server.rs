@@ -152,7 +152,7 @@ async fn connection(
     let conn = Arc::new(Connection {
         id,
         env,
-        auth: Mutex::new(ConnectionAuth::new(cert)),
+        auth: Mutex::new(ConnectionAuth::new(cert).in_environment(env)),
         tap: handle,
         drop_now: Notify::new(),
         doomed: Mutex::new(Vec::new()),

@@ -156,7 +156,14 @@ pub fn binary() -> &'static str {
 impl MockServer {
     /// Starts `mock-apns serve` on port 0 with fresh credentials, plus `extra` arguments.
     pub fn start(extra: &[&str]) -> MockServer {
+        Self::start_prepared(|_| {}, extra)
+    }
+
+    /// Like [`start`](Self::start), but `prepare` first gets the (empty) credentials directory,
+    /// e.g. to run `mock-apns credentials` and `mock-apns add-key` there.
+    pub fn start_prepared(prepare: impl FnOnce(&Path), extra: &[&str]) -> MockServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        prepare(dir.path());
         let log = File::create(dir.path().join("server.log")).expect("log file");
         let mut child = Command::new(binary())
             .args([
@@ -310,21 +317,10 @@ impl MockServer {
 
     /// `mock-apns token --credentials DIR ARGS…`: a provider token from the binary itself.
     pub fn cli_token(&self, args: &[&str]) -> String {
-        let out = crate::support::process::run(
-            Command::new(binary())
-                .arg("token")
-                .arg("--credentials")
-                .arg(self.dir.path())
-                .args(args),
-            None,
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "mock-apns token {args:?} failed: {}",
-            out.stderr
-        );
-        out.stdout.trim().to_string()
+        let dir = self.dir.path().to_str().expect("UTF-8 temp dir");
+        cli(&[&["token", "--credentials", dir], args].concat())
+            .trim()
+            .to_string()
     }
 
     /// A valid provider token for the manifest's key, signed here (raw signature).
@@ -350,6 +346,22 @@ impl Drop for MockServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the `mock-apns` binary with `args` (a non-serving subcommand) and returns its stdout;
+/// panics with its stderr if it fails.
+pub fn cli(args: &[&str]) -> String {
+    let out = crate::support::process::run(
+        Command::new(binary()).args(args),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "mock-apns {args:?} failed: {}",
+        out.stderr
+    );
+    out.stdout
 }
 
 /// A 64-hex-digit device token nobody else uses.

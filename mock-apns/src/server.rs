@@ -185,6 +185,11 @@ async fn connection(
     };
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (tap, handle) = FrameTap::new(tls, Some(initial));
+    if initial < shared.max_concurrent_streams {
+        // h2 is built with the full limit (it cannot change it later); the tap holds the
+        // connection to the advertised one until the first valid token.
+        handle.limit_streams(Some(initial));
+    }
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(shared.max_concurrent_streams)
         .max_header_list_size(8000)
@@ -225,9 +230,13 @@ async fn connection(
                 }
             }
             next = accept_batched(&mut h2c, &conn.tap) => match next {
-                Some(Ok((req, respond))) => {
+                Some(Ok((req, mut respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
-                        let mut respond = respond;
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    if conn.tap.take_refused(respond.stream_id().into()) {
+                        tracing::debug!(conn = conn.id, stream = u32::from(respond.stream_id()), "stream over MAX_CONCURRENT_STREAMS refused");
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         continue;
                     }
@@ -450,6 +459,7 @@ async fn request(
         )
     };
     if validation.first_valid_token && shared.streams_before_auth != shared.max_concurrent_streams {
+        conn.tap.limit_streams(None);
         drop(
             conn.tap
                 .set_max_concurrent_streams(shared.max_concurrent_streams),

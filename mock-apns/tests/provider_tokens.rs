@@ -11,7 +11,7 @@ use base64::Engine;
 use support::cases;
 use support::clients::{curl, ClientAuth, PushRequest};
 use support::jwt::{self, Signature};
-use support::server::{cli, fresh_device_token, Env, MockServer};
+use support::server::{cli, Env, MockServer};
 
 fn signature_bytes(token: &str) -> Vec<u8> {
     let sig = token.rsplit('.').next().expect("JWT");
@@ -41,12 +41,7 @@ fn assert_encoding(token: &str, encoding: Signature) {
 
 /// Sends one push per token, each on its own connection, and returns the statuses.
 fn push_with(server: &MockServer, authorizations: &[String]) -> Vec<(u16, String)> {
-    let device = fresh_device_token();
-    server.register_device(
-        &device,
-        std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
-    );
+    let device = server.bundle_device(Env::Sandbox);
     authorizations
         .iter()
         .map(|authorization| {
@@ -173,11 +168,8 @@ fn a_key_restricted_to_the_other_environment_is_bad_environment() {
         &["--environment", "sandbox"],
     ]);
     let (production_key, sandbox_key) = (&keys[0], &keys[1]);
-    let device = fresh_device_token();
-    let bundle = std::slice::from_ref(&server.manifest.bundle_id);
-    server.register_device(&device, bundle, Env::Sandbox);
-    let prod_device = fresh_device_token();
-    server.register_device(&prod_device, bundle, Env::Production);
+    let device = server.bundle_device(Env::Sandbox);
+    let prod_device = server.bundle_device(Env::Production);
     let production_token = server.cli_token(&["--key-id", production_key]);
     let sandbox_token = server.cli_token(&["--key-id", sandbox_key, "--signature", "der"]);
     let bad_env = (
@@ -228,12 +220,7 @@ fn a_key_restricted_to_the_other_environment_is_bad_environment() {
 fn another_teams_key_on_a_bound_connection_is_unrelated() {
     let (server, keys) = server_with_keys(&[&["--team-id", "OTHERTEAM1"]]);
     let other_key = &keys[0];
-    let device = fresh_device_token();
-    server.register_device(
-        &device,
-        std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
-    );
+    let device = server.bundle_device(Env::Sandbox);
     let ours = server.valid_jwt();
     let theirs = server.cli_token(&["--key-id", other_key]);
     // One curl process, one connection: the first token binds the team.

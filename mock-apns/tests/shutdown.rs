@@ -9,7 +9,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::cases;
 use support::clients::{nghttp_verbose, ClientAuth, PushRequest};
-use support::server::{fresh_device_token, Env, MockServer};
+use support::server::{Env, MockServer};
 
 /// Rounds of start, push, SIGTERM.
 const ROUNDS: usize = 50;
@@ -50,12 +50,7 @@ fn request_stream(nghttp_stdout: &str) -> Option<u32> {
 
 fn one_round(round: usize) {
     let mut server = MockServer::start(&[]);
-    let device = fresh_device_token();
-    server.register_device(
-        &device,
-        std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
-    );
+    let device = server.bundle_device(Env::Sandbox);
     let fault = json!({"match": {"token": device}, "action": {"delay_ms": HOLD_MS}});
     server.control_ok("POST", "/faults", Some(&fault));
     let request = PushRequest {

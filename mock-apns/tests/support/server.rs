@@ -299,6 +299,13 @@ impl MockServer {
         self.control_ok("POST", "/devices", Some(&body));
     }
 
+    /// A fresh device token, registered online in `env` for the bundle's own topic.
+    pub fn bundle_device(&self, env: Env) -> String {
+        let token = fresh_device_token();
+        self.register_device(&token, std::slice::from_ref(&self.manifest.bundle_id), env);
+        token
+    }
+
     /// Sets a device's state ("online", "offline", "unregistered", "expired").
     pub fn set_state(&self, token: &str, state: &str, timestamp_ms: Option<u64>) {
         let mut body = json!({ "state": state });

@@ -13,6 +13,10 @@
 # Configurations: payload 248 B and 5120 B (a VoIP push at Apple's VoIP limit), `-c 1` and `-c 4`,
 # each with `-m 100`. Both servers use the same certificate (mock-apns's generated server.pem).
 # nghttpd runs with one worker (its default); mock-apns uses the tokio runtime as shipped.
+# mock-apns runs with --streams-before-auth equal to h2load's -m: h2load opens its -m streams before
+# it reads the server's SETTINGS and does not retry a REFUSED_STREAM (real APNs clients, like the
+# reference gateway and Pushy, do), so Apple's limit of 1 before the first valid token would fail
+# all but one request of each connection's first burst. The token is still validated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +49,7 @@ free_port() {
 CREDS="$WORK/creds"
 mkdir -p "$CREDS"
 "$MOCK" serve --listen 127.0.0.1:0 --sandbox-listen 127.0.0.1:0 --control 127.0.0.1:0 \
-  --credentials "$CREDS" >"$WORK/mock.out" 2>"$WORK/mock.log" &
+  --streams-before-auth "$STREAMS" --credentials "$CREDS" >"$WORK/mock.out" 2>"$WORK/mock.log" &
 PIDS+=($!)
 for _ in $(seq 1 300); do
   [ -s "$WORK/mock.out" ] && break

@@ -7,6 +7,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's malloc: a request makes a few dozen small allocations (h2's header
+/// map and frames, the push record), and glibc's allocator was about 13% of the server's CPU
+/// under h2load (perf, see scripts/bench-apns.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mock-apns",
@@ -65,6 +71,10 @@ enum Command {
         /// MAX_CONCURRENT_STREAMS once authenticated.
         #[arg(long, default_value_t = 1000)]
         max_concurrent_streams: u32,
+        /// MAX_CONCURRENT_STREAMS of a token connection before its first valid token (Apple: 1;
+        /// enforced: streams over it get RST_STREAM REFUSED_STREAM).
+        #[arg(long, default_value_t = 1)]
+        streams_before_auth: u32,
         /// Push records kept in memory.
         #[arg(long, default_value_t = 10_000)]
         push_log_capacity: usize,
@@ -142,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             server_names,
             unknown_tokens,
             max_concurrent_streams,
+            streams_before_auth,
             push_log_capacity,
             threads,
         } => {
@@ -155,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                 control_listen: control,
                 unknown_tokens,
                 max_concurrent_streams,
+                streams_before_auth,
                 push_log_capacity,
                 ..Config::default()
             };

@@ -217,17 +217,21 @@ async fn connection(
     if shutting_down {
         send_goaway(&conn, "Shutdown");
     }
+    // The rare events' futures live across iterations: made anew per request, each would
+    // register with (and unregister from) its Notify every time.
+    let drop_now = conn.drop_now.notified();
+    let goaway_sent = conn.goaway_sent.notified();
+    let shutdown_signal = shutdown_requested(&mut shutdown);
+    tokio::pin!(drop_now, goaway_sent, shutdown_signal);
     loop {
         tokio::select! {
             // Rare events first, so a flood of requests cannot starve them.
             biased;
-            _ = conn.drop_now.notified() => return Ok(()),
-            _ = conn.goaway_sent.notified() => break,
-            changed = shutdown.changed(), if !shutting_down => {
+            _ = &mut drop_now => return Ok(()),
+            _ = &mut goaway_sent => break,
+            _ = &mut shutdown_signal, if !shutting_down => {
                 shutting_down = true;
-                if changed.is_err() || *shutdown.borrow() {
-                    send_goaway(&conn, "Shutdown");
-                }
+                send_goaway(&conn, "Shutdown");
             }
             next = accept_batched(&mut h2c, &conn.tap) => match next {
                 Some(Ok((req, mut respond))) => {
@@ -265,7 +269,7 @@ async fn connection(
                 _ => break,
             },
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = conn.drop_now.notified() => return Ok(()),
+            _ = &mut drop_now => return Ok(()),
         }
     }
     // Keep driving h2 (it flushes the last responses) until the client, which has seen the
@@ -395,6 +399,14 @@ async fn read_body(body: &mut h2::RecvStream) -> Result<(Bytes, bool), h2::Error
         more.map(BytesMut::freeze).or(first).unwrap_or_default(),
         false,
     ))
+}
+
+/// A response header value that never repeats (HPACK: literal, never indexed). An invalid value
+/// (not possible for the UUIDs sent here) becomes empty rather than failing the response.
+fn unique_value(v: &str) -> http::HeaderValue {
+    let mut value = http::HeaderValue::from_str(v).unwrap_or(http::HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
 }
 
 /// Decrements the connection's in-flight count however a request ends.
@@ -604,11 +616,14 @@ async fn request(
             send_goaway(conn, &reason);
         }
         Finish::Respond(_) => {
+            // Unique per response: sent as HPACK literals never indexed, so neither side's
+            // dynamic table churns with values that never repeat.
             let mut builder = http::Response::builder()
                 .status(status)
-                .header("apns-id", apns_id.as_str());
+                .header("apns-id", unique_value(apns_id.as_str()));
             if conn.env == Environment::Sandbox {
-                builder = builder.header("apns-unique-id", crate::ids::random_uuid());
+                builder =
+                    builder.header("apns-unique-id", unique_value(&crate::ids::random_uuid()));
             }
             if body_bytes.is_some() {
                 builder = builder.header("content-type", "application/json");

@@ -358,17 +358,8 @@ impl Drop for MockServer {
 /// Runs the `mock-apns` binary with `args` (a non-serving subcommand) and returns its stdout;
 /// panics with its stderr if it fails.
 pub fn cli(args: &[&str]) -> String {
-    let out = crate::support::process::run(
-        Command::new(binary()).args(args),
-        None,
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "mock-apns {args:?} failed: {}",
-        out.stderr
-    );
-    out.stdout
+    crate::support::process::run_ok(Command::new(binary()).args(args), Duration::from_secs(30))
+        .stdout
 }
 
 /// A 64-hex-digit device token nobody else uses.
@@ -446,7 +437,8 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn control_request(
+/// One exchange with a control API at `addr`: `(status, body)`.
+pub fn control_request(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -148,6 +148,7 @@ pub enum Authenticated {
 #[derive(Debug, Default)]
 pub struct ConnectionAuth {
     cert: Option<CertIdentity>,
+    env: Option<Environment>,
     current: Option<(String, VerifiedToken)>,
     team: Option<String>,
     adoptions: VecDeque<i64>,
@@ -160,6 +161,14 @@ impl ConnectionAuth {
             cert,
             ..Default::default()
         }
+    }
+
+    /// The environment of the listener the connection arrived on. Keys restricted to the other
+    /// environment are refused with BadEnvironmentKeyIdInToken; without it (the fuzzing entry
+    /// point, unit tests) every key is accepted everywhere.
+    pub fn in_environment(mut self, env: Environment) -> Self {
+        self.env = Some(env);
+        self
     }
 
     /// The client certificate identity.
@@ -175,9 +184,10 @@ impl ConnectionAuth {
     /// Authenticates one request from its `authorization` header value.
     ///
     /// Rules: `bearer` matched case-insensitively; no header and no certificate: MissingProviderToken;
-    /// the current token is re-checked for age only; a new token value is verified, must be of the
-    /// connection's team, and is adopted at most `updates_per_window` times per 20 minutes
-    /// (TooManyProviderTokenUpdates otherwise).
+    /// the current token is re-checked for age only; a new token value is verified, its key must
+    /// be allowed in the connection's environment (BadEnvironmentKeyIdInToken), it must be of the
+    /// team the connection's first valid token bound (UnrelatedKeyIdInToken), and it is adopted at
+    /// most `updates_per_window` times per 20 minutes (TooManyProviderTokenUpdates otherwise).
     pub fn authenticate(
         &mut self,
         keys: &KeyRing,
@@ -229,11 +239,19 @@ impl ConnectionAuth {
             }
         }
         let verified = keys.verify(token, now)?;
+        if let (Some(env), Some(key_env)) = (self.env, verified.key_environment) {
+            if env != key_env {
+                return Err(AuthFailure::new(
+                    Reason::BadEnvironmentKeyIdInToken,
+                    "the key is restricted to the other environment",
+                ));
+            }
+        }
         if let Some(team) = &self.team {
             if *team != verified.team_id {
                 return Err(AuthFailure::new(
-                    Reason::InvalidProviderToken,
-                    "another team's token on this connection",
+                    Reason::UnrelatedKeyIdInToken,
+                    "a key of another team than the connection's first token",
                 ));
             }
         }
@@ -392,10 +410,84 @@ mod tests {
         assert_eq!(
             err,
             AuthFailure::new(
-                Reason::InvalidProviderToken,
-                "another team's token on this connection"
+                Reason::UnrelatedKeyIdInToken,
+                "a key of another team than the connection's first token"
             )
         );
+        // The refused token did not replace the bound one.
+        assert!(auth
+            .authenticate(&two_teams, Some(&bearer(&t)), NOW + 1, 5)
+            .is_ok());
+        // The other team's token is fine on a connection of its own.
+        let mut fresh = ConnectionAuth::new(None);
+        assert!(fresh
+            .authenticate(&two_teams, Some(&bearer(&o)), NOW, 5)
+            .is_ok());
+        // A second key of the same team is related: adopted as an ordinary update.
+        let sibling = ProviderKey::from_pkcs8_pem(
+            "KEYID00003",
+            "TEAMID0001",
+            crate::fuzzing::FIXED_KEY_PEM.as_bytes(),
+        )
+        .unwrap();
+        two_teams.add_key(&sibling);
+        let s = sibling.sign(NOW, SignatureEncoding::Raw).unwrap();
+        assert!(auth
+            .authenticate(&two_teams, Some(&bearer(&s)), NOW + 2, 5)
+            .is_ok());
+    }
+
+    #[test]
+    fn keys_restricted_to_the_other_environment_are_refused() {
+        let base = crate::jwt::tests::test_key();
+        let production_only = ProviderKey::from_pkcs8_pem(
+            "KEYIDPROD1",
+            "TEAMID0001",
+            crate::fuzzing::FIXED_KEY_PEM.as_bytes(),
+        )
+        .unwrap()
+        .restricted_to(Some(Environment::Production));
+        let mut ring = KeyRing::new();
+        ring.add_key(&base);
+        ring.add_key(&production_only);
+        let p = production_only.sign(NOW, SignatureEncoding::Der).unwrap();
+        let b = base.sign(NOW, SignatureEncoding::Raw).unwrap();
+
+        let mut sandbox = ConnectionAuth::new(None).in_environment(Environment::Sandbox);
+        assert_eq!(
+            sandbox
+                .authenticate(&ring, Some(&bearer(&p)), NOW, 5)
+                .unwrap_err(),
+            AuthFailure::new(
+                Reason::BadEnvironmentKeyIdInToken,
+                "the key is restricted to the other environment"
+            )
+        );
+        // Nothing was adopted: an unrestricted key is still the connection's first token.
+        match sandbox
+            .authenticate(&ring, Some(&bearer(&b)), NOW, 5)
+            .unwrap()
+        {
+            Authenticated::Token { first, .. } => assert!(first),
+            other => panic!("{other:?}"),
+        }
+        // After a valid token, the refusal stays the environment's, not an update limit.
+        assert_eq!(
+            sandbox
+                .authenticate(&ring, Some(&bearer(&p)), NOW + 1, 1)
+                .unwrap_err()
+                .reason,
+            Reason::BadEnvironmentKeyIdInToken
+        );
+
+        let mut production = ConnectionAuth::new(None).in_environment(Environment::Production);
+        assert!(production
+            .authenticate(&ring, Some(&bearer(&p)), NOW, 5)
+            .is_ok());
+        // Without an environment (fuzzing), restrictions are not applied.
+        assert!(ConnectionAuth::new(None)
+            .authenticate(&ring, Some(&bearer(&p)), NOW, 5)
+            .is_ok());
     }
 
     #[test]

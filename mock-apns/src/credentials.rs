@@ -37,6 +37,11 @@ pub struct KeyEntry {
     pub team_id: String,
     /// `AuthKey_<KEYID>.p8`, relative to the directory.
     pub file: String,
+    /// The one environment the key may be used in (`sandbox` or `production`); absent: both.
+    /// A token signed with it on the other environment's listener gets 403
+    /// BadEnvironmentKeyIdInToken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
 }
 
 /// A client certificate entry of the manifest.
@@ -285,6 +290,7 @@ impl Credentials {
                 key_id,
                 team_id,
                 file: key_file,
+                environment: None,
             }],
             ca_file: "ca.pem".into(),
             server_cert_file: "server.pem".into(),
@@ -308,7 +314,8 @@ impl Credentials {
             let p = dir.join(&k.file);
             let pem = std::fs::read(&p).map_err(io(&p))?;
             let key = ProviderKey::from_pkcs8_pem(&k.key_id, &k.team_id, &pem)
-                .map_err(|e| CredentialsError::Key(k.key_id.clone(), e))?;
+                .map_err(|e| CredentialsError::Key(k.key_id.clone(), e))?
+                .restricted_to(k.environment);
             keys.push(Arc::new(key));
         }
         if keys.is_empty() {
@@ -319,6 +326,37 @@ impl Credentials {
             manifest,
             keys,
         })
+    }
+
+    /// Generates another signing key, writes `AuthKey_<KEYID>.p8`, lists it in the manifest and
+    /// returns its entry. `team_id` defaults to the manifest's team; `environment` restricts the
+    /// key to one environment (`None`: both). A server started afterwards knows the key.
+    pub fn add_key(
+        &mut self,
+        team_id: Option<&str>,
+        environment: Option<Environment>,
+    ) -> Result<KeyEntry, CredentialsError> {
+        let key_id = random_id();
+        let entry = KeyEntry {
+            team_id: team_id.unwrap_or(&self.manifest.team_id).to_owned(),
+            file: format!("AuthKey_{key_id}.p8"),
+            key_id,
+            environment,
+        };
+        let pem = KeyPair::generate()?.serialize_pem();
+        let key = ProviderKey::from_pkcs8_pem(&entry.key_id, &entry.team_id, pem.as_bytes())
+            .map_err(|e| CredentialsError::Key(entry.key_id.clone(), e))?
+            .restricted_to(environment);
+        write(&self.dir, &entry.file, pem.as_bytes())?;
+        let mut manifest = self.manifest.clone();
+        manifest.keys.push(entry.clone());
+        let path = self.dir.join(MANIFEST);
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| CredentialsError::Manifest(path.clone(), e))?;
+        write(&self.dir, MANIFEST, &json)?;
+        self.manifest = manifest;
+        self.keys.push(Arc::new(key));
+        Ok(entry)
     }
 
     /// The directory.
@@ -553,6 +591,50 @@ mod tests {
         let mut ring = crate::jwt::KeyRing::new();
         ring.add_key(&c.keys()[0]);
         assert!(ring.verify(&token, 1_800_000_000).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn added_keys_keep_team_and_environment_and_old_manifests_load() {
+        let dir = temp_dir("addkey");
+        let mut c = Credentials::generate_or_load(&dir, "com.example.app", None, &[]).unwrap();
+        // A manifest written before keys had an environment: the field is absent, not null.
+        let text = std::fs::read_to_string(dir.join(MANIFEST)).unwrap();
+        assert!(!text.contains("environment\": null"), "{text}");
+        let other = c.add_key(Some("OTHERTEAM1"), None).unwrap();
+        let prod = c.add_key(None, Some(Environment::Production)).unwrap();
+        assert_eq!(other.team_id, "OTHERTEAM1");
+        assert_eq!(prod.team_id, c.team_id());
+        let again = Credentials::load(&dir).unwrap();
+        assert_eq!(again.manifest(), c.manifest());
+        assert_eq!(again.keys().len(), 3);
+        let loaded = again
+            .keys()
+            .iter()
+            .find(|k| k.key_id == prod.key_id)
+            .unwrap();
+        assert_eq!(loaded.environment, Some(Environment::Production));
+        let text = std::fs::read_to_string(dir.join(MANIFEST)).unwrap();
+        assert!(text.contains("\"environment\": \"production\""), "{text}");
+        // The tokens of the added key verify with its public half.
+        let mut ring = crate::jwt::KeyRing::new();
+        ring.add_key(loaded);
+        let t = loaded.sign(1_800_000_000, SignatureEncoding::Raw).unwrap();
+        assert_eq!(
+            ring.verify(&t, 1_800_000_000).unwrap().key_environment,
+            Some(Environment::Production)
+        );
+        // A bad environment value is a clear manifest error.
+        std::fs::write(
+            dir.join(MANIFEST),
+            text.replace("\"production\"", "\"staging\""),
+        )
+        .unwrap();
+        let err = Credentials::load(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("bad manifest") && err.contains("staging"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,12 @@
 //! - injects whole frames (SETTINGS, GOAWAY, RST_STREAM) only at frame boundaries of what `h2`
 //!   writes, also while `h2` writes nothing (from its pending read);
 //! - swallows the client's SETTINGS ACK for each SETTINGS it injected, so `h2` never sees one;
-//! - remembers the highest stream id the client opened (for GOAWAY's last-stream-id).
+//! - remembers the highest stream id the client opened (for GOAWAY's last-stream-id);
+//! - enforces a MAX_CONCURRENT_STREAMS lower than the one `h2` was built with (APNs' 1 before
+//!   the first valid token): it counts client streams open (HEADERS seen, no END_STREAM from the
+//!   server nor RST_STREAM either way yet) and marks a new stream beyond the limit as refused; the
+//!   connection loop resets it with REFUSED_STREAM, as `h2` does for its own limit. The HEADERS
+//!   frame still goes to `h2`, whose HPACK decoder must see every header block.
 
 use futures::task::AtomicWaker;
 use std::collections::VecDeque;
@@ -32,6 +37,12 @@ pub const RST_STREAM: u8 = 0x3;
 pub const WINDOW_UPDATE: u8 = 0x8;
 /// Frame type HEADERS.
 pub const HEADERS: u8 = 0x1;
+/// Frame type DATA.
+pub const DATA: u8 = 0x0;
+/// Flag END_STREAM (DATA, HEADERS).
+const END_STREAM: u8 = 0x1;
+/// No stream limit of the tap's own (`h2` enforces the one it was built with).
+const NO_LIMIT: u32 = u32::MAX;
 /// SETTINGS_MAX_CONCURRENT_STREAMS.
 pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const ACK: u8 = 0x1;
@@ -79,6 +90,12 @@ struct Shared {
     force_flush: AtomicBool,
     /// Bytes are buffered that nobody flushed yet.
     unflushed: AtomicBool,
+    /// The stream limit the tap enforces ([`NO_LIMIT`]: none).
+    stream_limit: AtomicU32,
+    /// Streams the tap refused, not yet reset by the connection loop.
+    refused: Mutex<Vec<u32>>,
+    /// `refused` is not empty (checked without the lock on every request).
+    any_refused: AtomicBool,
 }
 
 /// Handle to inject frames into a tapped connection from any task.
@@ -111,6 +128,38 @@ impl TapHandle {
     /// Sends GOAWAY. The receiver fires once it is on the wire.
     pub fn goaway(&self, last_stream: u32, error_code: u32, debug: &[u8]) -> oneshot::Receiver<()> {
         self.push(goaway(last_stream, error_code, debug), false)
+    }
+
+    /// Enforces at most `n` concurrent client streams from now on (`None`: leave it to `h2`,
+    /// whose own limit must then be the advertised one). A new stream beyond it is reported by
+    /// [`take_refused`](Self::take_refused). Raising the limit takes effect at once; lowering
+    /// counts only streams opened after the limit was first set.
+    pub fn limit_streams(&self, n: Option<u32>) {
+        // Streams already refused stay refused: they were over the limit when they arrived.
+        self.shared
+            .stream_limit
+            .store(n.unwrap_or(NO_LIMIT), Ordering::Release);
+    }
+
+    /// True (once) if the tap refused client stream `stream`: the caller must reset it with
+    /// REFUSED_STREAM.
+    pub fn take_refused(&self, stream: u32) -> bool {
+        if !self.shared.any_refused.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut refused = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(i) = refused.iter().position(|s| *s == stream) else {
+            return false;
+        };
+        refused.swap_remove(i);
+        if refused.is_empty() {
+            self.shared.any_refused.store(false, Ordering::Release);
+        }
+        true
     }
 
     /// The highest stream id the client has opened so far.
@@ -163,6 +212,8 @@ pub struct FrameTap<IO> {
     pending_done: Vec<oneshot::Sender<()>>,
     /// A WINDOW_UPDATE is buffered: the peer may be blocked on it, so flush at once.
     urgent: bool,
+    /// Client streams counted open while the tap enforces a stream limit.
+    open_streams: Vec<u32>,
 }
 
 /// Above this many buffered bytes, writes go out without waiting for a flush.
@@ -178,6 +229,9 @@ impl<IO> FrameTap<IO> {
             highest_client_stream: AtomicU32::new(0),
             force_flush: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
+            stream_limit: AtomicU32::new(NO_LIMIT),
+            refused: Mutex::new(Vec::new()),
+            any_refused: AtomicBool::new(false),
         });
         (
             FrameTap {
@@ -199,6 +253,7 @@ impl<IO> FrameTap<IO> {
                 out_pos: 0,
                 pending_done: Vec::new(),
                 urgent: false,
+                open_streams: Vec::new(),
             },
             TapHandle { shared },
         )
@@ -282,6 +337,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
             || (self.shared.force_flush.load(Ordering::Acquire) && self.out_pos < self.out.len())
     }
 
+    /// Counts a new client stream against the tap's limit, or marks it refused.
+    fn stream_opened(&mut self, stream: u32) {
+        let limit = self.shared.stream_limit.load(Ordering::Acquire);
+        if limit == NO_LIMIT {
+            self.open_streams.clear();
+            return;
+        }
+        if self.open_streams.len() >= limit as usize {
+            self.shared
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(stream);
+            self.shared.any_refused.store(true, Ordering::Release);
+        } else {
+            self.open_streams.push(stream);
+        }
+    }
+
+    /// A stream ended (END_STREAM from the server, or RST_STREAM either way).
+    fn stream_closed(&mut self, stream: u32) {
+        if let Some(i) = self.open_streams.iter().position(|s| *s == stream) {
+            self.open_streams.swap_remove(i);
+        }
+    }
+
     /// Follows frame headers over bytes `h2` wrote.
     fn track_written(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
@@ -303,6 +384,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
                 }
                 if h[3] == WINDOW_UPDATE {
                     self.urgent = true;
+                }
+                if !self.open_streams.is_empty()
+                    && (h[3] == RST_STREAM
+                        || (matches!(h[3], DATA | HEADERS) && h[4] & END_STREAM != 0))
+                {
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    self.stream_closed(stream);
                 }
                 self.track.have = 0;
                 self.track.payload_left = len;
@@ -335,9 +423,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
                     }
                 }
                 if kind == HEADERS && stream % 2 == 1 {
-                    self.shared
+                    let before = self
+                        .shared
                         .highest_client_stream
                         .fetch_max(stream, Ordering::AcqRel);
+                    if stream > before {
+                        self.stream_opened(stream);
+                    }
+                } else if kind == RST_STREAM && !self.open_streams.is_empty() {
+                    self.stream_closed(stream);
                 }
                 self.pass_left = 9 + len;
                 &mut self.pass_left
@@ -582,5 +676,69 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// The tap's own stream limit: counts open client streams, refuses one over the limit, frees
+    /// a slot on the server's END_STREAM or a client RST_STREAM, and stops counting when lifted.
+    #[tokio::test]
+    async fn enforces_its_stream_limit_until_lifted() {
+        let (server_io, mut client) = tokio::io::duplex(1 << 16);
+        let (mut tap, handle) = FrameTap::new(server_io, None);
+        handle.limit_streams(Some(1));
+        let deadline = std::time::Duration::from_secs(5);
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        for stream in [1, 3] {
+            input.extend(frame(HEADERS, 0x4 | END_STREAM, stream, b"h"));
+        }
+        client.write_all(&input).await.unwrap();
+        let mut seen = vec![0u8; input.len()];
+        tokio::time::timeout(deadline, tap.read_exact(&mut seen))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen, input, "every frame still reaches h2");
+        assert!(!handle.take_refused(1));
+        assert!(handle.take_refused(3));
+        assert!(!handle.take_refused(3), "reported once");
+
+        // The server ends stream 1 (its reset of 3 changes nothing): 5 fits, 7 does not.
+        tap.write_all(&frame(RST_STREAM, 0, 3, &[0, 0, 0, 7]))
+            .await
+            .unwrap();
+        tap.write_all(&frame(HEADERS, 0x4 | END_STREAM, 1, b"r"))
+            .await
+            .unwrap();
+        let mut next = Vec::new();
+        for stream in [5, 7] {
+            next.extend(frame(HEADERS, 0x4, stream, b"h"));
+        }
+        // The client resets 5 itself: 9 fits.
+        next.extend(frame(RST_STREAM, 0, 5, &[0, 0, 0, 8]));
+        next.extend(frame(HEADERS, 0x4, 9, b"h"));
+        client.write_all(&next).await.unwrap();
+        let mut seen = vec![0u8; next.len()];
+        tokio::time::timeout(deadline, tap.read_exact(&mut seen))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!handle.take_refused(5));
+        assert!(handle.take_refused(7));
+        assert!(!handle.take_refused(9));
+
+        // Lifted: nothing is refused any more, whatever is open.
+        handle.limit_streams(None);
+        let more: Vec<u8> = [11, 13, 15]
+            .iter()
+            .flat_map(|s| frame(HEADERS, 0x4, *s, b"h"))
+            .collect();
+        client.write_all(&more).await.unwrap();
+        let mut seen = vec![0u8; more.len()];
+        tokio::time::timeout(deadline, tap.read_exact(&mut seen))
+            .await
+            .unwrap()
+            .unwrap();
+        for s in [11, 13, 15] {
+            assert!(!handle.take_refused(s), "stream {s}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! and ASN.1 DER (Java's `SHA256withECDSA`, used by Pushy). Every other algorithm, `none` included,
 //! is rejected.
 
+use crate::Environment;
 use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -58,6 +59,9 @@ pub struct ProviderKey {
     pub key_id: String,
     /// The 10-character team id (`iss`).
     pub team_id: String,
+    /// The one environment this key may be used in (`None`: both). Apple's keys are
+    /// sandbox-only, production-only, or for both environments.
+    pub environment: Option<Environment>,
     raw_signer: EcdsaKeyPair,
     der_signer: EcdsaKeyPair,
 }
@@ -67,6 +71,7 @@ impl std::fmt::Debug for ProviderKey {
         f.debug_struct("ProviderKey")
             .field("key_id", &self.key_id)
             .field("team_id", &self.team_id)
+            .field("environment", &self.environment)
             .finish()
     }
 }
@@ -84,9 +89,16 @@ impl ProviderKey {
         Ok(ProviderKey {
             key_id: key_id.to_owned(),
             team_id: team_id.to_owned(),
+            environment: None,
             raw_signer,
             der_signer,
         })
+    }
+
+    /// Restricts the key to one environment (`None`: both).
+    pub fn restricted_to(mut self, environment: Option<Environment>) -> Self {
+        self.environment = environment;
+        self
     }
 
     /// Loads a key from a `.p8` file's text (PKCS#8 PEM).
@@ -174,6 +186,9 @@ pub struct VerifiedToken {
     pub team_id: String,
     /// `iat`.
     pub iat: i64,
+    /// The environment the signing key is restricted to (`None`: both).
+    #[serde(skip)]
+    pub key_environment: Option<Environment>,
 }
 
 #[derive(Deserialize)]
@@ -188,10 +203,18 @@ struct Claims {
     iat: Option<serde_json::Value>,
 }
 
-/// The public keys APNs knows: key id -> (team id, public point).
+/// What APNs knows about one key.
+#[derive(Clone, Debug)]
+struct KnownKey {
+    team_id: String,
+    environment: Option<Environment>,
+    public_key: Vec<u8>,
+}
+
+/// The public keys APNs knows: key id -> team id, environment restriction, public point.
 #[derive(Clone, Debug, Default)]
 pub struct KeyRing {
-    keys: HashMap<String, (String, Vec<u8>)>,
+    keys: HashMap<String, KnownKey>,
 }
 
 impl KeyRing {
@@ -200,15 +223,32 @@ impl KeyRing {
         Self::default()
     }
 
-    /// Adds a verification key for `key_id` of `team_id`.
+    /// Adds a verification key for `key_id` of `team_id`, usable in both environments.
     pub fn add(&mut self, key_id: &str, team_id: &str, public_key: Vec<u8>) {
-        self.keys
-            .insert(key_id.to_owned(), (team_id.to_owned(), public_key));
+        self.add_restricted(key_id, team_id, None, public_key);
     }
 
-    /// Adds the public half of a provider key.
+    /// Adds a verification key usable only in `environment` (`None`: both).
+    pub fn add_restricted(
+        &mut self,
+        key_id: &str,
+        team_id: &str,
+        environment: Option<Environment>,
+        public_key: Vec<u8>,
+    ) {
+        self.keys.insert(
+            key_id.to_owned(),
+            KnownKey {
+                team_id: team_id.to_owned(),
+                environment,
+                public_key,
+            },
+        );
+    }
+
+    /// Adds the public half of a provider key, with its environment restriction.
     pub fn add_key(&mut self, key: &ProviderKey) {
-        self.add(&key.key_id, &key.team_id, key.public_key());
+        self.add_restricted(&key.key_id, &key.team_id, key.environment, key.public_key());
     }
 
     /// Verifies a token's structure and signature, but not its age.
@@ -250,8 +290,8 @@ impl KeyRing {
             .as_ref()
             .and_then(|i| i.as_i64())
             .ok_or(Invalid("iat is not an integer"))?;
-        let (team, public_key) = self.keys.get(kid).ok_or(Invalid("unknown kid"))?;
-        if team != iss {
+        let known = self.keys.get(kid).ok_or(Invalid("unknown kid"))?;
+        if known.team_id != iss {
             return Err(Invalid("kid is not a key of iss"));
         }
         let sig = B64
@@ -263,13 +303,14 @@ impl KeyRing {
             &signature::ECDSA_P256_SHA256_ASN1
         };
         let signing_input = &token[..h.len() + 1 + c.len()];
-        UnparsedPublicKey::new(alg, public_key)
+        UnparsedPublicKey::new(alg, &known.public_key)
             .verify(signing_input.as_bytes(), &sig)
             .map_err(|_| Invalid("bad signature"))?;
         Ok(VerifiedToken {
             key_id: kid.to_owned(),
             team_id: iss.to_owned(),
             iat,
+            key_environment: known.environment,
         })
     }
 

@@ -129,11 +129,10 @@ impl MockApns {
         };
         for key in credentials.keys() {
             providers.keys.add_key(key);
-            providers
-                .bundles
-                .entry(key.team_id.clone())
-                .or_default()
-                .push(credentials.bundle_id().to_owned());
+            let bundles = providers.bundles.entry(key.team_id.clone()).or_default();
+            if !bundles.iter().any(|b| b == credentials.bundle_id()) {
+                bundles.push(credentials.bundle_id().to_owned());
+            }
         }
         let tls = Arc::new(credentials.server_tls_config()?);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);

@@ -2,10 +2,16 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mock_apns::{Config, Credentials, MockApns, SignatureEncoding, UnknownTokens};
+use mock_apns::{Config, Credentials, Environment, MockApns, SignatureEncoding, UnknownTokens};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// mimalloc instead of glibc's malloc: a request makes a few dozen small allocations (h2's header
+/// map and frames, the push record), and glibc's allocator was about 13% of the server's CPU
+/// under h2load (perf, see scripts/bench-apns.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -65,12 +71,33 @@ enum Command {
         /// MAX_CONCURRENT_STREAMS once authenticated.
         #[arg(long, default_value_t = 1000)]
         max_concurrent_streams: u32,
+        /// MAX_CONCURRENT_STREAMS of a token connection before its first valid token (Apple: 1;
+        /// enforced: streams over it get RST_STREAM REFUSED_STREAM).
+        #[arg(long, default_value_t = 1)]
+        streams_before_auth: u32,
         /// Push records kept in memory.
         #[arg(long, default_value_t = 10_000)]
         push_log_capacity: usize,
-        /// Runtime threads: 0 = one per CPU (tokio's default), 1 = a single-threaded runtime.
-        #[arg(long, default_value_t = 0)]
+        /// Runtime threads: 1 (default) = a single-threaded runtime, 0 = one per CPU, N = N.
+        /// One thread serves each request with the least CPU (no cross-thread wake-ups): under
+        /// h2load on 2 cores it answered 1.2-1.5x the requests per second of one per CPU
+        /// (scripts/bench-apns.sh).
+        #[arg(long, default_value_t = 1)]
         threads: usize,
+    },
+    /// Add another ES256 signing key to the credentials in DIR (a server started afterwards knows
+    /// it); prints its manifest entry as JSON.
+    AddKey {
+        /// Credentials directory (must hold a manifest).
+        #[arg(long)]
+        credentials: PathBuf,
+        /// Team of the key (default: the manifest's team).
+        #[arg(long)]
+        team_id: Option<String>,
+        /// Restrict the key to one environment (default: both). A token of a restricted key on
+        /// the other environment gets 403 BadEnvironmentKeyIdInToken.
+        #[arg(long, value_enum)]
+        environment: Option<Environment>,
     },
     /// Print a signed ES256 provider token.
     Token {
@@ -101,6 +128,8 @@ enum Signature {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: `docker logs` and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -128,6 +157,7 @@ fn main() -> anyhow::Result<()> {
             server_names,
             unknown_tokens,
             max_concurrent_streams,
+            streams_before_auth,
             push_log_capacity,
             threads,
         } => {
@@ -141,6 +171,7 @@ fn main() -> anyhow::Result<()> {
                 control_listen: control,
                 unknown_tokens,
                 max_concurrent_streams,
+                streams_before_auth,
                 push_log_capacity,
                 ..Config::default()
             };
@@ -170,6 +201,16 @@ fn main() -> anyhow::Result<()> {
                 apns.shutdown().await;
                 Ok(())
             })
+        }
+        Command::AddKey {
+            credentials,
+            team_id,
+            environment,
+        } => {
+            let mut c = Credentials::load(&credentials)?;
+            let entry = c.add_key(team_id.as_deref(), environment)?;
+            println!("{}", serde_json::to_string(&entry)?);
+            Ok(())
         }
         Command::Token {
             credentials,

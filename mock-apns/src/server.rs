@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Largest body read before answering PayloadTooLarge without reading the rest.
@@ -27,6 +28,12 @@ const BODY_READ_LIMIT: usize = 64 * 1024;
 const IO_DEADLINE: Duration = Duration::from_secs(10);
 /// How long in-flight streams get to finish after a GOAWAY.
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection waits, after its GOAWAY and its last response, for the client to close
+/// (closing first, with unread client bytes, could reset the socket and lose the GOAWAY).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long shutdown waits for connections to send GOAWAY, finish and close before aborting them.
+const SHUTDOWN_GRACE: Duration =
+    Duration::from_millis(GOAWAY_GRACE.as_millis() as u64 + CLOSE_GRACE.as_millis() as u64 + 500);
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -77,7 +84,10 @@ struct Connection {
     in_flight: AtomicUsize,
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// Accepts connections until `shutdown` turns true; then every open connection sends GOAWAY
+/// `{"reason":"Shutdown"}`, and this returns once they all closed (or, past
+/// [`SHUTDOWN_GRACE`], after aborting the stragglers). Connection tasks live in a [`JoinSet`]
+/// owned here, so none is dropped before its GOAWAY is on the wire.
 pub(crate) async fn serve(
     listener: TcpListener,
     env: Environment,
@@ -85,12 +95,13 @@ pub(crate) async fn serve(
     acceptor: TlsAcceptor,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let (shared, acceptor, shutdown) = (shared.clone(), acceptor.clone(), shutdown.clone());
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         if let Err(e) = connection(tcp, peer, env, shared, acceptor, shutdown).await {
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
@@ -101,9 +112,38 @@ pub(crate) async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = shutdown.changed() => return,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
         }
     }
+    drop(listener);
+    let open = connections.len();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while !connections.is_empty() {
+        match tokio::time::timeout_at(deadline, connections.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::info!(
+                    env = env.as_str(),
+                    left = connections.len(),
+                    "aborting connections still open after the shutdown grace"
+                );
+                connections.shutdown().await;
+            }
+        }
+    }
+    tracing::debug!(env = env.as_str(), open, "listener stopped");
+}
+
+/// Waits until `shutdown` turns true (or its sender is gone).
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 async fn connection(
@@ -115,7 +155,11 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
-    let mut tls = tokio::time::timeout(IO_DEADLINE, acceptor.accept(tcp)).await??;
+    // A connection still in its TLS or HTTP/2 handshake has nothing to GOAWAY: shutdown ends it.
+    let mut tls = tokio::select! {
+        tls = tokio::time::timeout(IO_DEADLINE, acceptor.accept(tcp)) => tls??,
+        _ = shutdown_requested(&mut shutdown) => return Ok(()),
+    };
     let cert = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
         None => None,
         Some(der) => match CertIdentity::from_der(der) {
@@ -141,18 +185,26 @@ async fn connection(
     };
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (tap, handle) = FrameTap::new(tls, Some(initial));
+    if initial < shared.max_concurrent_streams {
+        // h2 is built with the full limit (it cannot change it later); the tap holds the
+        // connection to the advertised one until the first valid token.
+        handle.limit_streams(Some(initial));
+    }
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(shared.max_concurrent_streams)
         .max_header_list_size(8000)
         .initial_window_size(65_535)
         .max_frame_size(16_384)
         .handshake::<_, Bytes>(tap);
-    let mut h2c = tokio::time::timeout(IO_DEADLINE, handshake).await??;
+    let mut h2c = tokio::select! {
+        h2c = tokio::time::timeout(IO_DEADLINE, handshake) => h2c??,
+        _ = shutdown_requested(&mut shutdown) => return Ok(()),
+    };
     tracing::debug!(%peer, id, env = env.as_str(), cert = cert.is_some(), "HTTP/2 connection");
     let conn = Arc::new(Connection {
         id,
         env,
-        auth: Mutex::new(ConnectionAuth::new(cert)),
+        auth: Mutex::new(ConnectionAuth::new(cert).in_environment(env)),
         tap: handle,
         drop_now: Notify::new(),
         doomed: Mutex::new(Vec::new()),
@@ -160,23 +212,35 @@ async fn connection(
         goaway_sent: Notify::new(),
         in_flight: AtomicUsize::new(0),
     });
+    // Shutdown may have begun during the handshake: then the GOAWAY goes out at once.
     let mut shutting_down = *shutdown.borrow();
+    if shutting_down {
+        send_goaway(&conn, "Shutdown");
+    }
+    // The rare events' futures live across iterations: made anew per request, each would
+    // register with (and unregister from) its Notify every time.
+    let drop_now = conn.drop_now.notified();
+    let goaway_sent = conn.goaway_sent.notified();
+    let shutdown_signal = shutdown_requested(&mut shutdown);
+    tokio::pin!(drop_now, goaway_sent, shutdown_signal);
     loop {
         tokio::select! {
             // Rare events first, so a flood of requests cannot starve them.
             biased;
-            _ = conn.drop_now.notified() => return Ok(()),
-            _ = conn.goaway_sent.notified() => break,
-            changed = shutdown.changed(), if !shutting_down => {
+            _ = &mut drop_now => return Ok(()),
+            _ = &mut goaway_sent => break,
+            _ = &mut shutdown_signal, if !shutting_down => {
                 shutting_down = true;
-                if changed.is_err() || *shutdown.borrow() {
-                    send_goaway(&conn, "Shutdown");
-                }
+                send_goaway(&conn, "Shutdown");
             }
             next = accept_batched(&mut h2c, &conn.tap) => match next {
-                Some(Ok((req, respond))) => {
+                Some(Ok((req, mut respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
-                        let mut respond = respond;
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    if conn.tap.take_refused(respond.stream_id().into()) {
+                        tracing::debug!(conn = conn.id, stream = u32::from(respond.stream_id()), "stream over MAX_CONCURRENT_STREAMS refused");
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         continue;
                     }
@@ -205,11 +269,13 @@ async fn connection(
                 _ => break,
             },
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = conn.drop_now.notified() => return Ok(()),
+            _ = &mut drop_now => return Ok(()),
         }
     }
-    // Drive h2 briefly so the last responses are flushed before the socket closes.
-    let _ = tokio::time::timeout(Duration::from_millis(50), async {
+    // Keep driving h2 (it flushes the last responses) until the client, which has seen the
+    // GOAWAY, closes: closing first while its bytes are unread would reset the socket, and a
+    // reset can discard the GOAWAY before the client reads it.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while let Some(Ok((_, mut respond))) = h2c.accept().await {
             respond.send_reset(h2::Reason::REFUSED_STREAM);
         }
@@ -335,6 +401,14 @@ async fn read_body(body: &mut h2::RecvStream) -> Result<(Bytes, bool), h2::Error
     ))
 }
 
+/// A response header value that never repeats (HPACK: literal, never indexed). An invalid value
+/// (not possible for the UUIDs sent here) becomes empty rather than failing the response.
+fn unique_value(v: &str) -> http::HeaderValue {
+    let mut value = http::HeaderValue::from_str(v).unwrap_or(http::HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
 /// Decrements the connection's in-flight count however a request ends.
 struct InFlight(Arc<Connection>);
 
@@ -397,6 +471,7 @@ async fn request(
         )
     };
     if validation.first_valid_token && shared.streams_before_auth != shared.max_concurrent_streams {
+        conn.tap.limit_streams(None);
         drop(
             conn.tap
                 .set_max_concurrent_streams(shared.max_concurrent_streams),
@@ -541,11 +616,14 @@ async fn request(
             send_goaway(conn, &reason);
         }
         Finish::Respond(_) => {
+            // Unique per response: sent as HPACK literals never indexed, so neither side's
+            // dynamic table churns with values that never repeat.
             let mut builder = http::Response::builder()
                 .status(status)
-                .header("apns-id", apns_id.as_str());
+                .header("apns-id", unique_value(apns_id.as_str()));
             if conn.env == Environment::Sandbox {
-                builder = builder.header("apns-unique-id", crate::ids::random_uuid());
+                builder =
+                    builder.header("apns-unique-id", unique_value(&crate::ids::random_uuid()));
             }
             if body_bytes.is_some() {
                 builder = builder.header("content-type", "application/json");

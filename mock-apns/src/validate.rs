@@ -175,30 +175,28 @@ impl<'a> RequestHeaders<'a> {
     /// Collects headers from (name, value) pairs; names compare case-insensitively.
     pub fn collect(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         let mut h = RequestHeaders::default();
+        let mut lower = [0u8; 16];
         for (name, value) in pairs {
-            let is = |want: &str| name.eq_ignore_ascii_case(want.as_bytes());
-            let slot = if is(":method") {
-                &mut h.method
-            } else if is(":path") {
-                &mut h.path
-            } else if is("authorization") {
-                &mut h.authorization
-            } else if name.len() < 7 || !name[..5].eq_ignore_ascii_case(b"apns-") {
-                continue;
-            } else if is("apns-id") {
-                &mut h.apns_id
-            } else if is("apns-push-type") {
-                &mut h.push_type
-            } else if is("apns-priority") {
-                &mut h.priority
-            } else if is("apns-expiration") {
-                &mut h.expiration
-            } else if is("apns-collapse-id") {
-                &mut h.collapse_id
-            } else if is("apns-topic") {
-                &mut h.topic
+            // HTTP/2 names are lowercase already; others (the fuzzing entry point) are folded.
+            let name = if name.len() <= lower.len() && name.iter().any(u8::is_ascii_uppercase) {
+                let folded = &mut lower[..name.len()];
+                folded.copy_from_slice(name);
+                folded.make_ascii_lowercase();
+                &*folded
             } else {
-                continue;
+                name
+            };
+            let slot = match name {
+                b":method" => &mut h.method,
+                b":path" => &mut h.path,
+                b"authorization" => &mut h.authorization,
+                b"apns-id" => &mut h.apns_id,
+                b"apns-push-type" => &mut h.push_type,
+                b"apns-priority" => &mut h.priority,
+                b"apns-expiration" => &mut h.expiration,
+                b"apns-collapse-id" => &mut h.collapse_id,
+                b"apns-topic" => &mut h.topic,
+                _ => continue,
             };
             if slot.is_some() {
                 h.duplicate = true;
@@ -283,6 +281,15 @@ pub fn is_canonical_uuid(v: &[u8]) -> bool {
         })
 }
 
+/// Header bytes as an owned string: UTF-8 as is (the common, fast case), anything else with
+/// replacement characters.
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
 fn parse_token(raw: &[u8]) -> Result<String, Rejection> {
     if raw.is_empty()
         || raw.len() > MAX_TOKEN_HEX
@@ -294,7 +301,8 @@ fn parse_token(raw: &[u8]) -> Result<String, Rejection> {
             "device token is not an even number of hex digits",
         );
     }
-    Ok(String::from_utf8_lossy(raw).to_ascii_lowercase())
+    // Only ASCII hex digits are left: lowercasing keeps it UTF-8.
+    Ok(String::from_utf8(raw.to_ascii_lowercase()).unwrap_or_default())
 }
 
 fn is_valid_topic(t: &[u8]) -> bool {
@@ -311,7 +319,7 @@ pub fn validate(
 ) -> Validation {
     let mut v = Validation {
         apns_id: match h.apns_id {
-            Some(id) if is_canonical_uuid(id) => String::from_utf8_lossy(id).into_owned(),
+            Some(id) if is_canonical_uuid(id) => text(id),
             _ => crate::ids::random_uuid(),
         },
         token: None,
@@ -350,7 +358,7 @@ fn validate_inner(
     if raw_token.contains(&b'/') {
         return reject(Reason::BadPath, ":path has segments after the token");
     }
-    v.token = Some(String::from_utf8_lossy(raw_token).into_owned());
+    v.token = Some(text(raw_token));
 
     let team_bundles: Vec<&str>;
     match auth.authenticate(
@@ -417,7 +425,7 @@ fn validate_inner(
         Some(c) if c.len() > MAX_COLLAPSE_ID => {
             return reject(Reason::BadCollapseId, "apns-collapse-id is over 64 bytes")
         }
-        Some(c) => Some(String::from_utf8_lossy(c).into_owned()),
+        Some(c) => Some(text(c)),
         None => None,
     };
 
@@ -430,7 +438,7 @@ fn validate_inner(
                     "apns-topic is empty or not printable ASCII",
                 );
             }
-            String::from_utf8_lossy(t).into_owned()
+            text(t)
         }
         None => match auth.certificate() {
             Some(cert) if by_certificate && cert.topics.len() == 1 => cert.uid.clone(),
@@ -597,6 +605,25 @@ mod tests {
         assert_eq!(p.priority, 10);
         assert_eq!(p.expiration, Some(0));
         assert_eq!(p.token, TOKEN);
+    }
+
+    #[test]
+    fn header_names_match_in_any_case() {
+        let h = RequestHeaders::collect([
+            (&b":method"[..], &b"POST"[..]),
+            (b"APNS-Topic", b"t"),
+            (b"Authorization", b"bearer x"),
+            (b"apns-collapse-id", b"c"),
+            (b"APNS-COLLAPSE-ID", b"d"),
+            (b"X-Apns-Topic-Longer-Than-Sixteen", b"ignored"),
+        ]);
+        assert_eq!(h.method, Some(&b"POST"[..]));
+        assert_eq!(h.topic, Some(&b"t"[..]));
+        assert_eq!(h.authorization, Some(&b"bearer x"[..]));
+        assert_eq!(h.collapse_id, Some(&b"d"[..]));
+        assert!(h.duplicate, "apns-collapse-id twice, in two cases");
+        let h = RequestHeaders::collect([(&b"apns-topic"[..], &b"t"[..])]);
+        assert!(!h.duplicate);
     }
 
     #[test]

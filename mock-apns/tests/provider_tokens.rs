@@ -1,6 +1,8 @@
 //! Provider tokens real clients send: ES256 with a raw r||s signature (JOSE, a2/aioapns) and with
 //! a DER signature (Java's SHA256withECDSA, Pushy), both accepted; `Bearer` in either case; and
-//! the tokens `mock-apns token` prints really use the encoding asked for.
+//! the tokens `mock-apns token` prints really use the encoding asked for; keys of another team
+//! on a bound connection (UnrelatedKeyIdInToken) and keys restricted to the other environment
+//! (BadEnvironmentKeyIdInToken), with keys added by `mock-apns add-key`.
 
 mod support;
 
@@ -9,7 +11,7 @@ use base64::Engine;
 use support::cases;
 use support::clients::{curl, ClientAuth, PushRequest};
 use support::jwt::{self, Signature};
-use support::server::{fresh_device_token, Env, MockServer};
+use support::server::{cli, Env, MockServer};
 
 fn signature_bytes(token: &str) -> Vec<u8> {
     let sig = token.rsplit('.').next().expect("JWT");
@@ -39,12 +41,7 @@ fn assert_encoding(token: &str, encoding: Signature) {
 
 /// Sends one push per token, each on its own connection, and returns the statuses.
 fn push_with(server: &MockServer, authorizations: &[String]) -> Vec<(u16, String)> {
-    let device = fresh_device_token();
-    server.register_device(
-        &device,
-        std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
-    );
+    let device = server.bundle_device(Env::Sandbox);
     authorizations
         .iter()
         .map(|authorization| {
@@ -117,5 +114,158 @@ fn cli_token_with_an_old_iat_is_expired() {
     assert_eq!(
         answers,
         vec![(403, r#"{"reason":"ExpiredProviderToken"}"#.to_string())]
+    );
+}
+
+/// A server whose credentials (made by `mock-apns credentials`) got extra keys from
+/// `mock-apns add-key`, one per argument list; with the new key ids.
+fn server_with_keys(add: &[&[&str]]) -> (MockServer, Vec<String>) {
+    let mut ids = Vec::new();
+    let server = MockServer::start_prepared(
+        |dir| {
+            cli(&[
+                "credentials",
+                "--out",
+                dir.to_str().expect("UTF-8 temp dir"),
+            ]);
+            ids = add.iter().map(|args| add_key(dir, args)).collect();
+        },
+        &[],
+    );
+    (server, ids)
+}
+
+/// `mock-apns add-key` in `dir`: the new key's id.
+fn add_key(dir: &std::path::Path, args: &[&str]) -> String {
+    let dir = dir.to_str().expect("UTF-8 temp dir");
+    let entry: serde_json::Value =
+        serde_json::from_str(&cli(&[&["add-key", "--credentials", dir], args].concat()))
+            .expect("add-key prints its manifest entry as JSON");
+    entry["key_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key_id in {entry}"))
+        .to_string()
+}
+
+/// A push request for `device` authorized by `token`.
+fn push_request(server: &MockServer, device: &str, token: &str) -> PushRequest {
+    PushRequest {
+        device_token: device.to_string(),
+        headers: vec![("apns-topic".into(), server.manifest.bundle_id.clone())],
+        body: cases::payload_of_size(100),
+        bearer: Some(token.to_string()),
+    }
+}
+
+fn answers(replies: &[support::clients::PushResponse]) -> Vec<(u16, String)> {
+    replies.iter().map(|r| (r.status, r.body.clone())).collect()
+}
+
+#[test]
+fn a_key_restricted_to_the_other_environment_is_bad_environment() {
+    let (server, keys) = server_with_keys(&[
+        &["--environment", "production"],
+        &["--environment", "sandbox"],
+    ]);
+    let (production_key, sandbox_key) = (&keys[0], &keys[1]);
+    let device = server.bundle_device(Env::Sandbox);
+    let prod_device = server.bundle_device(Env::Production);
+    let production_token = server.cli_token(&["--key-id", production_key]);
+    let sandbox_token = server.cli_token(&["--key-id", sandbox_key, "--signature", "der"]);
+    let bad_env = (
+        403,
+        r#"{"reason":"BadEnvironmentKeyIdInToken"}"#.to_string(),
+    );
+    // Each on a connection of its own (a refused first token binds nothing).
+    for (env, dev, token, want) in [
+        (Env::Sandbox, &device, &production_token, bad_env.clone()),
+        (Env::Production, &prod_device, &sandbox_token, bad_env),
+        (
+            Env::Production,
+            &prod_device,
+            &production_token,
+            (200, String::new()),
+        ),
+        (Env::Sandbox, &device, &sandbox_token, (200, String::new())),
+        (
+            Env::Sandbox,
+            &device,
+            &server.valid_jwt(),
+            (200, String::new()),
+        ),
+    ] {
+        let reply = curl(
+            &server,
+            env,
+            &ClientAuth::Token,
+            &[push_request(&server, dev, token)],
+        );
+        assert_eq!(answers(&reply), vec![want], "{env:?} with {token}");
+    }
+    let log = server.pushes();
+    let refused: Vec<&str> = log
+        .as_array()
+        .expect("push log is an array")
+        .iter()
+        .filter(|p| p["reason"] == "BadEnvironmentKeyIdInToken")
+        .map(|p| p["detail"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        refused, ["the key is restricted to the other environment"; 2],
+        "{log}"
+    );
+}
+
+#[test]
+fn another_teams_key_on_a_bound_connection_is_unrelated() {
+    let (server, keys) = server_with_keys(&[&["--team-id", "OTHERTEAM1"]]);
+    let other_key = &keys[0];
+    let device = server.bundle_device(Env::Sandbox);
+    let ours = server.valid_jwt();
+    let theirs = server.cli_token(&["--key-id", other_key]);
+    // One curl process, one connection: the first token binds the team.
+    let replies = curl(
+        &server,
+        Env::Sandbox,
+        &ClientAuth::Token,
+        &[
+            push_request(&server, &device, &ours),
+            push_request(&server, &device, &theirs),
+            push_request(&server, &device, &ours),
+        ],
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .map(|r| r.new_connections)
+            .collect::<Vec<_>>(),
+        [Some(1), Some(0), Some(0)],
+        "curl did not keep one connection"
+    );
+    assert_eq!(
+        answers(&replies),
+        vec![
+            (200, String::new()),
+            (403, r#"{"reason":"UnrelatedKeyIdInToken"}"#.to_string()),
+            (200, String::new()),
+        ]
+    );
+    // The other team's token is valid: on a connection of its own it is accepted, and then our
+    // team is the unrelated one.
+    let replies = curl(
+        &server,
+        Env::Sandbox,
+        &ClientAuth::Token,
+        &[
+            push_request(&server, &device, &theirs),
+            push_request(&server, &device, &ours),
+        ],
+    );
+    assert_eq!(
+        answers(&replies),
+        vec![
+            (200, String::new()),
+            (403, r#"{"reason":"UnrelatedKeyIdInToken"}"#.to_string()),
+        ]
     );
 }

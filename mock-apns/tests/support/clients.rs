@@ -3,9 +3,10 @@
 //! and parses what the client printed.
 
 use crate::support::cases::{payload_of_size, provider_token, Case, Reply};
-use crate::support::process::{require_program, run};
+use crate::support::process::{require_program, run, run_ok};
 use crate::support::server::{Env, MockServer};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -97,9 +98,27 @@ impl PushResponse {
     }
 }
 
+/// Where a client finds a mock APNs: its listener per environment and the CA to trust.
+pub trait ApnsTarget {
+    /// The listener of `env`.
+    fn apns_addr(&self, env: Env) -> SocketAddr;
+    /// The CA certificate (PEM) the server certificate is issued by.
+    fn ca_file(&self) -> &Path;
+}
+
+impl ApnsTarget for MockServer {
+    fn apns_addr(&self, env: Env) -> SocketAddr {
+        self.addr(env)
+    }
+
+    fn ca_file(&self) -> &Path {
+        &self.manifest.ca_file
+    }
+}
+
 /// Runs `requests` through one `curl --http2` process (one connection, reused via `--next`).
 pub fn curl(
-    server: &MockServer,
+    server: &impl ApnsTarget,
     env: Env,
     auth: &ClientAuth,
     requests: &[PushRequest],
@@ -107,7 +126,8 @@ pub fn curl(
     let curl = require_program("curl");
     let work = tempfile::tempdir().expect("temp dir");
     let host = env.host();
-    let connect_to = format!("{host}:443:127.0.0.1:{}", server.addr(env).port());
+    let addr = server.apns_addr(env);
+    let connect_to = format!("{host}:443:{}:{}", addr.ip(), addr.port());
     let mut cmd = Command::new(curl);
     for (i, r) in requests.iter().enumerate() {
         if i > 0 {
@@ -116,7 +136,7 @@ pub fn curl(
         let body = work.path().join(format!("body-{i}"));
         std::fs::write(&body, &r.body).expect("write body");
         cmd.args(["--http2", "-sS", "--max-time", "10", "--cacert"])
-            .arg(&server.manifest.ca_file)
+            .arg(server.ca_file())
             .args(["--connect-to", &connect_to]);
         if let ClientAuth::Certificate { cert, key } = auth {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
@@ -137,14 +157,7 @@ pub fn curl(
             .args(["-w", "%{http_code} %{num_connects} %{http_version}\\n"])
             .arg(format!("https://{host}/3/device/{}", r.device_token));
     }
-    let out = run(&mut cmd, None, CLIENT_LIMIT);
-    assert!(
-        out.status.success(),
-        "curl failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    let out = run_ok(&mut cmd, CLIENT_LIMIT);
     let summaries: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         summaries.len(),

@@ -71,6 +71,21 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
     }
 }
 
+/// Like [`run`] without input, and panics (with everything the program printed) unless it
+/// succeeded.
+pub fn run_ok(cmd: &mut Command, limit: Duration) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd, None, limit);
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}):\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();

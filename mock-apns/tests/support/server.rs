@@ -156,7 +156,14 @@ pub fn binary() -> &'static str {
 impl MockServer {
     /// Starts `mock-apns serve` on port 0 with fresh credentials, plus `extra` arguments.
     pub fn start(extra: &[&str]) -> MockServer {
+        Self::start_prepared(|_| {}, extra)
+    }
+
+    /// Like [`start`](Self::start), but `prepare` first gets the (empty) credentials directory,
+    /// e.g. to run `mock-apns credentials` and `mock-apns add-key` there.
+    pub fn start_prepared(prepare: impl FnOnce(&Path), extra: &[&str]) -> MockServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        prepare(dir.path());
         let log = File::create(dir.path().join("server.log")).expect("log file");
         let mut child = Command::new(binary())
             .args([
@@ -292,6 +299,13 @@ impl MockServer {
         self.control_ok("POST", "/devices", Some(&body));
     }
 
+    /// A fresh device token, registered online in `env` for the bundle's own topic.
+    pub fn bundle_device(&self, env: Env) -> String {
+        let token = fresh_device_token();
+        self.register_device(&token, std::slice::from_ref(&self.manifest.bundle_id), env);
+        token
+    }
+
     /// Sets a device's state ("online", "offline", "unregistered", "expired").
     pub fn set_state(&self, token: &str, state: &str, timestamp_ms: Option<u64>) {
         let mut body = json!({ "state": state });
@@ -310,21 +324,10 @@ impl MockServer {
 
     /// `mock-apns token --credentials DIR ARGS…`: a provider token from the binary itself.
     pub fn cli_token(&self, args: &[&str]) -> String {
-        let out = crate::support::process::run(
-            Command::new(binary())
-                .arg("token")
-                .arg("--credentials")
-                .arg(self.dir.path())
-                .args(args),
-            None,
-            Duration::from_secs(20),
-        );
-        assert!(
-            out.status.success(),
-            "mock-apns token {args:?} failed: {}",
-            out.stderr
-        );
-        out.stdout.trim().to_string()
+        let dir = self.dir.path().to_str().expect("UTF-8 temp dir");
+        cli(&[&["token", "--credentials", dir], args].concat())
+            .trim()
+            .to_string()
     }
 
     /// A valid provider token for the manifest's key, signed here (raw signature).
@@ -350,6 +353,13 @@ impl Drop for MockServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the `mock-apns` binary with `args` (a non-serving subcommand) and returns its stdout;
+/// panics with its stderr if it fails.
+pub fn cli(args: &[&str]) -> String {
+    crate::support::process::run_ok(Command::new(binary()).args(args), Duration::from_secs(30))
+        .stdout
 }
 
 /// A 64-hex-digit device token nobody else uses.
@@ -427,7 +437,8 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn control_request(
+/// One exchange with a control API at `addr`: `(status, body)`.
+pub fn control_request(
     addr: SocketAddr,
     method: &str,
     path: &str,

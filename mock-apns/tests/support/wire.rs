@@ -316,15 +316,29 @@ pub async fn tcp_exchange(addr: SocketAddr, bytes: &[u8]) -> RawEnd {
     }
 }
 
-/// Reads the next frame's type and payload (None on EOF or error), within [`EXCHANGE`].
-pub async fn read_frame(tls: &mut TlsStream<TcpStream>) -> Option<(u8, Vec<u8>)> {
+/// One frame as read from the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+/// Reads the next whole frame (None on EOF or error), within [`EXCHANGE`].
+pub async fn next_frame(tls: &mut TlsStream<TcpStream>) -> Option<Frame> {
     let read = async {
         let mut head = [0u8; 9];
         tls.read_exact(&mut head).await.ok()?;
         let len = (head[0] as usize) << 16 | (head[1] as usize) << 8 | head[2] as usize;
         let mut payload = vec![0u8; len];
         tls.read_exact(&mut payload).await.ok()?;
-        Some((head[3], payload))
+        Some(Frame {
+            kind: head[3],
+            flags: head[4],
+            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+            payload,
+        })
     };
     tokio::time::timeout(EXCHANGE, read)
         .await

@@ -563,6 +563,62 @@ async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
 }
 
 #[tokio::test]
+async fn an_answer_whose_connection_is_gone_goes_to_the_via_address() {
+    // A proxy sends the INVITE on a connection from an ephemeral port; the phone closes it
+    // (a wake on a new connection) before answering: RFC 3261 §18.2.2 sends the 200 to the
+    // Via's received IP and sent-by port, where the proxy listens, not to the dead port.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(v4()).await.unwrap();
+    let lport = listener.local_addr().unwrap().port();
+    let t = Timeline::new();
+    let mut pc = PhoneConfig::new(
+        SipUri::parse("sip:alice@example.com").unwrap(),
+        listener.local_addr().unwrap(),
+    );
+    pc.policy = IncomingPolicy::Manual;
+    let phone = PhoneAccount::start(
+        EndpointConfig::tcp(v4()),
+        pc,
+        t.recorder("alice", Protocol::Sip),
+        "proxy",
+    )
+    .await
+    .unwrap();
+    let invite = format!(
+        "INVITE {} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{lport};branch=z9hG4bKvia1822;received=127.0.0.1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: via-18-2-2@test\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:{lport};transport=tcp>\r\n\
+         Content-Length: 0\r\n\r\n",
+        phone.contact_uri()
+    );
+    let mut ephemeral = tokio::net::TcpStream::connect(phone.endpoint().local_addr())
+        .await
+        .unwrap();
+    ephemeral.write_all(invite.as_bytes()).await.unwrap();
+    let mut call = phone.next_call(D).await.unwrap();
+    phone.endpoint().close_connections();
+    drop(ephemeral);
+    call.answer().unwrap();
+    let (mut s, _) = tokio::time::timeout(D, listener.accept())
+        .await
+        .expect("the 200 comes to the Via address")
+        .unwrap();
+    let mut framer = StreamFramer::new(Limits::default());
+    let resp = tokio::time::timeout(D, async {
+        loop {
+            if let Some(f) = framer.next().unwrap() {
+                break f.message;
+            }
+            s.read_buf(framer.buffer()).await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.call_id().unwrap(), "via-18-2-2@test");
+}
+
+#[tokio::test]
 async fn message_and_options_reach_the_phone() {
     let p = pair(
         EndpointConfig::udp(v4()),

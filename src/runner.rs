@@ -363,13 +363,9 @@ async fn stop(target: &Target, dir: &Path, commands: &mut Vec<CommandRun>) {
     }
 }
 
-/// Runs the target's `before_scenario` command, noting it on the scenario's timeline; a failure
-/// is the scenario's precondition failing (inconclusive).
-async fn run_before_scenario(
-    c: &crate::target::Command,
-    dir: &Path,
-    timeline: &timeline::Timeline,
-) -> Result<(), String> {
+/// Runs the target's `before_scenario` command; a failure is the scenario's precondition failing
+/// (inconclusive). Not noted on the timeline, which holds the parties' events only.
+async fn run_before_scenario(c: &crate::target::Command, dir: &Path) -> Result<(), String> {
     let r = c
         .execute("before_scenario", dir)
         .await
@@ -381,10 +377,6 @@ async fn run_before_scenario(
             command_failure(&r)
         ));
     }
-    timeline.note(
-        "bench",
-        format!("before_scenario: {} ({:.2} s)", r.run, r.took.as_secs_f64()),
-    );
     Ok(())
 }
 
@@ -439,7 +431,7 @@ async fn execute(
             let (command, command_dir) = (before_scenario.clone(), command_dir.clone());
             async move {
                 if let Some(c) = command {
-                    if let Err(e) = run_before_scenario(&c, &command_dir, &world.timeline).await {
+                    if let Err(e) = run_before_scenario(&c, &command_dir).await {
                         panic!("{e}");
                     }
                 }

@@ -35,7 +35,8 @@ mkdir -p "$dir"
 rm -f "$dir/ctl.sock"
 # A missing module (http_client is in kamailio-utils-modules) or a config error stops here.
 kamailio -c -f "$here/kamailio.cfg" >"$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; exit 1; }
-nohup kamailio -f "$here/kamailio.cfg" -DD -E -P "$dir/kamailio.pid" -Y "$dir" -w "$dir" \
+# Its own process group (setsid), so stop.sh can end the main process and all its children.
+setsid kamailio -f "$here/kamailio.cfg" -DD -E -P "$dir/kamailio.pid" -Y "$dir" -w "$dir" \
   -A "SIP_PORT=25060" -A "PARK_PORT=25069" -A 'SIP_DOMAIN="pushbench.test"' \
   -A 'APNS_URL="https://127.0.0.1:28443"' -A "APNS_CERT=\"$creds/client-sandbox.pem\"" \
   -A "APNS_KEY=\"$creds/client-sandbox-key.pem\"" -A "APNS_CA=\"$creds/ca.pem\"" \

@@ -11,7 +11,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${PUSHBENCH_KAMAILIO_DIR:-/tmp/pushbench-kamailio-target}
 creds="$here/credentials"
-bucket_ms=${PUSHBENCH_KAMAILIO_BUCKET_MS:-3000}
+# The bucket timer: keep equal to timers.bucket_ms in ../kamailio.toml.
+bucket_ms=3000
 command -v kamailio >/dev/null || { echo "kamailio is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 for f in manifest.json ca.pem client-sandbox.pem client-sandbox-key.pem; do
   [ -f "$creds/$f" ] || { echo "$creds/$f is missing: the bench writes the credentials before start" >&2; exit 1; }

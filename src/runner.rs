@@ -13,7 +13,7 @@ use crate::catalog::{parse_tags, Catalog, LoadError, ScenarioInfo, ScenarioKey};
 use crate::collector::{self, Attempt, Collector, Shared};
 use crate::expected::{ExpectedError, ExpectedFailures, Outcome};
 use crate::report::{self, RunReport, ScenarioResult, StepRun, StepStatus};
-use crate::target::{CancelPolicy, CommandRun, Target, TargetError};
+use crate::target::{CancelPolicy, CommandRun, Target, TargetError, TargetKind};
 use crate::verdict::Verdict;
 use crate::world::{BenchWorld, ScenarioContext};
 use cucumber::{cli, gherkin, World as _};
@@ -104,6 +104,9 @@ pub enum RunError {
         /// The target.
         target: String,
     },
+    /// The APNs credentials an external target's configuration points at could not be written.
+    #[error("apns.credentials_dir: {0}")]
+    Credentials(#[from] mock_apns::CredentialsError),
     /// A start or reset command failed.
     #[error("target command {} failed ({}): {}", .0.which, .0.run, command_failure(.0))]
     Command(Box<CommandRun>),
@@ -244,6 +247,16 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         .map(|e| format!("expected-failures entry {e} matches no scenario"))
         .collect();
 
+    // The gateway's configuration points at these files, so they exist before it starts; the mock
+    // APNs loads the same directory when the first scenario starts it.
+    if target.kind == TargetKind::External && !target.apns.credentials_dir.as_os_str().is_empty() {
+        mock_apns::Credentials::generate_or_load(
+            &target.apns.credentials_dir,
+            &target.apns.bundle_id,
+            None,
+            &[],
+        )?;
+    }
     let mut commands = Vec::new();
     for (which, c) in [
         ("start", &target.commands.start),
@@ -278,7 +291,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     let features = catalog.features_with(&to_run);
     let deadline_hit = tokio::time::timeout(
         opts.timeout,
-        execute(features, &target, &infos, &shared, opts),
+        execute(features, &target, &dir, &infos, &shared, opts),
     )
     .await
     .is_err();
@@ -350,6 +363,23 @@ async fn stop(target: &Target, dir: &Path, commands: &mut Vec<CommandRun>) {
     }
 }
 
+/// Runs the target's `before_scenario` command; a failure is the scenario's precondition failing
+/// (inconclusive). Not noted on the timeline, which holds the parties' events only.
+async fn run_before_scenario(c: &crate::target::Command, dir: &Path) -> Result<(), String> {
+    let r = c
+        .execute("before_scenario", dir)
+        .await
+        .map_err(|e| format!("target command before_scenario ({}): {e}", c.run))?;
+    if !r.succeeded() {
+        return Err(format!(
+            "target command before_scenario failed ({}): {}",
+            r.run,
+            command_failure(&r)
+        ));
+    }
+    Ok(())
+}
+
 /// A parser that hands cucumber the features the catalogue already loaded and trimmed.
 struct Preloaded(Vec<gherkin::Feature>);
 
@@ -366,6 +396,7 @@ impl cucumber::Parser<()> for Preloaded {
 async fn execute(
     features: Vec<gherkin::Feature>,
     target: &Arc<Target>,
+    dir: &Path,
     infos: &Arc<HashMap<ScenarioKey, ScenarioInfo>>,
     shared: &Shared,
     opts: &RunOptions,
@@ -375,6 +406,8 @@ async fn execute(
         (target.clone(), infos.clone(), shared.clone());
     let after_shared = shared.clone();
     let teardown_timeout = opts.teardown_timeout;
+    let before_scenario = target.commands.before_scenario.clone().map(Arc::new);
+    let command_dir = Arc::new(dir.to_path_buf());
     let mut cucumber = BenchWorld::cucumber::<&Path>()
         .with_parser(Preloaded(features))
         .with_writer(Collector::new(
@@ -395,7 +428,13 @@ async fn execute(
             collector::lock(&before_shared)
                 .timelines
                 .insert(key, world.timeline.clone());
+            let (command, command_dir) = (before_scenario.clone(), command_dir.clone());
             async move {
+                if let Some(c) = command {
+                    if let Err(e) = run_before_scenario(&c, &command_dir).await {
+                        panic!("{e}");
+                    }
+                }
                 if let Err(e) = world.prepare().await {
                     panic!("{e}");
                 }
@@ -418,7 +457,12 @@ async fn execute(
             }
             .boxed_local()
         });
-    if let Some(n) = opts.concurrency {
+    // Scenarios of a target cleaned before each one share its accounts: one at a time.
+    let concurrency = match target.commands.before_scenario {
+        Some(_) => Some(1),
+        None => opts.concurrency,
+    };
+    if let Some(n) = concurrency {
         cucumber = cucumber.max_concurrent_scenarios(n.max(1));
     }
     cucumber.with_default_cli().run(()).await;

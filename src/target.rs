@@ -383,6 +383,10 @@ pub struct Commands {
     pub start: Option<Command>,
     /// Puts the gateway back in a clean state (after `start`, before the scenarios).
     pub reset: Option<Command>,
+    /// Runs before every scenario (a failure makes that scenario inconclusive), for a gateway
+    /// whose fixed accounts must be cleaned between scenarios; the scenarios then run one at a
+    /// time.
+    pub before_scenario: Option<Command>,
     /// Brings the gateway down after the run, even when scenarios failed.
     pub stop: Option<Command>,
 }
@@ -689,6 +693,7 @@ impl Target {
         for (key, c) in [
             ("commands.start", &self.commands.start),
             ("commands.reset", &self.commands.reset),
+            ("commands.before_scenario", &self.commands.before_scenario),
             ("commands.stop", &self.commands.stop),
         ] {
             if let Some(c) = c {

@@ -465,6 +465,26 @@ fn target_commands_run_around_the_scenarios() {
     }
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("command start"), "commands are in the report");
+    // before_scenario ran once per scenario that ran (the others are not applicable).
+    let summary = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(" scenarios: "))
+        .expect("summary line");
+    let count = |what: &str| -> usize {
+        summary
+            .split([':', ',', '('])
+            .find_map(|p| {
+                let mut words = p.split_whitespace();
+                let n = words.next()?.parse().ok()?;
+                (words.next()? == what).then_some(n)
+            })
+            .unwrap_or_else(|| panic!("{what:?} in {summary:?}"))
+    };
+    let ran = count("scenarios") - count("not-applicable");
+    assert!(ran > 1, "{summary}");
+    let before = std::fs::read_to_string(dir.path().join("before")).unwrap_or_default();
+    assert_eq!(before.lines().count(), ran, "{summary}");
 
     std::fs::remove_file(dir.path().join("stop")).unwrap();
     let r = pushbench_env(
@@ -487,4 +507,24 @@ fn target_commands_run_around_the_scenarios() {
         dir.path().join("stop").exists(),
         "stop runs even when start failed"
     );
+
+    std::fs::remove_file(dir.path().join("stop")).unwrap();
+    let r = pushbench_env(
+        &[
+            "run",
+            "--target",
+            &format!("{FIXTURES}/commands/before-fails.toml"),
+            &pass,
+        ],
+        &trace,
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("before_scenario failed")
+            && r.stdout.contains("the account cannot be cleaned")
+            && r.stdout.contains(" 0 pass,"),
+        "every scenario is inconclusive, saying why: {}",
+        r.stdout
+    );
+    assert!(dir.path().join("stop").exists(), "stop runs after them");
 }

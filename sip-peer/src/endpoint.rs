@@ -1045,10 +1045,10 @@ impl Core {
             }
             ack
         };
-        self.send(req.source, bytes.clone(), &summary)?;
+        let dest = self.response_destination(req);
+        self.send(dest, bytes.clone(), &summary)?;
         if is_invite && code >= 200 && !self.cfg.transport.is_stream() {
             let core = self.clone();
-            let dest = req.source;
             tokio::spawn(async move {
                 let t = core.cfg.timers;
                 let end = Instant::now() + t.transaction_timeout();
@@ -1067,6 +1067,30 @@ impl Core {
             });
         }
         Ok(())
+    }
+
+    /// Where a response to `req` goes: its source, or over a stream transport whose connection is
+    /// gone, the address RFC 3261 §18.2.2 names: the top Via's `received` IP (else its sent-by
+    /// host, when that is an IP) and its sent-by port. A proxy's connection may carry its request
+    /// from an ephemeral port, which nobody listens on once that connection is closed.
+    fn response_destination(&self, req: &IncomingRequest) -> SocketAddr {
+        if !self.cfg.transport.is_stream() || lock(&self.conns).contains_key(&req.source) {
+            return req.source;
+        }
+        let Ok(via) = req.message.top_via() else {
+            return req.source;
+        };
+        let host = via.param("received").unwrap_or(&via.host);
+        let ip = host.trim_start_matches('[').trim_end_matches(']').parse();
+        let default_port = if self.cfg.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        match ip {
+            Ok(ip) => SocketAddr::new(ip, via.port.unwrap_or(default_port)),
+            Err(_) => req.source,
+        }
     }
 
     /// Builds and sends a response with `code` (standard reason), optional Contact, and To-tag.

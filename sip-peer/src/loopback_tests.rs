@@ -518,6 +518,18 @@ async fn garbage_on_a_stream_closes_it_and_the_phone_keeps_working() {
     full_call(p).await;
 }
 
+/// Reads one SIP message from a stream.
+async fn read_framed(s: &mut tokio::net::TcpStream) -> Message {
+    use tokio::io::AsyncReadExt;
+    let mut framer = StreamFramer::new(Limits::default());
+    loop {
+        if let Some(f) = framer.next().unwrap() {
+            return f.message;
+        }
+        s.read_buf(framer.buffer()).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
     // The phone registers at a TCP "registrar" which is our own caller's endpoint acting as a
@@ -537,15 +549,9 @@ async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
     .await
     .unwrap();
     async fn answer_one(listener: &tokio::net::TcpListener) -> (SocketAddr, tokio::net::TcpStream) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let (mut s, peer) = listener.accept().await.unwrap();
-        let mut framer = StreamFramer::new(Limits::default());
-        let req = loop {
-            if let Some(f) = framer.next().unwrap() {
-                break f.message;
-            }
-            s.read_buf(framer.buffer()).await.unwrap();
-        };
+        let req = read_framed(&mut s).await;
         let mut ok = crate::endpoint::build_response(&req, 200, "OK", Some("r"));
         ok.set_header("Content-Length", "0");
         s.write_all(&ok.to_bytes()).await.unwrap();
@@ -560,6 +566,52 @@ async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
         peer2.port(),
         "a new connection from a new port"
     );
+}
+
+#[tokio::test]
+async fn an_answer_whose_connection_is_gone_goes_to_the_via_address() {
+    // A proxy sends the INVITE on a connection from an ephemeral port; the phone closes it
+    // (a wake on a new connection) before answering: RFC 3261 §18.2.2 sends the 200 to the
+    // Via's received IP and sent-by port, where the proxy listens, not to the dead port.
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind(v4()).await.unwrap();
+    let lport = listener.local_addr().unwrap().port();
+    let t = Timeline::new();
+    let mut pc = PhoneConfig::new(
+        SipUri::parse("sip:alice@example.com").unwrap(),
+        listener.local_addr().unwrap(),
+    );
+    pc.policy = IncomingPolicy::Manual;
+    let phone = PhoneAccount::start(
+        EndpointConfig::tcp(v4()),
+        pc,
+        t.recorder("alice", Protocol::Sip),
+        "proxy",
+    )
+    .await
+    .unwrap();
+    let invite = format!(
+        "INVITE {} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{lport};branch=z9hG4bKvia1822;received=127.0.0.1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: via-18-2-2@test\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:{lport};transport=tcp>\r\n\
+         Content-Length: 0\r\n\r\n",
+        phone.contact_uri()
+    );
+    let mut ephemeral = tokio::net::TcpStream::connect(phone.endpoint().local_addr())
+        .await
+        .unwrap();
+    ephemeral.write_all(invite.as_bytes()).await.unwrap();
+    let mut call = phone.next_call(D).await.unwrap();
+    phone.endpoint().close_connections();
+    drop(ephemeral);
+    call.answer().unwrap();
+    let (mut s, _) = tokio::time::timeout(D, listener.accept())
+        .await
+        .expect("the 200 comes to the Via address")
+        .unwrap();
+    let resp = tokio::time::timeout(D, read_framed(&mut s)).await.unwrap();
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.call_id().unwrap(), "via-18-2-2@test");
 }
 
 #[tokio::test]

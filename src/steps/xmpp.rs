@@ -502,9 +502,9 @@ async fn rings_for_call(w: &mut BenchWorld, d: String) -> Result<(), StepError> 
     let d = parse_dur(&d)?;
     let c = xcast(w).await?;
     let id = c.call()?.id.clone();
+    let origin = mark_instant(c);
     let dev = c.device(DeviceKind::Iphone)?;
     let p = dev.phone()?;
-    let origin = Instant::now();
     p.wait_until(
         &format!("a CallKit call reported from a push for the JMI call {id}"),
         d,

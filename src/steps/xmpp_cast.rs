@@ -7,7 +7,7 @@
 //! One XMPP scenario at a time: the scenarios share the target's accounts (`alice`, `bob`) and
 //! the component (an XMPP server accepts one connection per component domain), and Prosody batches
 //! a user's pushes per second, so two scenarios at once would see each other's stanzas and
-//! pushes. The cast takes a process-wide turn ([`TURN`]) when it is set up and gives it back
+//! pushes. The cast takes a process-wide turn when it is set up and gives it back
 //! after the teardown, whatever the runner's concurrency; each scenario still gets its own nodes,
 //! tokens, resources and app server, and its teardown wakes, disables and closes every session it
 //! opened, so the next scenario starts from a clean account.
@@ -59,7 +59,7 @@ pub const HIBERNATION_LINE: &str = "Session going into hibernation";
 const HIBERNATION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// One XMPP scenario at a time (see the module doc).
-pub static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Default::default);
+static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Default::default);
 
 static SCENARIO_NUMBER: AtomicU64 = AtomicU64::new(1);
 
@@ -87,17 +87,13 @@ fn app_server_setup() -> Result<AppServerSetup, StepError> {
     }
     let mut faults = AppFaults::none();
     if let Ok(list) = std::env::var("PUSHBENCH_APP_FAULTS") {
-        let mut names = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            AppFault::from_name(name).ok_or_else(|| {
+            faults.insert(AppFault::from_name(name).ok_or_else(|| {
                 StepError::inconclusive(format!(
                     "PUSHBENCH_APP_FAULTS names an unknown fault {name:?}"
                 ))
-            })?;
-            names.push(format!("{name:?}"));
+            })?);
         }
-        faults = serde_json::from_str(&format!("[{}]", names.join(",")))
-            .map_err(|e| StepError::inconclusive(format!("PUSHBENCH_APP_FAULTS: {e}")))?;
     }
     Ok(AppServerSetup { faults })
 }
@@ -606,23 +602,34 @@ impl XmppCast {
             .map_err(inconclusive(&format!(
                 "the server refused to enable push for Alice's {kind}"
             )))?;
-        let mut device = XDevice {
+        let mut device = self.new_device(kind, account, node, Some((voip, alert)));
+        self.start_model(&mut device);
+        let teardown = self.teardown_of(&device);
+        self.devices.insert(kind, device);
+        Ok(teardown)
+    }
+
+    fn new_device(
+        &self,
+        kind: DeviceKind,
+        account: PhoneAccount,
+        node: String,
+        tokens: Option<(String, String)>,
+    ) -> XDevice {
+        let (voip_token, alert_token) = tokens.unzip();
+        XDevice {
             kind,
             account: Arc::new(Mutex::new(account)),
             node,
-            voip_token: Some(voip),
-            alert_token: Some(alert),
+            voip_token,
+            alert_token,
             phone: None,
             log: Arc::new(DeviceLog::default()),
             asleep: Default::default(),
             reconnected: None,
             rec: self.timeline.recorder(kind.party(), Protocol::Note),
             tasks: Vec::new(),
-        };
-        self.start_model(&mut device);
-        let teardown = self.teardown_of(&device);
-        self.devices.insert(kind, device);
-        Ok(teardown)
+        }
     }
 
     /// Alice's desktop: awake, with presence, no push.
@@ -647,19 +654,7 @@ impl XmppCast {
             .map_err(inconclusive(
                 "the server never made Alice's desktop available",
             ))?;
-        let device = XDevice {
-            kind,
-            account: Arc::new(Mutex::new(account)),
-            node: String::new(),
-            voip_token: None,
-            alert_token: None,
-            phone: None,
-            log: Arc::new(DeviceLog::default()),
-            asleep: Default::default(),
-            reconnected: None,
-            rec: self.timeline.recorder(kind.party(), Protocol::Note),
-            tasks: Vec::new(),
-        };
+        let device = self.new_device(kind, account, String::new(), None);
         let teardown = self.teardown_of(&device);
         self.devices.insert(kind, device);
         Ok(teardown)
@@ -884,14 +879,19 @@ pub async fn confirm_hibernation(
         tokio::time::sleep(confirm).await;
         return Ok(());
     };
-    let deadline = Instant::now() + HIBERNATION_DEADLINE;
+    more_lines(path, before, HIBERNATION_DEADLINE).await
+}
+
+/// Waits until `path` holds more than `before` [`HIBERNATION_LINE`]s, at most `within`.
+async fn more_lines(path: &Path, before: usize, within: Duration) -> Result<(), StepError> {
+    let deadline = Instant::now() + within;
     loop {
         if hibernation_lines(path) > before {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(StepError::inconclusive(format!(
-                "the server never logged {HIBERNATION_LINE:?} in {} within {HIBERNATION_DEADLINE:?}",
+                "the server never logged {HIBERNATION_LINE:?} in {} within {within:?}",
                 path.display()
             )));
         }
@@ -947,4 +947,114 @@ pub fn set_tokens(c: &XmppCast, kind: DeviceKind, state: DeviceState) -> Result<
             .map_err(|e| StepError::inconclusive(format!("mock APNs: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verdict;
+    use ref_gateway::app_server::classify::PublishKind;
+    use ref_gateway::app_server::Answer;
+    use std::io::Write as _;
+
+    fn outcome(kind: Option<PublishKind>) -> Outcome {
+        Outcome {
+            node: "n".into(),
+            kind,
+            pushes: vec![],
+            answer: Answer::Result,
+        }
+    }
+
+    #[test]
+    fn a_move_is_matched_to_the_publish_it_causes() {
+        let call = |id: &str| {
+            outcome(Some(PublishKind::Call {
+                id: id.into(),
+                caller: None,
+            }))
+        };
+        let ended = |id: &str| {
+            outcome(Some(PublishKind::CallEnded {
+                id: id.into(),
+                how: ref_gateway::app_server::classify::CallEnd::Retracted,
+            }))
+        };
+        let message = outcome(Some(PublishKind::Message {
+            body: "New Message!".into(),
+            sender: None,
+        }));
+        assert!(Move::CallEnd("c1".into()).caused(&ended("c1")));
+        assert!(!Move::CallEnd("c1".into()).caused(&ended("c2")));
+        // The duplicate publish of the propose is not the retract's.
+        assert!(!Move::CallEnd("c1".into()).caused(&call("c1")));
+        assert!(Move::Call("c1".into()).caused(&call("c1")));
+        assert!(Move::Message.caused(&message));
+        assert!(!Move::Message.caused(&outcome(Some(PublishKind::Unimportant))));
+        assert!(Move::Nothing.caused(&outcome(None)));
+    }
+
+    #[tokio::test]
+    async fn hibernation_is_confirmed_by_one_more_log_line_or_is_inconclusive() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "c2s1 debug {HIBERNATION_LINE} (old)").unwrap();
+        let before = hibernation_lines(f.path());
+        assert_eq!(before, 1);
+        let err = more_lines(f.path(), before, Duration::from_millis(120))
+            .await
+            .unwrap_err();
+        assert_eq!(err.verdict(), Verdict::Inconclusive);
+        assert!(err.to_string().contains(HIBERNATION_LINE), "{err}");
+        let path = f.path().to_owned();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            writeln!(f, "c2s2 info {HIBERNATION_LINE} (new)").unwrap();
+            f
+        });
+        more_lines(&path, before, Duration::from_secs(5))
+            .await
+            .unwrap();
+        drop(writer.await.unwrap());
+        assert_eq!(hibernation_lines(Path::new("/nonexistent/prosody.log")), 0);
+        // Without a log file the configured time is waited.
+        let t0 = Instant::now();
+        confirm_hibernation(None, 0, Duration::from_millis(30))
+            .await
+            .unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn carbons_are_unwrapped() {
+        use ref_gateway::app_server::xmpp_peer::message::{Carbon, CarbonDirection};
+        let inner = Message {
+            body: Some("hi".into()),
+            ..Message::default()
+        };
+        let carbon = Message {
+            carbon: Some(Carbon {
+                direction: CarbonDirection::Sent,
+                message: Box::new(inner.clone()),
+            }),
+            ..Message::default()
+        };
+        assert_eq!(unwrap_carbon(carbon), inner);
+        assert_eq!(unwrap_carbon(inner.clone()), inner);
+    }
+
+    #[test]
+    fn the_app_server_setup_is_per_thread() {
+        configure_app_server(Some(AppServerSetup {
+            faults: AppFaults::only(AppFault::Ignore410),
+        }));
+        assert!(app_server_setup().unwrap().faults.has(AppFault::Ignore410));
+        std::thread::spawn(|| {
+            // Another thread (another run) is not affected.
+            let s = APP_SERVER.with(|a| a.borrow().clone());
+            assert!(s.is_none());
+        })
+        .join()
+        .unwrap();
+        configure_app_server(None);
+    }
 }

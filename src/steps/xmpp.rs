@@ -461,9 +461,9 @@ async fn publish_error(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
     let c = xcast(w).await?;
     let node = c.device(DeviceKind::Iphone)?.node.clone();
-    let since = mark_instant(c);
+    let (since, last) = (mark_instant(c), c.last_move.clone());
     let first = c
-        .outcome_for(&node, since, Instant::now() + d, |_| true)
+        .outcome_for(&node, since, Instant::now() + d, |o| last.caused(o))
         .await;
     match first {
         Some(o) if matches!(o.answer, Answer::Error { .. }) => Ok(()),

@@ -386,9 +386,9 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
     // Registered first, so it runs last: the devices' teardown still reaches the app server.
     w.on_teardown("stop the app server", move || {
         async move {
-            if let Ok(app) = Arc::try_unwrap(a) {
-                app.stop().await;
-            }
+            // Closed here, not when the parties are dropped: the next scenario's app server
+            // connects as the same component, which the server accepts only once this one is gone.
+            a.stop().await;
         }
         .boxed()
     });
@@ -525,8 +525,21 @@ impl XmppCast {
 
     /// Notes that Bob (or Alice's desktop) is about to act: push windows start here.
     pub fn mark(&mut self, what: Move) {
+        // What the app server handled so far is before the mark.
+        self.take_outcomes();
         self.mark_ms = now_ms();
         self.last_move = what;
+    }
+
+    /// Moves what the app server handled since the last look into [`XmppCast::outcomes`].
+    fn take_outcomes(&mut self) {
+        loop {
+            match self.outcome_rx.try_recv() {
+                Ok(o) => self.outcomes.push((Instant::now(), o)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Takes the app server's handled publishes into [`XmppCast::outcomes`], waiting until
@@ -539,9 +552,7 @@ impl XmppCast {
         pred: impl Fn(&Outcome) -> bool,
     ) -> Option<Outcome> {
         loop {
-            while let Ok(o) = self.outcome_rx.try_recv() {
-                self.outcomes.push((Instant::now(), o));
-            }
+            self.take_outcomes();
             if let Some((_, o)) = self
                 .outcomes
                 .iter()

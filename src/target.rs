@@ -217,6 +217,26 @@ pub struct XmppSection {
     /// Accounts the bench logs in as.
     #[serde(default)]
     pub accounts: Vec<XmppAccount>,
+    /// CA certificate (PEM) the bench trusts for c2s STARTTLS, relative to the target file (a
+    /// server with a private CA). Without it the bench's XMPP clients trust nothing and cannot log
+    /// in: STARTTLS is always required.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The server's log, relative to the target file. When given, "… its XMPP session hibernates"
+    /// waits (5 s at most) for the server to log one more `Session going into hibernation` line
+    /// (Prosody's wording); without it the step waits `hibernation_confirm_ms`.
+    pub log_file: Option<PathBuf>,
+    /// How long after the phone's connection closed the server is taken to have hibernated the
+    /// session, when there is no `log_file` to confirm it (default 1000).
+    #[serde(
+        rename = "hibernation_confirm_ms",
+        with = "millis",
+        default = "default_hibernation_confirm"
+    )]
+    pub hibernation_confirm: Duration,
+}
+
+fn default_hibernation_confirm() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// `[xmpp.component]`.
@@ -519,6 +539,14 @@ impl Target {
         if let Some(p) = self.sip.as_mut().and_then(|s| s.tls_ca_file.as_mut()) {
             fix(p);
         }
+        if let Some(x) = self.xmpp.as_mut() {
+            for p in [x.tls_ca_file.as_mut(), x.log_file.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                fix(p);
+            }
+        }
     }
 
     /// The in-process reference gateway: the target when none is given.
@@ -655,6 +683,19 @@ impl Target {
                 address("xmpp.component.address", &c.address)?;
                 non_empty("xmpp.component.domain", &c.domain)?;
                 non_empty("xmpp.component.secret", &c.secret)?;
+            }
+            for (key, p) in [
+                ("xmpp.tls_ca_file", &xmpp.tls_ca_file),
+                ("xmpp.log_file", &xmpp.log_file),
+            ] {
+                if let Some(p) = p {
+                    non_empty(key, &p.to_string_lossy())?;
+                }
+            }
+            if xmpp.hibernation_confirm.is_zero() {
+                return Err(TargetError::ZeroTimer {
+                    key: "xmpp.hibernation_confirm_ms".into(),
+                });
             }
             let mut seen = BTreeSet::new();
             for (i, a) in xmpp.accounts.iter().enumerate() {
@@ -945,6 +986,42 @@ timeout_ms = 1000
             assert!(example.contains(from), "{from}");
             let err = Target::from_toml_str(&example.replacen(from, to, 1)).expect_err(to);
             assert_eq!(err.key(), *key, "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn xmpp_tls_ca_file_and_log_file_resolve_against_the_target_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/example.toml");
+        let t = Target::load(&path).unwrap();
+        let x = t.xmpp.as_ref().unwrap();
+        let ca = x.tls_ca_file.as_ref().unwrap();
+        assert!(ca.is_absolute() && ca.ends_with("example-credentials/xmpp-ca.pem"));
+        assert_eq!(x.hibernation_confirm, Duration::from_secs(1));
+        let example = std::fs::read_to_string(&path).unwrap();
+        let from = "hibernation_confirm_ms = 1000";
+        let with_log = example.replacen(
+            from,
+            "log_file = \"/var/log/prosody/prosody.log\"\nhibernation_confirm_ms = 250",
+            1,
+        );
+        let mut t = Target::from_toml_str(&with_log).unwrap();
+        t.resolve_paths(Path::new("/etc/pushbench"));
+        let x = t.xmpp.as_ref().unwrap();
+        assert_eq!(
+            x.log_file.as_deref(),
+            Some(Path::new("/var/log/prosody/prosody.log"))
+        );
+        assert_eq!(x.hibernation_confirm, Duration::from_millis(250));
+        for (to, key) in [
+            ("tls_ca_file = \"\"", "xmpp.tls_ca_file"),
+            ("hibernation_confirm_ms = 0", "xmpp.hibernation_confirm_ms"),
+            ("tls_ca_file = 7", "xmpp.tls_ca_file"),
+        ] {
+            let bad = example
+                .replacen("tls_ca_file = \"example-credentials/xmpp-ca.pem\"", "", 1)
+                .replacen(from, to, 1);
+            let err = Target::from_toml_str(&bad).expect_err(to);
+            assert_eq!(err.key(), key, "{to}: {err}");
         }
     }
 

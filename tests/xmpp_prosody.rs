@@ -3,8 +3,7 @@
 //! component the file names, and a message to Alice's hibernated session (accounts from the file)
 //! reaches the mock APNs as exactly one alert push. Its stop command brings Prosody down.
 //!
-//! Not yet: running `features/xmpp` through the runner against this target (the XMPP steps,
-//! `src/steps/xmpp.rs`, are not written).
+//! `tests/xmpp_features.rs` runs `features/xmpp` through the runner against this target.
 
 use anyhow::{anyhow, bail, Context, Result};
 use pushbench::target::Target;

@@ -555,6 +555,13 @@ async fn xmpp_4(faults: AppFaults) -> Result<Verdict> {
         matches!(&o.kind, Some(PublishKind::CallEnded { .. }))
     })
     .await?;
+    // As the scenario: the call went out as the VoIP push APNs must drop.
+    check!(
+        w.pushes_to(&w.voip_token)
+            .iter()
+            .any(|r| header(r, "apns-push-type") == "voip"),
+        "no VoIP call push went out"
+    );
     let stored: Vec<_> = w
         .pushes_to(&w.voip_token)
         .into_iter()

@@ -299,6 +299,9 @@ async fn no_push_alert(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
 #[then(regex = r"^the gateway sends no VoIP push to Alice within (\d+ (?:ms|s))$")]
 async fn no_voip_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
+    if super::xmpp_cast::is_xmpp(w) {
+        return super::xmpp::no_voip_push(w, d).await;
+    }
     let c = cast(w).await?;
     let since = super::cast::now_ms().min(window_start(c));
     watch_window(d).await;

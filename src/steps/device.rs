@@ -306,7 +306,8 @@ impl Drop for Device {
     }
 }
 
-fn delivered(d: &Delivery) -> DeliveredPush {
+/// What mock-apns delivered, as the iOS model takes it.
+pub(crate) fn delivered(d: &Delivery) -> DeliveredPush {
     let kind = serde_json::to_value(d.push_type)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

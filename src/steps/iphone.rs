@@ -5,6 +5,7 @@
 use super::calls::{register_after, wake_origin};
 use super::cast::cast;
 use super::device::{DeviceKind, Event};
+use super::xmpp_cast::AlicePhone;
 use super::{parse_dur, unquote};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
@@ -14,6 +15,26 @@ use std::time::{Duration, Instant};
 
 fn wait_err(e: phone::WaitError) -> StepError {
     StepError::fail(e.to_string())
+}
+
+/// Alice's device's iOS model, her latest call's id and when the iPhone came back online, from
+/// the XMPP cast in an XMPP scenario, else from the SIP cast.
+async fn alice_phone(w: &mut BenchWorld, kind: DeviceKind) -> Result<AlicePhone, StepError> {
+    if let Some(p) = super::xmpp_cast::alice_phone(w, kind)? {
+        return Ok(p);
+    }
+    let c = cast(w).await?;
+    Ok(AlicePhone {
+        phone: c.device(kind)?.phone()?,
+        call_id: c.calls.last().map(|b| b.call_id.clone()),
+        back_online: c.back_online,
+    })
+}
+
+fn call_id(p: &AlicePhone) -> Result<String, StepError> {
+    p.call_id
+        .clone()
+        .ok_or_else(|| StepError::inconclusive("Bob has not called yet"))
 }
 
 #[given("Alice's app ignores VoIP pushes it cannot match to a call")]
@@ -97,10 +118,10 @@ async fn stops_ringing_after_register(w: &mut BenchWorld, d: String) -> Result<(
 #[then(regex = r"^Alice's iPhone stops ringing within (\d+ (?:ms|s))$")]
 async fn stops_ringing_within(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
-    let c = cast(w).await?;
-    let id = c.call()?.call_id.clone();
-    let p = c.device(DeviceKind::Iphone)?.phone()?;
-    stops_ringing(&p, &id, d, false).await.map(|_| ())
+    let a = alice_phone(w, DeviceKind::Iphone).await?;
+    stops_ringing(&a.phone, &call_id(&a)?, d, false)
+        .await
+        .map(|_| ())
 }
 
 #[then(regex = r"^Alice's iPhone is not ringing for call 1 (\d+ (?:ms|s)) after its REGISTER$")]
@@ -135,9 +156,8 @@ async fn callkit_ends(
     let kind: DeviceKind = device.parse().map_err(StepError::inconclusive)?;
     let d = parse_dur(&d)?;
     let want = unquote(&reason);
-    let c = cast(w).await?;
-    let id = c.call()?.call_id.clone();
-    let p = c.device(kind)?.phone()?;
+    let a = alice_phone(w, kind).await?;
+    let (p, id) = (a.phone.clone(), call_id(&a)?);
     p.wait_until(
         &format!("the call {id} ended by CallKit as {want}"),
         d,
@@ -179,10 +199,10 @@ async fn call_ended_push(w: &mut BenchWorld, d: String) -> Result<(), StepError>
 #[then(regex = r"^Alice's iPhone does not ring within (\d+ (?:ms|s))$")]
 async fn does_not_ring(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
-    let c = cast(w).await?;
+    let a = alice_phone(w, DeviceKind::Iphone).await?;
     // The window opens when the iPhone came back online (what APNs stored arrives at once).
-    let from = c.back_online.unwrap_or_else(Instant::now);
-    let p = c.device(DeviceKind::Iphone)?.phone()?;
+    let from = a.back_online.unwrap_or_else(Instant::now);
+    let p = a.phone;
     let within = (Instant::now() + d).saturating_duration_since(Instant::now());
     match p
         .wait_until("a CallKit call", within, |s| {
@@ -201,8 +221,7 @@ async fn does_not_ring(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
 #[then(regex = r"^Alice's iPhone shows a notification within (\d+ (?:ms|s))$")]
 async fn shows_notification(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
-    let c = cast(w).await?;
-    let p = c.device(DeviceKind::Iphone)?.phone()?;
+    let p = alice_phone(w, DeviceKind::Iphone).await?.phone;
     p.wait_until("a notification", d, |s| {
         s.outcomes
             .iter()

@@ -7,6 +7,7 @@
 //! - [`device`]: one of Alice's devices (iPhone, iPad, desktop): its SIP account, its iOS model
 //!   and driver, its APNs deliveries, and the log of what it sent and received.
 //! - [`registration`], [`calls`], [`apns`], [`iphone`]: the steps, by area.
+//! - [`xmpp_cast`] and [`xmpp`]: the XMPP scenarios' parties and steps.
 //!
 //! Then-steps await with the step's deadline and fail saying what was expected and what was
 //! observed; a precondition the bench cannot establish is [`StepError::Inconclusive`].
@@ -17,8 +18,11 @@ pub mod cast;
 pub mod device;
 pub mod iphone;
 pub mod registration;
+pub mod xmpp;
+pub mod xmpp_cast;
 
 pub use cast::{configure_embedded, Cast, EmbeddedConfig};
+pub use xmpp_cast::{configure_app_server, AppServerSetup};
 
 use crate::verdict::StepError;
 use std::fmt;

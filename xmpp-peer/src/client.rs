@@ -93,6 +93,7 @@ pub struct Client {
     inbox: Inbox,
     sm: Option<Shared<SmState>>,
     conn: Option<Connection>,
+    abandoned: Vec<Connection>,
 }
 
 impl std::fmt::Debug for Client {
@@ -320,6 +321,7 @@ impl Client {
             inbox: Inbox::new(),
             sm: None,
             conn: None,
+            abandoned: Vec::new(),
             cfg,
             rec,
         };
@@ -476,6 +478,21 @@ impl Client {
         if let Some(conn) = self.conn.take() {
             conn.drop_reset().await;
         }
+        self.reconnect().await
+    }
+
+    /// Comes back on another network (flight mode ends): the half-open socket is left as it is,
+    /// never read nor reset (the phone's new network cannot reach the old connection; the server
+    /// finds out on its own), and the client reconnects and resumes as [`Client::wake`] does. The
+    /// old socket is kept until the client is dropped.
+    pub async fn wake_on_new_network(&mut self) -> Result<WakeOutcome, Error> {
+        if let Some(conn) = self.conn.take() {
+            self.abandoned.push(conn);
+        }
+        self.reconnect().await
+    }
+
+    async fn reconnect(&mut self) -> Result<WakeOutcome, Error> {
         let prev = self.sm_state().filter(|s| s.id.is_some());
         let Some(prev) = prev else {
             self.fresh_session().await?;
@@ -536,6 +553,13 @@ impl Client {
 
     /// Closes the stream properly (`</stream:stream>`), waiting for the server's within `within`.
     pub async fn close(mut self, within: Duration) -> Result<(), Error> {
+        self.end_session(within).await
+    }
+
+    /// Like [`Client::close`] for a client that is shared: ends the session (the server forgets
+    /// it, nothing to resume) and leaves the client disconnected.
+    pub async fn end_session(&mut self, within: Duration) -> Result<(), Error> {
+        self.forget_resumption();
         match self.conn.take() {
             Some(c) => c.close(within).await,
             None => Ok(()),

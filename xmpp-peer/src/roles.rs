@@ -186,7 +186,33 @@ impl PhoneAccount {
     /// Wakes: resumes the session if the server still has it; otherwise binds a new one and
     /// fetches from MAM what arrived since going to sleep (`page` messages per query).
     pub async fn wake(&mut self, page: usize, within: Duration) -> Result<WakeReport, Error> {
-        let outcome = tokio::time::timeout(within, self.client.wake())
+        self.wake_how(false, page, within).await
+    }
+
+    /// Like [`PhoneAccount::wake`] after flight mode: the half-open socket is left alone (see
+    /// [`Client::wake_on_new_network`]).
+    pub async fn wake_on_new_network(
+        &mut self,
+        page: usize,
+        within: Duration,
+    ) -> Result<WakeReport, Error> {
+        self.wake_how(true, page, within).await
+    }
+
+    async fn wake_how(
+        &mut self,
+        new_network: bool,
+        page: usize,
+        within: Duration,
+    ) -> Result<WakeReport, Error> {
+        let wake = async {
+            if new_network {
+                self.client.wake_on_new_network().await
+            } else {
+                self.client.wake().await
+            }
+        };
+        let outcome = tokio::time::timeout(within, wake)
             .await
             .map_err(|_| Error::Timeout {
                 waiting_for: "wake (reconnect and resume)".into(),

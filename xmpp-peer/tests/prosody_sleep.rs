@@ -69,6 +69,17 @@ async fn resume_after_tcp_reset() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn half_open_unacked_message_is_resent_on_resume() -> anyhow::Result<()> {
+    half_open_then_resume(false).await
+}
+
+/// After flight mode the phone is on another network: it cannot reset the old socket, which the
+/// server still holds; resuming on a new connection takes the session over all the same.
+#[tokio::test]
+async fn half_open_then_resume_on_a_new_network_leaving_the_old_socket() -> anyhow::Result<()> {
+    half_open_then_resume(true).await
+}
+
+async fn half_open_then_resume(new_network: bool) -> anyhow::Result<()> {
     let prosody = Prosody::start(Options::default()).await?;
     let t = Timeline::new();
     let mut phone = PhoneAccount::connect(
@@ -87,13 +98,22 @@ async fn half_open_unacked_message_is_resent_on_resume() -> anyhow::Result<()> {
         .await?;
     bob.client().sync_acks(STEP).await.map_err(&e)?;
     let before = phone.client().sm_state().expect("sm").inbound;
-    let report = phone.wake(10, STEP).await.map_err(&e)?;
+    let report = if new_network {
+        phone.wake_on_new_network(10, STEP).await
+    } else {
+        phone.wake(10, STEP).await
+    }
+    .map_err(&e)?;
     let WakeOutcome::Resumed { .. } = report.outcome else {
         panic!("expected resume, got {report:?}\n{}", t.ladder());
     };
     let m = phone.next_message(STEP).await.map_err(&e)?;
     assert_eq!(m.body.as_deref(), Some("in flight mode"));
     assert_eq!(phone.client().sm_state().unwrap().inbound, before + 1);
+    // The resumed session is live: a new message arrives on it.
+    bob.send_message("alice@localhost", "back").await?;
+    let m = phone.next_message(STEP).await.map_err(&e)?;
+    assert_eq!(m.body.as_deref(), Some("back"), "{}", t.ladder());
     Ok(())
 }
 

@@ -62,7 +62,9 @@ impl AppFault {
     pub fn breaks(self) -> Vec<&'static str> {
         let mut ids = match self {
             AppFault::MessageAsVoip => vec!["XMPP-1", "XMPP-5", "XMPP-9"],
-            AppFault::CallAsAlert => vec!["XMPP-2", "XMPP-3", "XMPP-6", "XMPP-7"],
+            // XMPP-4 too: its scenario checks that the call went out as the VoIP push APNs
+            // must drop in flight mode; an alert instead is no call push at all.
+            AppFault::CallAsAlert => vec!["XMPP-2", "XMPP-3", "XMPP-4", "XMPP-6", "XMPP-7"],
             AppFault::NonzeroExpiration => vec!["XMPP-2", "XMPP-4"],
             AppFault::Ignore410 => vec!["XMPP-8"],
             AppFault::NoCancelHandling => vec!["XMPP-3", "XMPP-6"],
@@ -92,6 +94,11 @@ impl AppFaults {
     /// Exactly this fault.
     pub fn only(fault: AppFault) -> Self {
         AppFaults(BTreeSet::from([fault]))
+    }
+
+    /// Switches `fault` on.
+    pub fn insert(&mut self, fault: AppFault) {
+        self.0.insert(fault);
     }
 
     /// Whether `fault` is on.

@@ -143,7 +143,7 @@ pub struct AppServer {
     outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
     watchers: broadcast::Sender<Outcome>,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Call state per (node, JMI id): Prosody publishes a propose twice (urgent + smacks batch).
@@ -206,7 +206,7 @@ impl AppServer {
             outcomes: Mutex::new(rx),
             watchers,
             stop,
-            task: Some(task),
+            task: std::sync::Mutex::new(Some(task)),
         })
     }
 
@@ -228,10 +228,16 @@ impl AppServer {
         tokio::time::timeout(within, rx.recv()).await.ok().flatten()
     }
 
-    /// Closes the component stream (within 2 s) and stops.
-    pub async fn stop(mut self) {
+    fn take_task(&self) -> Option<JoinHandle<()>> {
+        // A poisoned lock only means a panic elsewhere; the handle is still valid.
+        self.task.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Closes the component stream (within 2 s) and stops. Takes `&self` so that a shared app
+    /// server can be stopped (and its component domain freed) before the last owner drops it.
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
+        if let Some(t) = self.take_task() {
             if tokio::time::timeout(Duration::from_secs(3), t)
                 .await
                 .is_err()
@@ -244,7 +250,7 @@ impl AppServer {
 
 impl Drop for AppServer {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        if let Some(t) = self.take_task() {
             t.abort();
         }
     }

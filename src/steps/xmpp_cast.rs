@@ -1,0 +1,1071 @@
+//! The cast of one XMPP scenario (`@profile:xmpp`): the target's XMPP server, the bench's
+//! in-process XEP-0357 app server connected as the target's component, the shared mock APNs, Bob
+//! (`xmpp_peer::Caller`) and Alice's devices ([`XDevice`]: an `xmpp_peer::PhoneAccount`, its
+//! XEP-0357 node and APNs tokens, and for the iPhone and iPad the `phone` iOS model fed by what
+//! mock-apns delivers to the tokens).
+//!
+//! One XMPP scenario at a time: the scenarios share the target's accounts (`alice`, `bob`) and
+//! the component (an XMPP server accepts one connection per component domain), and Prosody batches
+//! a user's pushes per second, so two scenarios at once would see each other's stanzas and
+//! pushes. The cast takes a process-wide turn when it is set up and gives it back
+//! after the teardown, whatever the runner's concurrency; each scenario still gets its own nodes,
+//! tokens, resources and app server, and its teardown wakes, disables and closes every session it
+//! opened, so the next scenario starts from a clean account.
+//!
+//! The iPhone's app does not reconnect by itself when a push arrives (it reconnects when a step
+//! says "after reconnecting" or "leaves flight mode"): the scenarios check what the pushes alone
+//! do, before the phone is back on XMPP.
+
+use super::cast::{now_ms, random_token, shared_apns};
+use super::device::{delivered, DeviceKind, DeviceLog, Event};
+use crate::target::{Target, XmppAccount};
+use crate::verdict::StepError;
+use crate::world::BenchWorld;
+use futures::{FutureExt as _, StreamExt as _};
+use mock_apns::{DeviceSpec as ApnsDevice, DeviceState, Environment, MockApns, PushRecord};
+use phone::{
+    Action, DriverConfig, Input, Iphone, IphoneConfig, PhoneHandle, PushPayload, WallClock,
+};
+use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment as ClientEnv};
+use ref_gateway::app_server::xmpp_peer::forms::DataForm;
+use ref_gateway::app_server::xmpp_peer::message::Message;
+use ref_gateway::app_server::xmpp_peer::{
+    self, Caller, ClientConfig, ComponentConfig, Element, PhoneAccount, SleepMode, TlsClient,
+};
+use ref_gateway::app_server::{
+    ApnsClients, AppFault, AppFaults, AppServer, AppServerConfig, Outcome, Registration,
+};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+use timeline::{Protocol, Timeline};
+use tokio::sync::{broadcast, Mutex, OwnedMutexGuard};
+use tokio::task::AbortHandle;
+
+/// The party name the XMPP cast is kept under in [`crate::world::Parties`].
+pub const XMPP_CAST: &str = "xmpp-cast";
+
+/// Each login step, IQ and reconnect of the bench's own XMPP clients.
+pub const XMPP_STEP: Duration = Duration::from_secs(5);
+
+/// What Prosody logs when a session goes into XEP-0198 hibernation.
+pub const HIBERNATION_LINE: &str = "Session going into hibernation";
+
+/// How long the server may take to log the hibernation.
+const HIBERNATION_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One XMPP scenario at a time (see the module doc).
+static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Default::default);
+
+static SCENARIO_NUMBER: AtomicU64 = AtomicU64::new(1);
+
+/// How the bench's in-process app server is configured for the runs started on this thread.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppServerSetup {
+    /// Fault switches (the XMPP fault matrix).
+    pub faults: AppFaults,
+}
+
+thread_local! {
+    static APP_SERVER: RefCell<Option<AppServerSetup>> = const { RefCell::new(None) };
+}
+
+/// Sets (or clears) the app server's configuration for runs started on this thread (cucumber
+/// drives the steps on the thread that called [`crate::runner::run_blocking`]). Without it,
+/// `PUSHBENCH_APP_FAULTS` (comma-separated `AppFault` names) is read.
+pub fn configure_app_server(setup: Option<AppServerSetup>) {
+    APP_SERVER.with(|a| *a.borrow_mut() = setup);
+}
+
+fn app_server_setup() -> Result<AppServerSetup, StepError> {
+    if let Some(s) = APP_SERVER.with(|a| a.borrow().clone()) {
+        return Ok(s);
+    }
+    let mut faults = AppFaults::none();
+    if let Ok(list) = std::env::var("PUSHBENCH_APP_FAULTS") {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            faults.insert(AppFault::from_name(name).ok_or_else(|| {
+                StepError::inconclusive(format!(
+                    "PUSHBENCH_APP_FAULTS names an unknown fault {name:?}"
+                ))
+            })?);
+        }
+    }
+    Ok(AppServerSetup { faults })
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A bench XMPP error as a step error: the target's server did not let the bench do its part.
+pub fn inconclusive(what: &str) -> impl FnOnce(xmpp_peer::Error) -> StepError + '_ {
+    move |e| StepError::inconclusive(format!("{what}: {e}"))
+}
+
+/// What one of Alice's devices received after it reconnected.
+#[derive(Clone, Debug)]
+pub struct Reconnected {
+    /// When it reconnected.
+    pub at: Instant,
+    /// Resumed or a new session (with the server's `<failed/>`).
+    pub how: String,
+    /// Every message it received since (carbons unwrapped), in order.
+    pub messages: Vec<Message>,
+}
+
+/// One of Alice's devices on XMPP.
+pub struct XDevice {
+    /// Which.
+    pub kind: DeviceKind,
+    /// Its account (shared with the teardown).
+    pub account: Arc<Mutex<PhoneAccount>>,
+    /// Its XEP-0357 node (empty for the desktop).
+    pub node: String,
+    /// PushKit token.
+    pub voip_token: Option<String>,
+    /// User-notification token.
+    pub alert_token: Option<String>,
+    /// The iOS model (iPhone, iPad).
+    pub phone: Option<PhoneHandle>,
+    /// The pushes delivered to it.
+    pub log: Arc<DeviceLog>,
+    /// How it is asleep, if it is.
+    pub asleep: Arc<std::sync::Mutex<Option<SleepMode>>>,
+    /// What it received after it reconnected (set by the reconnect).
+    pub reconnected: Option<Reconnected>,
+    rec: timeline::Recorder,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for XDevice {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl XDevice {
+    /// Its tokens.
+    pub fn tokens(&self) -> Vec<String> {
+        self.voip_token
+            .iter()
+            .chain(self.alert_token.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The iOS model, or inconclusive for the desktop.
+    pub fn phone(&self) -> Result<PhoneHandle, StepError> {
+        self.phone.clone().ok_or_else(|| {
+            StepError::inconclusive(format!("Alice's {} has no iOS model", self.kind))
+        })
+    }
+}
+
+/// What Bob (or Alice's desktop) did last, and so what the server should publish for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Move {
+    /// Nothing yet.
+    Nothing,
+    /// A chat message.
+    Message,
+    /// A chat state.
+    ChatState,
+    /// A call (JMI propose) with this id.
+    Call(String),
+    /// The end of call `id` (retract, proceed or reject).
+    CallEnd(String),
+}
+
+impl Move {
+    /// Whether a handled publish is the one this move causes.
+    pub fn caused(&self, o: &Outcome) -> bool {
+        use ref_gateway::app_server::classify::PublishKind;
+        match (self, &o.kind) {
+            (Move::Message, Some(PublishKind::Message { .. })) => true,
+            (Move::Call(id), Some(PublishKind::Call { id: x, .. })) => x == id,
+            (Move::CallEnd(id), Some(PublishKind::CallEnded { id: x, .. })) => x == id,
+            (Move::Nothing | Move::ChatState, _) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Bob's XEP-0353 call.
+#[derive(Clone, Debug)]
+pub struct XCall {
+    /// The JMI id.
+    pub id: String,
+    /// Bob's full JID (the propose's `from`).
+    pub from: String,
+}
+
+/// Everyone in one XMPP scenario.
+pub struct XmppCast {
+    /// The scenario's number in this process (part of nodes and resources).
+    pub number: u64,
+    /// When the cast was set up (Unix ms).
+    pub started_ms: u64,
+    /// The XMPP domain.
+    pub domain: String,
+    /// The app's bundle id.
+    pub bundle: String,
+    /// The APNs environment of the app server's client (and of the tokens).
+    pub env: Environment,
+    /// The shared mock APNs.
+    pub apns: Arc<MockApns>,
+    /// The bench's app server.
+    pub app: Arc<AppServer>,
+    /// Every publish the app server handled in this scenario, with when the bench saw it.
+    pub outcomes: Vec<(Instant, Outcome)>,
+    outcome_rx: broadcast::Receiver<Outcome>,
+    /// The app server's component domain (where the devices enable push).
+    pub component: String,
+    /// Alice's account.
+    pub alice: ClientConfig,
+    /// Bob's bare JID.
+    pub bob_jid: String,
+    /// Bob (shared with the teardown, which closes his session).
+    pub bob: Arc<Mutex<Caller>>,
+    /// Alice's devices.
+    pub devices: BTreeMap<DeviceKind, XDevice>,
+    /// Bob's latest call.
+    pub call: Option<XCall>,
+    /// When Bob last did something (Unix ms): the window of push checks starts there.
+    pub mark_ms: u64,
+    /// What that was.
+    pub last_move: Move,
+    /// The push the latest "exactly one … push" step found.
+    pub push: Option<PushRecord>,
+    /// When Alice's iPhone came back online (left flight mode or reconnected).
+    pub back_online: Option<Instant>,
+    /// The server's log, to confirm hibernation.
+    pub log_file: Option<PathBuf>,
+    /// Otherwise, how long hibernation takes.
+    pub hibernation_confirm: Duration,
+    /// The timeline.
+    pub timeline: Timeline,
+    _turn: OwnedMutexGuard<()>,
+}
+
+/// True when this scenario runs against an XMPP target (its cast is set up, or the target has
+/// no SIP side).
+pub fn is_xmpp(w: &BenchWorld) -> bool {
+    w.parties.contains(XMPP_CAST)
+        || w.target()
+            .is_ok_and(|t| t.sip.is_none() && t.xmpp.is_some())
+}
+
+/// Sets up the scenario's XMPP cast (once). Every XMPP step starts with this.
+pub async fn xcast(w: &mut BenchWorld) -> Result<&mut XmppCast, StepError> {
+    if !w.parties.contains(XMPP_CAST) {
+        let c = set_up(w).await?;
+        w.parties.insert(XMPP_CAST, c);
+    }
+    w.parties.get_mut::<XmppCast>(XMPP_CAST)
+}
+
+fn account<'t>(target: &'t Target, name: &str) -> Result<&'t XmppAccount, StepError> {
+    target.xmpp_account(name).ok_or_else(|| {
+        StepError::inconclusive(format!(
+            "the target declares no XMPP account named {name:?}"
+        ))
+    })
+}
+
+fn parse_addr(key: &str, s: &str) -> Result<SocketAddr, StepError> {
+    s.parse()
+        .map_err(|e| StepError::inconclusive(format!("target {key} {s:?}: {e}")))
+}
+
+/// The TLS trust of the target's c2s listener (`[xmpp] tls_ca_file`).
+pub fn xmpp_tls(ca_file: Option<&Path>, domain: &str) -> Result<Option<TlsClient>, StepError> {
+    ca_file
+        .map(|p| {
+            TlsClient::from_ca_file(p, domain).map_err(|e| {
+                StepError::inconclusive(format!("[xmpp] tls_ca_file {}: {e}", p.display()))
+            })
+        })
+        .transpose()
+}
+
+async fn start_app_server(
+    w: &BenchWorld,
+    target: &Target,
+    apns: &MockApns,
+    component: ComponentConfig,
+) -> Result<AppServer, StepError> {
+    let creds = apns.credentials();
+    let ca = std::fs::read(creds.ca_path())
+        .map_err(|e| StepError::inconclusive(format!("mock APNs CA: {e}")))?;
+    let auth = ApnsAuth::token_from_p8_file(&creds.key_path(), creds.key_id(), creds.team_id())
+        .map_err(|e| StepError::inconclusive(format!("the app server's APNs key: {e}")))?;
+    let (addr, env) = match target.apns.environment {
+        crate::target::ApnsEnvironment::Sandbox => (apns.sandbox_addr(), ClientEnv::Sandbox),
+        crate::target::ApnsEnvironment::Production => {
+            (apns.production_addr(), ClientEnv::Production)
+        }
+    };
+    let client = ApnsClientConfig::new(addr, &ca, auth)
+        .and_then(|c| {
+            ApnsClient::new(
+                c.environment(env)
+                    .recorder(w.timeline.recorder("app-server", Protocol::Apns)),
+            )
+        })
+        .map_err(|e| StepError::inconclusive(format!("the app server's APNs client: {e}")))?;
+    let clients = match env {
+        ClientEnv::Sandbox => ApnsClients {
+            sandbox: Some(client),
+            production: None,
+        },
+        ClientEnv::Production => ApnsClients {
+            sandbox: None,
+            production: Some(client),
+        },
+    };
+    let mut cfg = AppServerConfig::new(component);
+    cfg.faults = app_server_setup()?.faults;
+    AppServer::start(
+        cfg,
+        clients,
+        w.timeline.recorder("app-server", Protocol::Xmpp),
+    )
+    .await
+    .map_err(|e| {
+        StepError::inconclusive(format!(
+            "the app server could not connect as the target's component: {e}"
+        ))
+    })
+}
+
+async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
+    let target = w.target()?.clone();
+    let xmpp = target
+        .xmpp
+        .clone()
+        .ok_or_else(|| StepError::inconclusive("the target has no [xmpp] section"))?;
+    let comp = xmpp.component.clone().ok_or_else(|| {
+        StepError::inconclusive(
+            "the target names no [xmpp.component]: the bench registers devices only with its own app server",
+        )
+    })?;
+    let turn = TURN.clone().lock_owned().await;
+    let number = SCENARIO_NUMBER.fetch_add(1, Ordering::Relaxed);
+    // The app server is in-process: it uses the mock APNs' own (temporary) credentials.
+    let mut apns_target = target.clone();
+    apns_target.apns.credentials_dir = PathBuf::new();
+    let apns = shared_apns(&apns_target).await?;
+    let c2s = parse_addr("xmpp.c2s", &xmpp.c2s)?;
+    let tls = xmpp_tls(xmpp.tls_ca_file.as_deref(), &xmpp.domain)?;
+    let client = |a: &XmppAccount, resource: String| {
+        let mut c = ClientConfig::new(&a.jid, &a.password, c2s, tls.clone());
+        c.resource = resource;
+        c.peer = "xmpp-server".into();
+        c.step_timeout = XMPP_STEP;
+        c
+    };
+    let alice = client(account(&target, "alice")?, String::new());
+    let bob_account = account(&target, "bob")?.clone();
+    let mut component = ComponentConfig::new(
+        &comp.domain,
+        &comp.secret,
+        parse_addr("xmpp.component.address", &comp.address)?,
+    );
+    component.peer = "xmpp-server".into();
+    component.step_timeout = XMPP_STEP;
+    let app = Arc::new(start_app_server(w, &target, &apns, component).await?);
+    let outcome_rx = app.subscribe();
+    let a = app.clone();
+    // Registered first, so it runs last: the devices' teardown still reaches the app server.
+    w.on_teardown("stop the app server", move || {
+        async move {
+            // Closed here, not when the parties are dropped: the next scenario's app server
+            // connects as the same component, which the server accepts only once this one is gone.
+            a.stop().await;
+        }
+        .boxed()
+    });
+    let bob = Caller::connect(
+        client(&bob_account, format!("pushbench-{number}-bob")),
+        w.timeline.recorder("bob", Protocol::Xmpp),
+    )
+    .await
+    .map_err(inconclusive("Bob could not log in"))?;
+    let bob = Arc::new(Mutex::new(bob));
+    let b = bob.clone();
+    w.on_teardown("close Bob's XMPP session", move || {
+        async move {
+            let _ = b
+                .lock()
+                .await
+                .client_mut()
+                .end_session(Duration::from_secs(2))
+                .await;
+        }
+        .boxed()
+    });
+    let c = XmppCast {
+        number,
+        started_ms: now_ms(),
+        domain: xmpp.domain.clone(),
+        bundle: apns.credentials().bundle_id().to_owned(),
+        env: match target.apns.environment {
+            crate::target::ApnsEnvironment::Sandbox => Environment::Sandbox,
+            crate::target::ApnsEnvironment::Production => Environment::Production,
+        },
+        apns,
+        app,
+        outcomes: Vec::new(),
+        outcome_rx,
+        component: comp.domain.clone(),
+        alice,
+        bob_jid: bob_account.jid.clone(),
+        bob,
+        devices: BTreeMap::new(),
+        call: None,
+        mark_ms: now_ms(),
+        last_move: Move::Nothing,
+        push: None,
+        back_online: None,
+        log_file: xmpp.log_file.clone(),
+        hibernation_confirm: xmpp.hibernation_confirm,
+        timeline: w.timeline.clone(),
+        _turn: turn,
+    };
+    w.timeline.note(
+        "bench",
+        format!(
+            "xmpp cast {number}: Alice = {}, Bob = {}, c2s {c2s}, app server = component {}",
+            c.alice.jid, c.bob_jid, c.component
+        ),
+    );
+    Ok(c)
+}
+
+/// Unwraps carbons: the message another of Alice's devices sent or received.
+pub fn unwrap_carbon(m: Message) -> Message {
+    match m.carbon {
+        Some(c) => *c.message,
+        None => m,
+    }
+}
+
+/// Takes the messages waiting in a device's inbox, parsed (carbons unwrapped). A message that
+/// does not parse is a failure showing it.
+pub fn take_messages(account: &PhoneAccount) -> Result<Vec<Message>, StepError> {
+    account
+        .client()
+        .inbox()
+        .drain()
+        .into_iter()
+        .filter(|e| e.name() == "message")
+        .map(|e| {
+            Message::parse(&e).map(unwrap_carbon).map_err(|err| {
+                StepError::fail_with_message(
+                    format!("the server sent a malformed message: {err}"),
+                    bytes::Bytes::from(e.to_xml()),
+                )
+            })
+        })
+        .collect()
+}
+
+impl XmppCast {
+    /// The device, or inconclusive when no step set it up.
+    pub fn device(&self, kind: DeviceKind) -> Result<&XDevice, StepError> {
+        self.devices.get(&kind).ok_or_else(|| {
+            StepError::inconclusive(format!("no step set up Alice's {kind} in this scenario"))
+        })
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self, kind: DeviceKind) -> Result<&mut XDevice, StepError> {
+        self.devices.get_mut(&kind).ok_or_else(|| {
+            StepError::inconclusive(format!("no step set up Alice's {kind} in this scenario"))
+        })
+    }
+
+    /// Bob's latest call.
+    pub fn call(&self) -> Result<&XCall, StepError> {
+        self.call
+            .as_ref()
+            .ok_or_else(|| StepError::inconclusive("Bob has not called yet"))
+    }
+
+    /// Every token of Alice's devices.
+    pub fn alice_tokens(&self) -> Vec<String> {
+        self.devices.values().flat_map(XDevice::tokens).collect()
+    }
+
+    /// The VoIP topic.
+    pub fn voip_topic(&self) -> String {
+        format!("{}.voip", self.bundle)
+    }
+
+    /// Every request mock-apns received for these tokens since `since_ms`.
+    pub fn pushes_since(&self, tokens: &[String], since_ms: u64) -> Vec<PushRecord> {
+        self.apns
+            .push_log()
+            .into_iter()
+            .filter(|r| r.time_ms + 1 >= since_ms.max(self.started_ms))
+            .filter(|r| {
+                r.token
+                    .as_deref()
+                    .is_some_and(|t| tokens.iter().any(|x| x.eq_ignore_ascii_case(t)))
+            })
+            .collect()
+    }
+
+    /// Notes that Bob (or Alice's desktop) is about to act: push windows start here.
+    pub fn mark(&mut self, what: Move) {
+        // What the app server handled so far is before the mark.
+        self.take_outcomes();
+        self.mark_ms = now_ms();
+        self.last_move = what;
+    }
+
+    /// Moves what the app server handled since the last look into [`XmppCast::outcomes`].
+    fn take_outcomes(&mut self) {
+        loop {
+            match self.outcome_rx.try_recv() {
+                Ok(o) => self.outcomes.push((Instant::now(), o)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Takes the app server's handled publishes into [`XmppCast::outcomes`], waiting until
+    /// `pred` accepts one for `node` (or `deadline`). Returns the first accepted one.
+    pub async fn outcome_for(
+        &mut self,
+        node: &str,
+        since: Instant,
+        deadline: Instant,
+        pred: impl Fn(&Outcome) -> bool,
+    ) -> Option<Outcome> {
+        loop {
+            self.take_outcomes();
+            if let Some((_, o)) = self
+                .outcomes
+                .iter()
+                .find(|(at, o)| *at >= since && o.node == node && pred(o))
+            {
+                return Some(o.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.outcome_rx.recv()).await {
+                Ok(Ok(o)) => self.outcomes.push((Instant::now(), o)),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Starts one of Alice's devices: tokens at mock-apns, its registration at the app server,
+    /// the account logged in with carbons on and XEP-0357 push enabled for its node, and (iPhone,
+    /// iPad) the iOS model fed by the tokens' deliveries.
+    pub async fn add_push_device(&mut self, kind: DeviceKind) -> Result<DeviceTeardown, StepError> {
+        let (voip, alert) = (random_token(), random_token());
+        let node = format!("pushbench-{}-{}", self.number, kind.party());
+        let secret = random_token();
+        let env = self.env;
+        for (token, topic) in [(&voip, self.voip_topic()), (&alert, self.bundle.clone())] {
+            self.apns.register_device(
+                ApnsDevice::new(token.clone(), vec![topic], env)
+                    .name(kind.party())
+                    .recorder(self.timeline.recorder("mock-apns", Protocol::Apns)),
+            );
+        }
+        let mut reg = Registration::new(&node, &voip, &self.bundle)
+            .alert_token(&alert)
+            .secret(&secret);
+        reg.environment = match env {
+            Environment::Sandbox => ClientEnv::Sandbox,
+            Environment::Production => ClientEnv::Production,
+        };
+        self.app.registry().register(reg);
+        let mut cfg = self.alice.clone();
+        cfg.resource = format!("pushbench-{}-{}", self.number, kind.party());
+        let mut account =
+            PhoneAccount::connect(cfg, self.timeline.recorder(kind.party(), Protocol::Xmpp))
+                .await
+                .map_err(inconclusive(&format!("Alice's {kind} could not log in")))?;
+        account
+            .enable_carbons(XMPP_STEP)
+            .await
+            .map_err(inconclusive(&format!("carbons for Alice's {kind}")))?;
+        account
+            .enable_push(
+                &self.component,
+                &node,
+                Some(DataForm::publish_options().field("secret", &secret)),
+                XMPP_STEP,
+            )
+            .await
+            .map_err(inconclusive(&format!(
+                "the server refused to enable push for Alice's {kind}"
+            )))?;
+        let mut device = self.new_device(kind, account, node, Some((voip, alert)));
+        self.start_model(&mut device);
+        let teardown = self.teardown_of(&device);
+        self.devices.insert(kind, device);
+        Ok(teardown)
+    }
+
+    fn new_device(
+        &self,
+        kind: DeviceKind,
+        account: PhoneAccount,
+        node: String,
+        tokens: Option<(String, String)>,
+    ) -> XDevice {
+        let (voip_token, alert_token) = tokens.unzip();
+        XDevice {
+            kind,
+            account: Arc::new(Mutex::new(account)),
+            node,
+            voip_token,
+            alert_token,
+            phone: None,
+            log: Arc::new(DeviceLog::default()),
+            asleep: Default::default(),
+            reconnected: None,
+            rec: self.timeline.recorder(kind.party(), Protocol::Note),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Alice's desktop: awake, with presence, no push.
+    pub async fn add_desktop(&mut self) -> Result<DeviceTeardown, StepError> {
+        let kind = DeviceKind::Desktop;
+        let mut cfg = self.alice.clone();
+        cfg.resource = format!("pushbench-{}-desktop", self.number);
+        let account =
+            PhoneAccount::connect(cfg, self.timeline.recorder(kind.party(), Protocol::Xmpp))
+                .await
+                .map_err(inconclusive("Alice's desktop could not log in"))?;
+        // Online means available: the server echoes the initial presence once it routes to it.
+        let me = account.client().jid().to_owned();
+        account
+            .client()
+            .wait_for(XMPP_STEP, "the desktop's own presence", |e| {
+                e.name() == "presence"
+                    && e.get_attr("from") == Some(me.as_str())
+                    && e.get_attr("type").is_none()
+            })
+            .await
+            .map_err(inconclusive(
+                "the server never made Alice's desktop available",
+            ))?;
+        let device = self.new_device(kind, account, String::new(), None);
+        let teardown = self.teardown_of(&device);
+        self.devices.insert(kind, device);
+        Ok(teardown)
+    }
+
+    fn start_model(&self, device: &mut XDevice) {
+        let kind = device.kind;
+        let model = Iphone::new(
+            IphoneConfig {
+                uuid_seed: self.number << 8 | kind as u64,
+                ..IphoneConfig::default()
+            },
+            WallClock::new(Instant::now(), now_ms()),
+            self.timeline.recorder(kind.party(), Protocol::Note),
+        );
+        let (handle, mut actions) = phone::spawn(model, DriverConfig::default());
+        let rec = self.timeline.recorder(kind.party(), Protocol::Note);
+        let t = tokio::spawn(async move {
+            while let Some(a) = actions.recv().await {
+                if let Action::WakeAccount { .. } = a {
+                    rec.note(
+                        "the app would reconnect now; the bench reconnects it at the scenario's reconnect step",
+                    );
+                }
+            }
+        });
+        device.tasks.push(t.abort_handle());
+        for token in device.tokens() {
+            let mut stream = self.apns.deliveries(&token);
+            let (log, phone) = (device.log.clone(), handle.clone());
+            let t = tokio::spawn(async move {
+                while let Some(d) = stream.next().await {
+                    let push = delivered(&d);
+                    let parsed = PushPayload::parse(&push.payload).ok();
+                    log.push(Event::Push {
+                        token: token.clone(),
+                        push_type: push.push_type.to_string(),
+                        kind: parsed.as_ref().map(|p| p.kind),
+                        call_id: parsed.and_then(|p| p.call_id),
+                        stored: d.stored,
+                    });
+                    phone.send(Input::Push(push));
+                }
+            });
+            device.tasks.push(t.abort_handle());
+        }
+        device.phone = Some(handle);
+    }
+
+    /// The device's teardown: wake a sleeping session, disable push, end the session.
+    fn teardown_of(&self, device: &XDevice) -> DeviceTeardown {
+        let (account, asleep) = (device.account.clone(), device.asleep.clone());
+        let (component, node) = (self.component.clone(), device.node.clone());
+        let rec = self.timeline.recorder(device.kind.party(), Protocol::Note);
+        let what = format!("end the XMPP session of Alice's {}", device.kind);
+        let run = Box::new(move || {
+            async move {
+                let mut a = account.lock().await;
+                if lock(&asleep).take().is_some() {
+                    if let Err(e) = a.wake(50, XMPP_STEP).await {
+                        rec.note(format!("teardown: reconnect failed: {e}"));
+                    }
+                }
+                if !node.is_empty() {
+                    if let Err(e) = a.disable_push(&component, Some(&node), XMPP_STEP).await {
+                        rec.note(format!("teardown: disable push failed: {e}"));
+                    }
+                }
+                if let Err(e) = a.client_mut().end_session(Duration::from_secs(2)).await {
+                    rec.note(format!("teardown: close failed: {e}"));
+                }
+            }
+            .boxed()
+        });
+        DeviceTeardown { what, run }
+    }
+}
+
+/// A device's cleanup, for [`BenchWorld::on_teardown`].
+pub struct DeviceTeardown {
+    /// What it does.
+    pub what: String,
+    /// The cleanup.
+    pub run: crate::world::Teardown,
+}
+
+impl DeviceTeardown {
+    /// Registers it on the world.
+    pub fn register(self, w: &mut BenchWorld) {
+        w.on_teardown(self.what, self.run);
+    }
+}
+
+/// A XEP-0199 ping to the server: its answer comes after everything the server sent before it.
+fn ping(domain: &str) -> Element {
+    Element::new("iq", xmpp_peer::ns::CLIENT)
+        .attr("type", "get")
+        .attr("to", domain)
+        .child(Element::new("ping", xmpp_peer::ns::PING))
+}
+
+impl XDevice {
+    /// Drops off the network the given way (the inbox is emptied first: what arrives after the
+    /// reconnect is what the reconnect brought).
+    pub async fn sleep(&self, mode: SleepMode) -> Result<(), StepError> {
+        let mut a = self.account.lock().await;
+        a.client().inbox().drain();
+        a.sleep(mode).await.map_err(inconclusive(&format!(
+            "Alice's {} could not go to sleep",
+            self.kind
+        )))?;
+        *lock(&self.asleep) = Some(mode);
+        Ok(())
+    }
+
+    /// Reconnects (resume, else a new session and a MAM catch-up), takes what arrived up to a
+    /// ping round trip, and hands the iOS model the offers of the calls still live in it (the app
+    /// rings for a propose nobody retracted). Once per sleep: a second call returns the first
+    /// result.
+    pub async fn reconnect(&mut self, domain: &str) -> Result<&Reconnected, StepError> {
+        if self.reconnected.is_none() {
+            let mut a = self.account.lock().await;
+            let at = Instant::now();
+            let mut messages = Vec::new();
+            let asleep = lock(&self.asleep).take();
+            let how = if let Some(mode) = asleep {
+                let report = if mode == SleepMode::HalfOpen {
+                    a.wake_on_new_network(50, XMPP_STEP).await
+                } else {
+                    a.wake(50, XMPP_STEP).await
+                };
+                let report = report.map_err(inconclusive(&format!(
+                    "Alice's {} could not reconnect",
+                    self.kind
+                )))?;
+                for archived in &report.caught_up {
+                    let m = Message::parse(&archived.message).map_err(|e| {
+                        StepError::fail_with_message(
+                            format!("the server's archive returned a malformed message: {e}"),
+                            bytes::Bytes::from(archived.message.to_xml()),
+                        )
+                    })?;
+                    messages.push(unwrap_carbon(m));
+                }
+                format!("{:?}", report.outcome)
+            } else {
+                "was not asleep".to_owned()
+            };
+            a.client()
+                .iq(ping(domain), XMPP_STEP)
+                .await
+                .map_err(inconclusive(
+                    "the server did not answer a ping after the reconnect",
+                ))?;
+            messages.extend(take_messages(&a)?);
+            drop(a);
+            let live = xmpp_peer::roles::live_proposals(&messages);
+            self.rec.note(format!(
+                "reconnected ({how}): {} message(s), {} live call proposal(s)",
+                messages.len(),
+                live.len()
+            ));
+            if let Some(p) = &self.phone {
+                p.send(Input::Registered { ok: true });
+                for j in &live {
+                    let caller = messages
+                        .iter()
+                        .find(|m| m.jmi.as_ref().is_some_and(|x| x.id == j.id))
+                        .and_then(|m| m.from.clone())
+                        .unwrap_or_default();
+                    p.send(Input::Offer {
+                        call_id: j.id.clone(),
+                        caller,
+                    });
+                }
+            }
+            self.reconnected = Some(Reconnected { at, how, messages });
+        }
+        self.reconnected
+            .as_ref()
+            .ok_or_else(|| StepError::inconclusive("no reconnect"))
+    }
+
+    /// Waits until `within` for more messages after the reconnect (appended to it).
+    pub async fn more_messages(&mut self, within: Duration) -> Result<(), StepError> {
+        let a = self.account.lock().await;
+        let got = a
+            .client()
+            .wait_for(within, "a message", |e| e.name() == "message")
+            .await;
+        let mut more = match got {
+            Ok(e) => vec![Message::parse(&e).map(unwrap_carbon).map_err(|err| {
+                StepError::fail_with_message(
+                    format!("the server sent a malformed message: {err}"),
+                    bytes::Bytes::from(e.to_xml()),
+                )
+            })?],
+            Err(xmpp_peer::Error::Timeout { .. }) => Vec::new(),
+            Err(e) => {
+                return Err(StepError::inconclusive(format!(
+                    "Alice's {}: {e}",
+                    self.kind
+                )))
+            }
+        };
+        more.extend(take_messages(&a)?);
+        if let Some(r) = self.reconnected.as_mut() {
+            r.messages.extend(more);
+        }
+        Ok(())
+    }
+}
+
+/// Confirms that the server hibernated a session that just dropped: one more
+/// [`HIBERNATION_LINE`] in `log_file` than `before` (within 5 s), or `confirm` elapsed.
+pub async fn confirm_hibernation(
+    log_file: Option<&Path>,
+    before: usize,
+    confirm: Duration,
+) -> Result<(), StepError> {
+    let Some(path) = log_file else {
+        tokio::time::sleep(confirm).await;
+        return Ok(());
+    };
+    more_lines(path, before, HIBERNATION_DEADLINE).await
+}
+
+/// Waits until `path` holds more than `before` [`HIBERNATION_LINE`]s, at most `within`.
+async fn more_lines(path: &Path, before: usize, within: Duration) -> Result<(), StepError> {
+    let deadline = Instant::now() + within;
+    loop {
+        if hibernation_lines(path) > before {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError::inconclusive(format!(
+                "the server never logged {HIBERNATION_LINE:?} in {} within {within:?}",
+                path.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many times the server logged [`HIBERNATION_LINE`].
+pub fn hibernation_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.matches(HIBERNATION_LINE).count())
+        .unwrap_or(0)
+}
+
+/// What the shared iPhone steps need from an XMPP scenario.
+pub struct AlicePhone {
+    /// The iOS model.
+    pub phone: PhoneHandle,
+    /// Bob's latest call's JMI id.
+    pub call_id: Option<String>,
+    /// When the device came back online (left flight mode, else reconnected).
+    pub back_online: Option<Instant>,
+}
+
+/// The device's iOS model and call, when this scenario is an XMPP one (`None`: a SIP scenario).
+pub fn alice_phone(w: &BenchWorld, kind: DeviceKind) -> Result<Option<AlicePhone>, StepError> {
+    if !w.parties.contains(XMPP_CAST) {
+        return Ok(None);
+    }
+    let c = w.parties.get::<XmppCast>(XMPP_CAST)?;
+    let d = c.device(kind)?;
+    Ok(Some(AlicePhone {
+        phone: d.phone()?,
+        call_id: c.call.as_ref().map(|x| x.id.clone()),
+        back_online: c
+            .back_online
+            .filter(|_| kind == DeviceKind::Iphone)
+            .or(d.reconnected.as_ref().map(|r| r.at)),
+    }))
+}
+
+/// Is this a VoIP push (type `voip`)?
+pub fn is_voip_push(r: &PushRecord) -> bool {
+    r.header("apns-push-type")
+        .is_some_and(|v| v.eq_ignore_ascii_case("voip"))
+}
+
+/// Sets the state of every token of a device at mock-apns.
+pub fn set_tokens(c: &XmppCast, kind: DeviceKind, state: DeviceState) -> Result<(), StepError> {
+    for t in c.device(kind)?.tokens() {
+        c.apns
+            .set_state(&t, state)
+            .map_err(|e| StepError::inconclusive(format!("mock APNs: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verdict;
+    use ref_gateway::app_server::classify::PublishKind;
+    use ref_gateway::app_server::Answer;
+    use std::io::Write as _;
+
+    fn outcome(kind: Option<PublishKind>) -> Outcome {
+        Outcome {
+            node: "n".into(),
+            kind,
+            pushes: vec![],
+            answer: Answer::Result,
+        }
+    }
+
+    #[test]
+    fn a_move_is_matched_to_the_publish_it_causes() {
+        let call = |id: &str| {
+            outcome(Some(PublishKind::Call {
+                id: id.into(),
+                caller: None,
+            }))
+        };
+        let ended = |id: &str| {
+            outcome(Some(PublishKind::CallEnded {
+                id: id.into(),
+                how: ref_gateway::app_server::classify::CallEnd::Retracted,
+            }))
+        };
+        let message = outcome(Some(PublishKind::Message {
+            body: "New Message!".into(),
+            sender: None,
+        }));
+        assert!(Move::CallEnd("c1".into()).caused(&ended("c1")));
+        assert!(!Move::CallEnd("c1".into()).caused(&ended("c2")));
+        // The duplicate publish of the propose is not the retract's.
+        assert!(!Move::CallEnd("c1".into()).caused(&call("c1")));
+        assert!(Move::Call("c1".into()).caused(&call("c1")));
+        assert!(Move::Message.caused(&message));
+        assert!(!Move::Message.caused(&outcome(Some(PublishKind::Unimportant))));
+        assert!(Move::Nothing.caused(&outcome(None)));
+    }
+
+    #[tokio::test]
+    async fn hibernation_is_confirmed_by_one_more_log_line_or_is_inconclusive() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "c2s1 debug {HIBERNATION_LINE} (old)").unwrap();
+        let before = hibernation_lines(f.path());
+        assert_eq!(before, 1);
+        let err = more_lines(f.path(), before, Duration::from_millis(120))
+            .await
+            .unwrap_err();
+        assert_eq!(err.verdict(), Verdict::Inconclusive);
+        assert!(err.to_string().contains(HIBERNATION_LINE), "{err}");
+        let path = f.path().to_owned();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            writeln!(f, "c2s2 info {HIBERNATION_LINE} (new)").unwrap();
+            f
+        });
+        more_lines(&path, before, Duration::from_secs(5))
+            .await
+            .unwrap();
+        drop(writer.await.unwrap());
+        assert_eq!(hibernation_lines(Path::new("/nonexistent/prosody.log")), 0);
+        // Without a log file the configured time is waited.
+        let t0 = Instant::now();
+        confirm_hibernation(None, 0, Duration::from_millis(30))
+            .await
+            .unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn carbons_are_unwrapped() {
+        use ref_gateway::app_server::xmpp_peer::message::{Carbon, CarbonDirection};
+        let inner = Message {
+            body: Some("hi".into()),
+            ..Message::default()
+        };
+        let carbon = Message {
+            carbon: Some(Carbon {
+                direction: CarbonDirection::Sent,
+                message: Box::new(inner.clone()),
+            }),
+            ..Message::default()
+        };
+        assert_eq!(unwrap_carbon(carbon), inner);
+        assert_eq!(unwrap_carbon(inner.clone()), inner);
+    }
+
+    #[test]
+    fn the_app_server_setup_is_per_thread() {
+        configure_app_server(Some(AppServerSetup {
+            faults: AppFaults::only(AppFault::Ignore410),
+        }));
+        assert!(app_server_setup().unwrap().faults.has(AppFault::Ignore410));
+        std::thread::spawn(|| {
+            // Another thread (another run) is not affected.
+            let s = APP_SERVER.with(|a| a.borrow().clone());
+            assert!(s.is_none());
+        })
+        .join()
+        .unwrap();
+        configure_app_server(None);
+    }
+}

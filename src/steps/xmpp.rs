@@ -13,7 +13,7 @@
 
 use super::device::DeviceKind;
 use super::xmpp_cast::{
-    confirm_hibernation, hibernation_lines, inconclusive, is_voip_push, set_tokens, xcast, Move,
+    confirm_hibernation, hibernation_lines, is_voip_push, peer_error, set_tokens, xcast, Move,
     XCall, XmppCast, XMPP_STEP,
 };
 use super::{parse_dur, unquote};
@@ -108,7 +108,7 @@ async fn bob_messages(w: &mut BenchWorld, text: String) -> Result<(), StepError>
         .await
         .send_message(&to, &text)
         .await
-        .map_err(inconclusive("Bob could not send his message"))?;
+        .map_err(peer_error("Bob could not send his message"))?;
     Ok(())
 }
 
@@ -122,7 +122,7 @@ async fn bob_types(w: &mut BenchWorld) -> Result<(), StepError> {
         .await
         .send_chat_state(&to, "composing")
         .await
-        .map_err(inconclusive("Bob could not send a chat state"))
+        .map_err(peer_error("Bob could not send a chat state"))
 }
 
 #[when("Bob calls Alice over XMPP")]
@@ -134,7 +134,7 @@ async fn bob_calls(w: &mut BenchWorld) -> Result<(), StepError> {
     let id = bob
         .propose(&to)
         .await
-        .map_err(inconclusive("Bob could not propose the call"))?;
+        .map_err(peer_error("Bob could not propose the call"))?;
     let from = bob.client().jid().to_owned();
     drop(bob);
     c.last_move = Move::Call(id.clone());
@@ -155,7 +155,7 @@ async fn bob_retracts(w: &mut BenchWorld) -> Result<(), StepError> {
         .await
         .retract(&to, &id)
         .await
-        .map_err(inconclusive("Bob could not retract the call"))
+        .map_err(peer_error("Bob could not retract the call"))
 }
 
 async fn desktop_acts(w: &mut BenchWorld, kind: Kind) -> Result<(), StepError> {
@@ -168,9 +168,12 @@ async fn desktop_acts(w: &mut BenchWorld, kind: Kind) -> Result<(), StepError> {
         .next_jmi(Some(&id), &[Kind::Propose], XMPP_STEP)
         .await
         .map_err(|e| {
-            StepError::fail(format!(
-                "Alice's online desktop never received the propose of call {id}: {e}"
-            ))
+            let why = format!("Alice's online desktop never received the propose of call {id}");
+            match peer_error(&why)(e) {
+                // Not the server's bytes: still a failure, the desktop is online.
+                StepError::Inconclusive(e) => StepError::fail(e),
+                shown => shown,
+            }
         })?;
     let to = propose.from.unwrap_or(from);
     let jmi = match kind {
@@ -181,7 +184,7 @@ async fn desktop_acts(w: &mut BenchWorld, kind: Kind) -> Result<(), StepError> {
     c.mark(Move::CallEnd(id.clone()));
     let a = desktop.lock().await;
     let sent = a.send_jmi(&to, jmi).await;
-    sent.map_err(inconclusive("Alice's desktop could not answer"))
+    sent.map_err(peer_error("Alice's desktop could not answer"))
 }
 
 #[when("Alice's desktop answers the call")]

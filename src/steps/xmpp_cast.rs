@@ -102,9 +102,22 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A bench XMPP error as a step error: the target's server did not let the bench do its part.
-pub fn inconclusive(what: &str) -> impl FnOnce(xmpp_peer::Error) -> StepError + '_ {
-    move |e| StepError::inconclusive(format!("{what}: {e}"))
+/// An XMPP error as a step error. Bytes the server sent that are not XMPP, or a stanza that is
+/// wrong at that point, are the server's fault: the step fails and shows them. Anything else
+/// (refused connection, timeout, authentication…) means the server did not let the bench do its
+/// part: inconclusive.
+pub fn peer_error(what: &str) -> impl FnOnce(xmpp_peer::Error) -> StepError + '_ {
+    move |e| match e {
+        xmpp_peer::Error::Malformed(f) => StepError::fail_with_message(
+            format!("{what}: the server sent malformed XMPP: {}", f.reason),
+            f.bytes,
+        ),
+        xmpp_peer::Error::Unexpected { context, raw } => StepError::fail_with_message(
+            format!("{what}: unexpected from the server while {context}"),
+            raw.into_bytes(),
+        ),
+        e => StepError::inconclusive(format!("{what}: {e}")),
+    }
 }
 
 /// What one of Alice's devices received after it reconnected.
@@ -397,7 +410,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         w.timeline.recorder("bob", Protocol::Xmpp),
     )
     .await
-    .map_err(inconclusive("Bob could not log in"))?;
+    .map_err(peer_error("Bob could not log in"))?;
     let bob = Arc::new(Mutex::new(bob));
     let b = bob.clone();
     w.on_teardown("close Bob's XMPP session", move || {
@@ -597,11 +610,11 @@ impl XmppCast {
         let mut account =
             PhoneAccount::connect(cfg, self.timeline.recorder(kind.party(), Protocol::Xmpp))
                 .await
-                .map_err(inconclusive(&format!("Alice's {kind} could not log in")))?;
+                .map_err(peer_error(&format!("Alice's {kind} could not log in")))?;
         account
             .enable_carbons(XMPP_STEP)
             .await
-            .map_err(inconclusive(&format!("carbons for Alice's {kind}")))?;
+            .map_err(peer_error(&format!("carbons for Alice's {kind}")))?;
         account
             .enable_push(
                 &self.component,
@@ -610,7 +623,7 @@ impl XmppCast {
                 XMPP_STEP,
             )
             .await
-            .map_err(inconclusive(&format!(
+            .map_err(peer_error(&format!(
                 "the server refused to enable push for Alice's {kind}"
             )))?;
         let mut device = self.new_device(kind, account, node, Some((voip, alert)));
@@ -651,7 +664,7 @@ impl XmppCast {
         let account =
             PhoneAccount::connect(cfg, self.timeline.recorder(kind.party(), Protocol::Xmpp))
                 .await
-                .map_err(inconclusive("Alice's desktop could not log in"))?;
+                .map_err(peer_error("Alice's desktop could not log in"))?;
         // Online means available: the server echoes the initial presence once it routes to it.
         let me = account.client().jid().to_owned();
         account
@@ -662,7 +675,7 @@ impl XmppCast {
                     && e.get_attr("type").is_none()
             })
             .await
-            .map_err(inconclusive(
+            .map_err(peer_error(
                 "the server never made Alice's desktop available",
             ))?;
         let device = self.new_device(kind, account, String::new(), None);
@@ -773,7 +786,7 @@ impl XDevice {
     pub async fn sleep(&self, mode: SleepMode) -> Result<(), StepError> {
         let mut a = self.account.lock().await;
         a.client().inbox().drain();
-        a.sleep(mode).await.map_err(inconclusive(&format!(
+        a.sleep(mode).await.map_err(peer_error(&format!(
             "Alice's {} could not go to sleep",
             self.kind
         )))?;
@@ -797,7 +810,7 @@ impl XDevice {
                 } else {
                     a.wake(50, XMPP_STEP).await
                 };
-                let report = report.map_err(inconclusive(&format!(
+                let report = report.map_err(peer_error(&format!(
                     "Alice's {} could not reconnect",
                     self.kind
                 )))?;
@@ -817,7 +830,7 @@ impl XDevice {
             a.client()
                 .iq(ping(domain), XMPP_STEP)
                 .await
-                .map_err(inconclusive(
+                .map_err(peer_error(
                     "the server did not answer a ping after the reconnect",
                 ))?;
             messages.extend(take_messages(&a)?);

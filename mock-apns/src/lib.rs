@@ -256,6 +256,12 @@ impl MockApns {
         self.shared.log.snapshot()
     }
 
+    /// The push log's latest sequence number: pushes with a higher [`PushRecord::seq`] came
+    /// after this call (a mark that needs no clock).
+    pub fn push_seq(&self) -> u64 {
+        self.shared.log.last_seq()
+    }
+
     /// Forgets the push log.
     pub fn clear_push_log(&self) {
         self.shared.log.clear();

@@ -55,6 +55,16 @@ impl PushRecord {
         serde_json::from_slice(&self.payload).ok()
     }
 
+    /// A request for PushKit: `apns-push-type: voip`, or a topic ending in `.voip` (either is a
+    /// gateway asking for a VoIP push, whatever APNs made of it).
+    pub fn is_voip(&self) -> bool {
+        self.header("apns-push-type")
+            .is_some_and(|v| v.eq_ignore_ascii_case("voip"))
+            || self
+                .header("apns-topic")
+                .is_some_and(|t| t.ends_with(".voip"))
+    }
+
     /// One line: token, status, reason.
     pub fn summary(&self) -> String {
         format!(
@@ -174,6 +184,12 @@ impl PushLog {
         seq
     }
 
+    /// The sequence number of the latest record (0 before the first). A record is logged before
+    /// its response is sent, so every request a client saw answered is at or below it.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
     /// A copy of every record kept.
     pub fn snapshot(&self) -> Vec<PushRecord> {
         self.lock().records.iter().map(|r| (**r).clone()).collect()
@@ -277,9 +293,11 @@ mod tests {
     #[test]
     fn bounded_and_ordered() {
         let log = PushLog::new(2);
+        assert_eq!(log.last_seq(), 0);
         for t in ["a", "b", "c"] {
             log.push(record(t));
         }
+        assert_eq!(log.last_seq(), 3, "eviction keeps the numbering");
         let s = log.snapshot();
         assert_eq!(s.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(log.find_after("c", 0).unwrap().seq, 3);
@@ -290,6 +308,23 @@ mod tests {
             json["headers"][1],
             serde_json::json!([":path", "/3/device/aa"])
         );
+    }
+
+    #[test]
+    fn voip_is_the_push_type_or_the_topic() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut r = record("a");
+            for (n, v) in pairs {
+                r.headers
+                    .fields
+                    .append(*n, http::HeaderValue::from_static(v));
+            }
+            r
+        };
+        assert!(with(&[("apns-push-type", "VoIP")]).is_voip());
+        assert!(with(&[("apns-push-type", "alert"), ("apns-topic", "a.b.voip")]).is_voip());
+        assert!(!with(&[("apns-push-type", "alert"), ("apns-topic", "a.b")]).is_voip());
+        assert!(!with(&[]).is_voip());
     }
 
     #[tokio::test]

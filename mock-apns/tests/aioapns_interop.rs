@@ -66,13 +66,7 @@ fn drive(
         Some(config.to_string().as_bytes()),
         Duration::from_secs(120),
     );
-    assert!(
-        out.status.success(),
-        "aioapns driver failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    out.assert_success("aioapns driver");
     out.stdout
         .lines()
         .map(|l| {

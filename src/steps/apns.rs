@@ -3,7 +3,7 @@
 
 use super::cast::{cast, Cast, PushMark};
 use super::device::DeviceKind;
-use super::{parse_dur, unquote};
+use super::{none_of, parse_dur, summaries, unquote};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
@@ -187,82 +187,17 @@ async fn pushes_sandbox(w: &mut BenchWorld, d: String) -> Result<(), StepError> 
     }
 }
 
-/// When the window of "no push" steps starts: Bob's latest call or message, else now.
-fn window_start(c: &Cast) -> u64 {
-    c.calls
-        .last()
-        .map(|b| {
-            let ago = b.started.elapsed().as_millis() as u64;
-            super::cast::now_ms().saturating_sub(ago)
-        })
-        .unwrap_or_else(super::cast::now_ms)
-        .max(c.started_ms)
-}
-
 async fn watch_window(d: Duration) {
     // "No … within D" watches the whole window.
     tokio::time::sleep(d).await;
-}
-
-fn none_since(
-    c: &Cast,
-    tokens: &[String],
-    since: u64,
-    keep: impl Fn(&PushRecord) -> bool,
-    what: &str,
-    d: Duration,
-) -> Result<(), StepError> {
-    // `since` is good to a millisecond either way: a push that close to it is only counted when it
-    // is not for one of Bob's earlier calls (a fast gateway pushes for call 1 and gets call 2
-    // within a millisecond).
-    let earlier: Vec<&str> = c
-        .calls
-        .iter()
-        .rev()
-        .skip(1)
-        .map(|b| b.call_id.as_str())
-        .collect();
-    let for_earlier_call = |r: &PushRecord| {
-        PushPayload::parse(&r.payload)
-            .ok()
-            .and_then(|p| p.call_id)
-            .is_some_and(|id| earlier.contains(&id.as_str()))
-    };
-    let got: Vec<PushRecord> = c
-        .pushes_to(tokens)
-        .into_iter()
-        .filter(|r| r.time_ms > since + 1 || (r.time_ms + 1 >= since && !for_earlier_call(r)))
-        .filter(|r| keep(r))
-        .collect();
-    match got.first() {
-        None => Ok(()),
-        Some(r) => Err(StepError::fail_with_message(
-            format!(
-                "expected no {what} within {d:?}; mock APNs got {}: {}",
-                got.len(),
-                got.iter()
-                    .map(PushRecord::summary)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            r.payload.clone(),
-        )),
-    }
-}
-
-fn is_voip(r: &PushRecord) -> bool {
-    r.header("apns-push-type")
-        .is_some_and(|v| v.eq_ignore_ascii_case("voip"))
-        || r.header("apns-topic").is_some_and(|t| t.ends_with(".voip"))
 }
 
 #[then(regex = r"^the gateway sends no push to Alice within (\d+ (?:ms|s))$")]
 async fn no_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
     let c = cast(w).await?;
-    let since = window_start(c);
     watch_window(d).await;
-    none_since(c, &c.alice_tokens(), since, |_| true, "push to Alice", d)
+    none_of(&c.pushes_since_mark(&c.alice_tokens()), "push to Alice", d)
 }
 
 #[then(regex = r#"^the gateway sends no push to token "(.*)" within (\d+ (?:ms|s))$"#)]
@@ -270,13 +205,9 @@ async fn no_push_token(w: &mut BenchWorld, token: String, d: String) -> Result<(
     let d = parse_dur(&d)?;
     let c = cast(w).await?;
     let t = c.token_for(&token);
-    let since = window_start(c);
     watch_window(d).await;
-    none_since(
-        c,
-        &[t],
-        since,
-        |_| true,
+    none_of(
+        &c.pushes_since_mark(&[t]),
         &format!("push to token {token}"),
         d,
     )
@@ -291,9 +222,8 @@ async fn no_push_alert(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
         .alert_token
         .clone()
         .ok_or_else(|| StepError::inconclusive("Alice's iPhone has no alert token"))?;
-    let since = window_start(c);
     watch_window(d).await;
-    none_since(c, &[t], since, |_| true, "push to Alice's alert token", d)
+    none_of(&c.pushes_since_mark(&[t]), "push to Alice's alert token", d)
 }
 
 #[then(regex = r"^the gateway sends no VoIP push to Alice within (\d+ (?:ms|s))$")]
@@ -303,16 +233,13 @@ async fn no_voip_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
         return super::xmpp::no_voip_push(w, d).await;
     }
     let c = cast(w).await?;
-    let since = super::cast::now_ms().min(window_start(c));
     watch_window(d).await;
-    none_since(
-        c,
-        &c.alice_tokens(),
-        since,
-        is_voip,
-        "VoIP push to Alice",
-        d,
-    )
+    let voip: Vec<PushRecord> = c
+        .pushes_since_mark(&c.alice_tokens())
+        .into_iter()
+        .filter(PushRecord::is_voip)
+        .collect();
+    none_of(&voip, "VoIP push to Alice", d)
 }
 
 #[then(
@@ -348,23 +275,15 @@ async fn alert_push(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
 async fn exactly_once(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
     let c = cast(w).await?;
-    let since = window_start(c);
     watch_window(d).await;
-    let got: Vec<_> = c
-        .pushes_to(&c.alice_tokens())
-        .into_iter()
-        .filter(|r| r.time_ms + 1 >= since)
-        .collect();
+    let got = c.pushes_since_mark(&c.alice_tokens());
     if got.len() == 1 {
         Ok(())
     } else {
         Err(StepError::fail(format!(
             "expected exactly one push to Alice within {d:?}; mock APNs got {}: {}",
             got.len(),
-            got.iter()
-                .map(PushRecord::summary)
-                .collect::<Vec<_>>()
-                .join("; ")
+            summaries(&got)
         )))
     }
 }
@@ -372,22 +291,14 @@ async fn exactly_once(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
 #[then(regex = r"^the gateway sent at most (\d+) push requests for the call$")]
 async fn at_most(w: &mut BenchWorld, n: usize) -> Result<(), StepError> {
     let c = cast(w).await?;
-    let since = window_start(c);
-    let got: Vec<_> = c
-        .pushes_to(&c.alice_tokens())
-        .into_iter()
-        .filter(|r| r.time_ms + 1 >= since)
-        .collect();
+    let got = c.pushes_since_mark(&c.alice_tokens());
     if !got.is_empty() && got.len() <= n {
         Ok(())
     } else {
         Err(StepError::fail(format!(
             "expected between 1 and {n} push requests for the call; mock APNs got {}: {}",
             got.len(),
-            got.iter()
-                .map(PushRecord::summary)
-                .collect::<Vec<_>>()
-                .join("; ")
+            summaries(&got)
         )))
     }
 }
@@ -396,15 +307,10 @@ async fn at_most(w: &mut BenchWorld, n: usize) -> Result<(), StepError> {
 async fn third_accepted(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
     let c = cast(w).await?;
-    let since = window_start(c);
     let tokens = c.alice_tokens();
     let deadline = Instant::now() + d;
     loop {
-        let got: Vec<_> = c
-            .pushes_to(&tokens)
-            .into_iter()
-            .filter(|r| r.time_ms + 1 >= since)
-            .collect();
+        let got = c.pushes_since_mark(&tokens);
         if let Some(third) = got.get(2) {
             return if third.status == 200 {
                 Ok(())
@@ -419,10 +325,7 @@ async fn third_accepted(w: &mut BenchWorld, d: String) -> Result<(), StepError> 
             return Err(StepError::fail(format!(
                 "expected a third push request within {d:?}; mock APNs got {}: {}",
                 got.len(),
-                got.iter()
-                    .map(PushRecord::summary)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                summaries(&got)
             )));
         }
         // The push log has no per-count signal; poll it with the step's deadline.
@@ -435,10 +338,9 @@ fn call_push(c: &Cast) -> Result<PushRecord, StepError> {
     if let Some(p) = &c.push {
         return Ok(p.record.clone());
     }
-    let since = window_start(c);
-    c.pushes_to(&c.alice_tokens())
+    c.pushes_since_mark(&c.alice_tokens())
         .into_iter()
-        .find(|r| r.time_ms + 1 >= since)
+        .next()
         .ok_or_else(|| StepError::fail("expected a push for Bob's call; mock APNs got none"))
 }
 

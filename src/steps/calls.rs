@@ -19,6 +19,7 @@ async fn call(w: &mut BenchWorld) -> Result<(), StepError> {
     let bob = c.bob().await?;
     let target = c.alice_aor.clone();
     // The call starts when its INVITE leaves: a gateway may push before `invite` even returns.
+    c.mark_bob_move();
     let started = Instant::now();
     let call = bob
         .invite(&target)
@@ -200,6 +201,7 @@ async fn sends_message(w: &mut BenchWorld) -> Result<(), StepError> {
     let bob = c.bob().await?;
     let target = c.alice_aor.clone();
     c.timeline.note("bench", "Bob sends Alice a MESSAGE");
+    c.mark_bob_move();
     // The answer may wait for the bucket; the scenario looks at pushes and the phone.
     tokio::spawn(async move {
         let _ = bob

@@ -56,15 +56,8 @@ fn embedded_config() -> Result<EmbeddedConfig, StepError> {
         return Ok(c);
     }
     let mut faults = Faults::none();
-    if let Ok(list) = std::env::var("PUSHBENCH_REF_FAULTS") {
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let f = Fault::from_name(name).ok_or_else(|| {
-                StepError::inconclusive(format!(
-                    "PUSHBENCH_REF_FAULTS names an unknown fault {name:?}"
-                ))
-            })?;
-            faults.insert(f);
-        }
+    for f in super::faults_from_env("PUSHBENCH_REF_FAULTS", Fault::from_name)? {
+        faults.insert(f);
     }
     Ok(EmbeddedConfig { faults })
 }
@@ -227,8 +220,12 @@ pub struct PushMark {
 pub struct Cast {
     /// The scenario's number in this process (part of its AORs).
     pub number: u64,
-    /// When the cast was set up (Unix ms): pushes before it belong to other scenarios.
-    pub started_ms: u64,
+    /// The mock APNs' push-log position when the cast was set up: pushes at or below it belong
+    /// to other scenarios.
+    pub start_seq: u64,
+    /// The push-log position just before Bob's latest call or message left: the window of the
+    /// "no push" and "exactly once" steps starts after it.
+    pub mark_seq: u64,
     /// The SIP domain.
     pub domain: String,
     /// The app's bundle id.
@@ -331,12 +328,26 @@ impl Cast {
             .map_err(|e| StepError::inconclusive(format!("mock APNs: {e}")))
     }
 
+    /// Marks Bob's next move: pushes from here on are the ones it may cause.
+    pub fn mark_bob_move(&mut self) {
+        self.mark_seq = self.apns.push_seq();
+    }
+
+    /// Every request mock-apns received for these tokens since Bob's latest move.
+    pub fn pushes_since_mark(&self, tokens: &[String]) -> Vec<PushRecord> {
+        let mark = self.mark_seq;
+        self.pushes_to(tokens)
+            .into_iter()
+            .filter(|r| r.seq > mark)
+            .collect()
+    }
+
     /// Every request mock-apns received for these tokens since this scenario started.
     pub fn pushes_to(&self, tokens: &[String]) -> Vec<PushRecord> {
         self.apns
             .push_log()
             .into_iter()
-            .filter(|r| r.time_ms + 1 >= self.started_ms)
+            .filter(|r| r.seq > self.start_seq)
             .filter(|r| {
                 r.token
                     .as_deref()
@@ -603,9 +614,11 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
                 creds,
             )
         };
+    let start_seq = apns.push_seq();
     let c = Cast {
         number,
-        started_ms: now_ms(),
+        start_seq,
+        mark_seq: start_seq,
         domain: sip.domain.clone(),
         bundle: apns.credentials().bundle_id().to_owned(),
         team: apns.credentials().team_id().to_owned(),

@@ -8,6 +8,7 @@
 //! becomes `Offer`, `Cancel` or `RemoteBye`. Everything the device sent and received is also kept
 //! in its [`DeviceLog`] with times, which the Then steps read.
 
+use super::lock;
 use crate::verdict::StepError;
 use futures::StreamExt as _;
 use mock_apns::Delivery;
@@ -233,10 +234,6 @@ type Tasks = Arc<Mutex<Vec<AbortHandle>>>;
 /// configuration before anything happened to it).
 type PhoneSlot = Arc<Mutex<Option<PhoneHandle>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn current(slot: &PhoneSlot) -> Option<PhoneHandle> {
     lock(slot).clone()
 }
@@ -323,6 +320,32 @@ pub(crate) fn delivered(d: &Delivery) -> DeliveredPush {
     }
 }
 
+/// Feeds what mock-apns delivers to `token` into the device's log and, through `to_phone`, its
+/// iOS model, until the returned task is aborted.
+pub(crate) fn feed_deliveries(
+    apns: &mock_apns::MockApns,
+    token: String,
+    log: Arc<DeviceLog>,
+    to_phone: impl Fn(Input) + Send + 'static,
+) -> AbortHandle {
+    let mut stream = apns.deliveries(&token);
+    tokio::spawn(async move {
+        while let Some(d) = stream.next().await {
+            let push = delivered(&d);
+            let parsed = PushPayload::parse(&push.payload).ok();
+            log.push(Event::Push {
+                token: token.clone(),
+                push_type: push.push_type.to_string(),
+                kind: parsed.as_ref().map(|p| p.kind),
+                call_id: parsed.and_then(|p| p.call_id),
+                stored: d.stored,
+            });
+            to_phone(Input::Push(push));
+        }
+    })
+    .abort_handle()
+}
+
 impl Device {
     /// Starts the account (not registered yet), the iOS model for iPhone/iPad, and the glue.
     pub async fn start(
@@ -374,26 +397,13 @@ impl Device {
         }
         // Pushes to the device's tokens.
         for token in spec.voip_token.iter().chain(spec.alert_token.iter()) {
-            let mut stream = apns.deliveries(token);
-            let (log, phone) = (device.log.clone(), device.phone.clone());
-            let token = token.clone();
-            let t = tokio::spawn(async move {
-                while let Some(d) = stream.next().await {
-                    let push = delivered(&d);
-                    let parsed = PushPayload::parse(&push.payload).ok();
-                    log.push(Event::Push {
-                        token: token.clone(),
-                        push_type: push.push_type.to_string(),
-                        kind: parsed.as_ref().map(|p| p.kind),
-                        call_id: parsed.and_then(|p| p.call_id),
-                        stored: d.stored,
-                    });
-                    if let Some(p) = current(&phone) {
-                        p.send(Input::Push(push));
-                    }
+            let phone = device.phone.clone();
+            let t = feed_deliveries(apns, token.clone(), device.log.clone(), move |input| {
+                if let Some(p) = current(&phone) {
+                    p.send(input);
                 }
             });
-            lock(&device.tasks).push(t.abort_handle());
+            lock(&device.tasks).push(t);
         }
         // Incoming calls.
         let (account, log, phone, calls, tasks) = (

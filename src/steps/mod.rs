@@ -25,6 +25,7 @@ pub use cast::{configure_embedded, Cast, EmbeddedConfig};
 pub use xmpp_cast::{configure_app_server, AppServerSetup};
 
 use crate::verdict::StepError;
+use mock_apns::PushRecord;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -88,6 +89,58 @@ pub(crate) fn parse_dur(s: &str) -> Result<Duration, StepError> {
     s.parse::<Dur>()
         .map(|d| d.0)
         .map_err(StepError::inconclusive)
+}
+
+/// Pushes as one line each, `; `-separated (`none` for none), for failure messages.
+pub(crate) fn summaries(pushes: &[PushRecord]) -> String {
+    if pushes.is_empty() {
+        return "none".into();
+    }
+    pushes
+        .iter()
+        .map(PushRecord::summary)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Fails, naming every push, when a "no push" window caught any.
+pub(crate) fn none_of(got: &[PushRecord], what: &str, d: Duration) -> Result<(), StepError> {
+    match got.first() {
+        None => Ok(()),
+        Some(r) => Err(StepError::fail_with_message(
+            format!(
+                "expected no {what} within {d:?}; mock APNs got {}: {}",
+                got.len(),
+                summaries(got)
+            ),
+            r.payload.clone(),
+        )),
+    }
+}
+
+/// A std mutex's guard, poisoned or not (a panicking step must not wedge the others).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The faults an environment variable names (comma-separated), each looked up by `from_name`;
+/// none when it is not set. An unknown name is a misconfigured run: inconclusive.
+pub(crate) fn faults_from_env<F>(
+    var: &str,
+    from_name: impl Fn(&str) -> Option<F>,
+) -> Result<Vec<F>, StepError> {
+    let Ok(list) = std::env::var(var) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            from_name(name).ok_or_else(|| {
+                StepError::inconclusive(format!("{var} names an unknown fault {name:?}"))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

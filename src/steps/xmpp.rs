@@ -7,16 +7,16 @@
 //! notifications, CallKit end reasons, "no VoIP push") live in [`super::iphone`] and
 //! [`super::apns`], which hand over to this module's helpers in an XMPP scenario.
 //!
-//! Push windows: "exactly one … push … within D" waits for the first matching push since Bob's
-//! latest action, then watches the window to its end for a second one (Prosody publishes a
-//! propose twice, REQUIREMENTS.md § XMPP conventions).
+//! Push windows: "exactly one … push … within D" watches the window after Bob's latest action to
+//! its end and counts what came (Prosody publishes a propose twice, REQUIREMENTS.md § XMPP
+//! conventions).
 
 use super::device::DeviceKind;
 use super::xmpp_cast::{
-    confirm_hibernation, hibernation_lines, is_voip_push, peer_error, set_tokens, xcast, Move,
-    XCall, XmppCast, XMPP_STEP,
+    confirm_hibernation, hibernation_lines, peer_error, set_tokens, xcast, Move, XCall, XmppCast,
+    XMPP_STEP,
 };
-use super::{parse_dur, unquote};
+use super::{none_of, parse_dur, summaries, unquote};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
@@ -28,24 +28,11 @@ use ref_gateway::app_server::xmpp_peer::SleepMode;
 use ref_gateway::app_server::Answer;
 use std::time::{Duration, Instant};
 
-/// How often the push log is read while waiting.
-const POLL: Duration = Duration::from_millis(20);
-
 /// How long a device that reconnected is watched for a second copy of a message.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
 
 fn device_kind(s: &str) -> Result<DeviceKind, StepError> {
     s.parse().map_err(StepError::inconclusive)
-}
-
-fn summaries(rs: &[PushRecord]) -> String {
-    if rs.is_empty() {
-        return "none".into();
-    }
-    rs.iter()
-        .map(PushRecord::summary)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 // ---- Given ----------------------------------------------------------------------------------
@@ -202,12 +189,6 @@ async fn desktop_rejects(w: &mut BenchWorld) -> Result<(), StepError> {
 /// queued on a half-open session until it notices the connection is gone).
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// When the bench saw Bob's latest action, as an `Instant`.
-fn mark_instant(c: &XmppCast) -> Instant {
-    let ago = Duration::from_millis(super::cast::now_ms().saturating_sub(c.mark_ms));
-    Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
-}
-
 /// A phone leaves flight mode seconds after the caller's last move, not within the millisecond
 /// the next step starts: first the app server handles the publish Bob's latest action caused (2 s
 /// at most; a server that publishes nothing for it just costs the wait), so what it pushes for
@@ -217,7 +198,7 @@ fn mark_instant(c: &XmppCast) -> Instant {
 async fn leaves_flight_mode(w: &mut BenchWorld) -> Result<(), StepError> {
     let c = xcast(w).await?;
     let node = c.device(DeviceKind::Iphone)?.node.clone();
-    let (since, last) = (mark_instant(c), c.last_move.clone());
+    let (since, last) = (c.mark_at, c.last_move.clone());
     c.outcome_for(&node, since, Instant::now() + SETTLE, |o| last.caused(o))
         .await;
     c.back_online = Some(Instant::now());
@@ -232,26 +213,19 @@ async fn leaves_flight_mode(w: &mut BenchWorld) -> Result<(), StepError> {
 
 // ---- Then: pushes -----------------------------------------------------------------------------
 
-/// Waits for the first push to `tokens` since Bob's latest action that `keep` accepts, then
-/// watches until the window ends; returns every accepted push.
+/// Every push to `tokens` since Bob's latest action that `keep` accepts, once the window `d` has
+/// been watched to its end (a second push inside it counts).
 async fn pushes_in_window(
     c: &XmppCast,
     tokens: &[String],
     d: Duration,
     keep: impl Fn(&PushRecord) -> bool,
 ) -> Vec<PushRecord> {
-    let end = Instant::now() + d;
-    loop {
-        let got: Vec<PushRecord> = c
-            .pushes_since(tokens, c.mark_ms)
-            .into_iter()
-            .filter(|r| keep(r))
-            .collect();
-        if Instant::now() >= end {
-            return got;
-        }
-        tokio::time::sleep(POLL.min(end.saturating_duration_since(Instant::now()))).await;
-    }
+    tokio::time::sleep(d).await;
+    c.pushes_after(tokens, c.mark_seq)
+        .into_iter()
+        .filter(|r| keep(r))
+        .collect()
 }
 
 #[when(
@@ -272,7 +246,7 @@ async fn one_voip_push(w: &mut BenchWorld, device: String, d: String) -> Result<
     let all = pushes_in_window(c, &dev.tokens(), d, |_| true).await;
     let voip: Vec<PushRecord> = all
         .iter()
-        .filter(|r| r.token.as_deref() == Some(token.as_str()) && is_voip_push(r))
+        .filter(|r| r.token.as_deref() == Some(token.as_str()) && r.is_voip())
         .cloned()
         .collect();
     if voip.len() == 1 {
@@ -397,7 +371,7 @@ async fn no_push_contains(w: &mut BenchWorld, text: String) -> Result<(), StepEr
     let text = unquote(&text);
     let c = xcast(w).await?;
     let leaked: Vec<PushRecord> = c
-        .pushes_since(&c.alice_tokens(), c.started_ms)
+        .pushes_after(&c.alice_tokens(), c.start_seq)
         .into_iter()
         .filter(|r| String::from_utf8_lossy(&r.payload).contains(&text))
         .collect();
@@ -419,17 +393,7 @@ async fn no_push_to_tokens(w: &mut BenchWorld, d: String) -> Result<(), StepErro
     let d = parse_dur(&d)?;
     let c = xcast(w).await?;
     let got = pushes_in_window(c, &c.alice_tokens(), d, |_| true).await;
-    match got.first() {
-        None => Ok(()),
-        Some(r) => Err(StepError::fail_with_message(
-            format!(
-                "expected no push to Alice's tokens within {d:?}; got {}: {}",
-                got.len(),
-                summaries(&got)
-            ),
-            r.payload.clone(),
-        )),
-    }
+    none_of(&got, "push to Alice's tokens", d)
 }
 
 /// "the gateway sends no VoIP push to Alice within D" in an XMPP scenario: no VoIP push to any
@@ -438,21 +402,11 @@ pub async fn no_voip_push(w: &mut BenchWorld, d: Duration) -> Result<(), StepErr
     let c = xcast(w).await?;
     tokio::time::sleep(d).await;
     let got: Vec<PushRecord> = c
-        .pushes_since(&c.alice_tokens(), c.started_ms)
+        .pushes_after(&c.alice_tokens(), c.start_seq)
         .into_iter()
-        .filter(is_voip_push)
+        .filter(PushRecord::is_voip)
         .collect();
-    match got.first() {
-        None => Ok(()),
-        Some(r) => Err(StepError::fail_with_message(
-            format!(
-                "expected no VoIP push to Alice; mock APNs got {}: {}",
-                got.len(),
-                summaries(&got)
-            ),
-            r.payload.clone(),
-        )),
-    }
+    none_of(&got, "VoIP push to Alice", d)
 }
 
 // ---- Then: the app server -------------------------------------------------------------------
@@ -464,7 +418,7 @@ async fn publish_error(w: &mut BenchWorld, d: String) -> Result<(), StepError> {
     let d = parse_dur(&d)?;
     let c = xcast(w).await?;
     let node = c.device(DeviceKind::Iphone)?.node.clone();
-    let (since, last) = (mark_instant(c), c.last_move.clone());
+    let (since, last) = (c.mark_at, c.last_move.clone());
     let first = c
         .outcome_for(&node, since, Instant::now() + d, |o| last.caused(o))
         .await;
@@ -505,7 +459,7 @@ async fn rings_for_call(w: &mut BenchWorld, d: String) -> Result<(), StepError> 
     let d = parse_dur(&d)?;
     let c = xcast(w).await?;
     let id = c.call()?.id.clone();
-    let origin = mark_instant(c);
+    let origin = c.mark_at;
     let dev = c.device(DeviceKind::Iphone)?;
     let p = dev.phone()?;
     p.wait_until(

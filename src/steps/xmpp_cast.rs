@@ -17,15 +17,14 @@
 //! do, before the phone is back on XMPP.
 
 use super::cast::{now_ms, random_token, shared_apns};
-use super::device::{delivered, DeviceKind, DeviceLog, Event};
+use super::device::{feed_deliveries, DeviceKind, DeviceLog};
+use super::lock;
 use crate::target::{Target, XmppAccount};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
-use futures::{FutureExt as _, StreamExt as _};
+use futures::FutureExt as _;
 use mock_apns::{DeviceSpec as ApnsDevice, DeviceState, Environment, MockApns, PushRecord};
-use phone::{
-    Action, DriverConfig, Input, Iphone, IphoneConfig, PhoneHandle, PushPayload, WallClock,
-};
+use phone::{Action, DriverConfig, Input, Iphone, IphoneConfig, PhoneHandle, WallClock};
 use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment as ClientEnv};
 use ref_gateway::app_server::xmpp_peer::forms::DataForm;
 use ref_gateway::app_server::xmpp_peer::message::Message;
@@ -86,20 +85,10 @@ fn app_server_setup() -> Result<AppServerSetup, StepError> {
         return Ok(s);
     }
     let mut faults = AppFaults::none();
-    if let Ok(list) = std::env::var("PUSHBENCH_APP_FAULTS") {
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            faults.insert(AppFault::from_name(name).ok_or_else(|| {
-                StepError::inconclusive(format!(
-                    "PUSHBENCH_APP_FAULTS names an unknown fault {name:?}"
-                ))
-            })?);
-        }
+    for f in super::faults_from_env("PUSHBENCH_APP_FAULTS", AppFault::from_name)? {
+        faults.insert(f);
     }
     Ok(AppServerSetup { faults })
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An XMPP error as a step error. Bytes the server sent that are not XMPP, or a stanza that is
@@ -223,8 +212,8 @@ pub struct XCall {
 pub struct XmppCast {
     /// The scenario's number in this process (part of nodes and resources).
     pub number: u64,
-    /// When the cast was set up (Unix ms).
-    pub started_ms: u64,
+    /// The mock APNs' push-log position when the cast was set up.
+    pub start_seq: u64,
     /// The XMPP domain.
     pub domain: String,
     /// The app's bundle id.
@@ -250,8 +239,11 @@ pub struct XmppCast {
     pub devices: BTreeMap<DeviceKind, XDevice>,
     /// Bob's latest call.
     pub call: Option<XCall>,
-    /// When Bob last did something (Unix ms): the window of push checks starts there.
-    pub mark_ms: u64,
+    /// When Bob (or Alice's desktop) last did something: the app server's publishes are looked
+    /// for from there.
+    pub mark_at: Instant,
+    /// The push-log position just before it: the window of push checks starts after it.
+    pub mark_seq: u64,
     /// What that was.
     pub last_move: Move,
     /// The push the latest "exactly one … push" step found.
@@ -424,9 +416,10 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         }
         .boxed()
     });
+    let start_seq = apns.push_seq();
     let c = XmppCast {
         number,
-        started_ms: now_ms(),
+        start_seq,
         domain: xmpp.domain.clone(),
         bundle: apns.credentials().bundle_id().to_owned(),
         env: match target.apns.environment {
@@ -443,7 +436,8 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         bob,
         devices: BTreeMap::new(),
         call: None,
-        mark_ms: now_ms(),
+        mark_at: Instant::now(),
+        mark_seq: start_seq,
         last_move: Move::Nothing,
         push: None,
         back_online: None,
@@ -522,12 +516,14 @@ impl XmppCast {
         format!("{}.voip", self.bundle)
     }
 
-    /// Every request mock-apns received for these tokens since `since_ms`.
-    pub fn pushes_since(&self, tokens: &[String], since_ms: u64) -> Vec<PushRecord> {
+    /// Every request mock-apns received for these tokens after push-log position `seq` (and in
+    /// this scenario).
+    pub fn pushes_after(&self, tokens: &[String], seq: u64) -> Vec<PushRecord> {
+        let after = seq.max(self.start_seq);
         self.apns
             .push_log()
             .into_iter()
-            .filter(|r| r.time_ms + 1 >= since_ms.max(self.started_ms))
+            .filter(|r| r.seq > after)
             .filter(|r| {
                 r.token
                     .as_deref()
@@ -540,7 +536,8 @@ impl XmppCast {
     pub fn mark(&mut self, what: Move) {
         // What the app server handled so far is before the mark.
         self.take_outcomes();
-        self.mark_ms = now_ms();
+        self.mark_at = Instant::now();
+        self.mark_seq = self.apns.push_seq();
         self.last_move = what;
     }
 
@@ -707,23 +704,11 @@ impl XmppCast {
         });
         device.tasks.push(t.abort_handle());
         for token in device.tokens() {
-            let mut stream = self.apns.deliveries(&token);
-            let (log, phone) = (device.log.clone(), handle.clone());
-            let t = tokio::spawn(async move {
-                while let Some(d) = stream.next().await {
-                    let push = delivered(&d);
-                    let parsed = PushPayload::parse(&push.payload).ok();
-                    log.push(Event::Push {
-                        token: token.clone(),
-                        push_type: push.push_type.to_string(),
-                        kind: parsed.as_ref().map(|p| p.kind),
-                        call_id: parsed.and_then(|p| p.call_id),
-                        stored: d.stored,
-                    });
-                    phone.send(Input::Push(push));
-                }
+            let phone = handle.clone();
+            let t = feed_deliveries(&self.apns, token, device.log.clone(), move |input| {
+                phone.send(input);
             });
-            device.tasks.push(t.abort_handle());
+            device.tasks.push(t);
         }
         device.phone = Some(handle);
     }
@@ -955,12 +940,6 @@ pub fn alice_phone(w: &BenchWorld, kind: DeviceKind) -> Result<Option<AlicePhone
             .filter(|_| kind == DeviceKind::Iphone)
             .or(d.reconnected.as_ref().map(|r| r.at)),
     }))
-}
-
-/// Is this a VoIP push (type `voip`)?
-pub fn is_voip_push(r: &PushRecord) -> bool {
-    r.header("apns-push-type")
-        .is_some_and(|v| v.eq_ignore_ascii_case("voip"))
 }
 
 /// Sets the state of every token of a device at mock-apns.

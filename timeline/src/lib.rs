@@ -148,6 +148,12 @@ impl Timeline {
         self.inner.origin.elapsed()
     }
 
+    /// The offset an event recorded at `t` has (zero for a moment before the origin): compares
+    /// an `Instant` a party noted with [`Event::at`].
+    pub fn offset_of(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.inner.origin)
+    }
+
     /// Wall-clock time of the timeline's origin (event times are offsets from it).
     pub fn origin_wall(&self) -> SystemTime {
         self.inner.origin_wall
@@ -263,6 +269,17 @@ mod tests {
         assert_eq!(seqs, vec![0, 1, 2]);
         assert_eq!(t.events()[1].party, "mock-apns");
         assert_eq!(t.events_since(2).len(), 1);
+    }
+
+    #[test]
+    fn an_instant_maps_to_the_offset_its_events_get() {
+        let before = Instant::now();
+        let t = Timeline::new();
+        let mark = Instant::now();
+        t.recorder("bob", Protocol::Sip)
+            .sent("gw", "udp", "x", Bytes::new());
+        assert_eq!(t.offset_of(before), Duration::ZERO);
+        assert!(t.offset_of(mark) <= t.events()[0].at);
     }
 
     #[test]

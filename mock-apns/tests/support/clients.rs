@@ -202,13 +202,7 @@ pub fn nghttp(
     request: &PushRequest,
 ) -> PushResponse {
     let out = nghttp_verbose(server, env, auth, request);
-    assert!(
-        out.status.success(),
-        "nghttp failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    out.assert_success("nghttp");
     parse_nghttp(&out.stdout)
 }
 

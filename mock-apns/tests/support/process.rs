@@ -14,6 +14,20 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Output {
+    /// Panics, with everything the program printed, unless it succeeded.
+    #[track_caller]
+    pub fn assert_success(&self, what: &str) {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\n{}\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 /// The full path of `name` on PATH, or a panic telling how to install it. Never a skip.
 pub fn require_program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -76,13 +90,7 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
 pub fn run_ok(cmd: &mut Command, limit: Duration) -> Output {
     let shown = format!("{cmd:?}");
     let out = run(cmd, None, limit);
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    out.assert_success(&shown);
     out
 }
 

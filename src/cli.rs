@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// Write the HTML report here.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// How many scenarios run at once (default 64).
+    /// How many scenarios run at once (default 64; 1 when the target has a before_scenario command).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Deadline of the whole run, in seconds.

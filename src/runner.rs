@@ -459,7 +459,15 @@ async fn execute(
         });
     // Scenarios of a target cleaned before each one share its accounts: one at a time.
     let concurrency = match target.commands.before_scenario {
-        Some(_) => Some(1),
+        Some(_) => {
+            if opts.concurrency.is_some_and(|n| n > 1) {
+                eprintln!(
+                    "pushbench: the target has a before_scenario command, so its scenarios share \
+                     its accounts and run one at a time (--concurrency ignored)"
+                );
+            }
+            Some(1)
+        }
         None => opts.concurrency,
     };
     if let Some(n) = concurrency {

@@ -52,11 +52,16 @@ pub enum Fault {
     /// go to the `remote` (alert) token instead of the `voip` one.
     #[serde(rename = "first-prid-token")]
     FirstPridToken,
+    /// A REGISTER that refreshes a binding the AoR already has (same pn-* parameters) is
+    /// accepted without a digest challenge, like a registrar that authenticates new contacts
+    /// only: the woken iPhone is never challenged.
+    #[serde(rename = "trust-refresh")]
+    TrustRefresh,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -70,6 +75,7 @@ impl Fault {
         Fault::PushAfterCancel,
         Fault::StaleBindings,
         Fault::FirstPridToken,
+        Fault::TrustRefresh,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -88,6 +94,7 @@ impl Fault {
             Fault::PushAfterCancel => "push-after-cancel",
             Fault::StaleBindings => "stale-bindings",
             Fault::FirstPridToken => "first-prid-token",
+            Fault::TrustRefresh => "trust-refresh",
         }
     }
 
@@ -136,6 +143,7 @@ impl Fault {
             Fault::PushAfterCancel => vec!["SIP-C1"],
             Fault::StaleBindings => vec!["SIP-E5"],
             Fault::FirstPridToken => vec!["SIP-A12"],
+            Fault::TrustRefresh => vec!["SIP-B4"],
         };
         ids.sort_unstable();
         ids

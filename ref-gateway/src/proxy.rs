@@ -455,15 +455,7 @@ impl Proxy {
     fn fail_waiting_for(&mut self, req: &Message) {
         let Ok(to) = req.to() else { return };
         let aor = aor_key(&to.uri);
-        let pns: Vec<_> = req
-            .contacts()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| {
-                c.addr()
-                    .and_then(|a| sip_peer::PushParams::from_uri(&a.uri))
-            })
-            .collect();
+        let pns = push_params_of(req);
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
             let Some(call) = self.calls.get_mut(&id) else {
@@ -478,10 +470,31 @@ impl Proxy {
         }
     }
 
+    /// Fault `trust-refresh`: whether `req` refreshes a binding `user` already has (same pn-*
+    /// parameters), which that fault accepts without a challenge.
+    fn trusted_refresh(&mut self, user: &str, req: &Message) -> bool {
+        if !self.faults.has(Fault::TrustRefresh) {
+            return false;
+        }
+        let pns = push_params_of(req);
+        let refresh = self
+            .registrar
+            .lookup(user, Instant::now())
+            .iter()
+            .any(|b| b.push.as_ref().is_some_and(|p| pns.contains(p)));
+        if refresh {
+            self.recorder.note(
+                "fault trust-refresh: a REGISTER refreshing a known binding is accepted without a challenge",
+            );
+        }
+        refresh
+    }
+
     fn on_register(&mut self, flow: Flow, req: Message) {
         let Ok(to) = req.to() else { return };
         let user = aor_key(&to.uri);
-        if let Some(account) = self.account(&user).cloned() {
+        let account = self.account(&user).cloned();
+        if let Some(account) = account.filter(|_| !self.trusted_refresh(&user, &req)) {
             match self.authorized(&req, &account) {
                 None => return self.challenge(&req, &flow),
                 Some(false) => {
@@ -1317,4 +1330,16 @@ impl Proxy {
         }
         self.maybe_finish(id);
     }
+}
+
+/// The pn-* parameters of the Contacts of `req` (RFC 8599 §4.1), one per push-capable Contact.
+fn push_params_of(req: &Message) -> Vec<sip_peer::PushParams> {
+    req.contacts()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            c.addr()
+                .and_then(|a| sip_peer::PushParams::from_uri(&a.uri))
+        })
+        .collect()
 }

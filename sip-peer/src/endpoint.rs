@@ -1134,7 +1134,7 @@ impl Core {
             return Err(e);
         }
         let core = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let t = core.cfg.timers;
             let reliable = core.cfg.transport.is_stream();
             let is_invite = cseq.method == "INVITE";
@@ -1213,6 +1213,11 @@ impl Core {
             }
             lock(&core.client_txns).remove(&key);
         });
+        // The transaction dies with its endpoint: a torn-down party must not go on retransmitting
+        // (an INVITE would otherwise reach the gateway until Timer B, 32 s later).
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
         Ok(())
     }
 

@@ -306,8 +306,8 @@ async fn invite_retransmits_with_doubling_intervals_until_timer_b() {
     assert!(Message::parse(&buf[..n]).unwrap().method() == Some("INVITE"));
 }
 
-#[tokio::test]
-async fn non_invite_retransmissions_cap_at_t2_until_timer_f() {
+/// A caller with fast timers (T1 20 ms, T2 80 ms) sending to a UDP socket that never answers.
+async fn fast_caller_to_silence() -> (UdpSocket, Timeline, Caller) {
     let silent = UdpSocket::bind(v4()).await.unwrap();
     let t = Timeline::new();
     let mut cfg = EndpointConfig::udp(v4());
@@ -327,6 +327,36 @@ async fn non_invite_retransmissions_cap_at_t2_until_timer_f() {
     )
     .await
     .unwrap();
+    (silent, t, caller)
+}
+
+#[tokio::test]
+async fn a_dropped_caller_stops_retransmitting_its_invite() {
+    let (silent, _t, caller) = fast_caller_to_silence().await;
+    let call = caller.invite("sip:alice@127.0.0.1").unwrap();
+    let mut buf = [0u8; 4096];
+    for _ in 0..2 {
+        // The first send and one retransmission: the transaction is running.
+        let (n, _) = tokio::time::timeout(D, silent.recv_from(&mut buf))
+            .await
+            .expect("INVITE sent")
+            .unwrap();
+        assert_eq!(Message::parse(&buf[..n]).unwrap().method(), Some("INVITE"));
+    }
+    drop(call);
+    drop(caller);
+    // Retransmissions would come 80, 160, 320 ms later; Timer B only after 64·T1 = 1.28 s.
+    let late = tokio::time::timeout(Duration::from_millis(700), silent.recv_from(&mut buf)).await;
+    assert!(
+        late.is_err(),
+        "a torn-down caller retransmitted: {}",
+        String::from_utf8_lossy(&buf[..late.unwrap().unwrap().0])
+    );
+}
+
+#[tokio::test]
+async fn non_invite_retransmissions_cap_at_t2_until_timer_f() {
+    let (_silent, t, caller) = fast_caller_to_silence().await;
     let err = caller.options("sip:alice@127.0.0.1", D).await.unwrap_err();
     assert!(
         matches!(err, SipError::TransactionTimeout { timer: 'F', .. }),

@@ -22,7 +22,6 @@ use sip_peer::{Call, Caller, CallerConfig, EndpointConfig, SipUri, TlsConfig};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timeline::Protocol;
@@ -103,8 +102,6 @@ static APNS_RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|
 /// The mock APNs instances of this process, by (listen address, environment, credentials).
 static APNS: LazyLock<tokio::sync::Mutex<HashMap<String, Arc<MockApns>>>> =
     LazyLock::new(Default::default);
-
-static SCENARIO_NUMBER: AtomicU64 = AtomicU64::new(1);
 
 /// The mock APNs for `target` (started on first use).
 pub async fn shared_apns(target: &Target) -> Result<Arc<MockApns>, StepError> {
@@ -551,7 +548,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
         .clone()
         .ok_or_else(|| StepError::inconclusive("the target has no [sip] section"))?;
     let apns = shared_apns(&target).await?;
-    let number = SCENARIO_NUMBER.fetch_add(1, Ordering::Relaxed);
+    let number = super::next_scenario_number();
     let environment = match target.apns.environment {
         ApnsEnvironment::Sandbox => Environment::Sandbox,
         ApnsEnvironment::Production => Environment::Production,

@@ -118,6 +118,13 @@ pub(crate) fn none_of(got: &[PushRecord], what: &str, d: Duration) -> Result<(),
     }
 }
 
+/// A number unique to each scenario of this process (SIP and XMPP alike): it keeps the users,
+/// tokens and ports of concurrent scenarios apart.
+pub(crate) fn next_scenario_number() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A std mutex's guard, poisoned or not (a panicking step must not wedge the others).
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

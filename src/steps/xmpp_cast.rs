@@ -38,7 +38,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use timeline::{Protocol, Timeline};
@@ -59,8 +58,6 @@ const HIBERNATION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// One XMPP scenario at a time (see the module doc).
 static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Default::default);
-
-static SCENARIO_NUMBER: AtomicU64 = AtomicU64::new(1);
 
 /// How the bench's in-process app server is configured for the runs started on this thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -362,7 +359,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         )
     })?;
     let turn = TURN.clone().lock_owned().await;
-    let number = SCENARIO_NUMBER.fetch_add(1, Ordering::Relaxed);
+    let number = super::next_scenario_number();
     // The app server is in-process: it uses the mock APNs' own (temporary) credentials.
     let mut apns_target = target.clone();
     apns_target.apns.credentials_dir = PathBuf::new();

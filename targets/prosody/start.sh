@@ -12,15 +12,9 @@ command -v prosody >/dev/null || { echo "prosody is not installed (scripts/insta
 [ -d /usr/lib/prosody/modules/mod_cloud_notify ] || { echo "prosody-modules (mod_cloud_notify) is not installed" >&2; exit 1; }
 if [ -f "$dir/prosody.pid" ]; then kill "$(cat "$dir/prosody.pid")" 2>/dev/null || true; fi
 rm -rf "$dir"
-mkdir -p "$dir/data" "$dir/modules" "$dir/certs"
+mkdir -p "$dir/data" "$dir/modules"
 cp "$here/mod_cloud_notify_jmi.lua" "$dir/modules/"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=pushbench Prosody CA" \
-  -keyout "$dir/certs/ca.key" -out "$dir/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$dir/certs/localhost.key" -out "$dir/certs/localhost.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,DNS:push.localhost\n' > "$dir/certs/san.ext"
-openssl x509 -req -in "$dir/certs/localhost.csr" -CA "$dir/ca.pem" -CAkey "$dir/certs/ca.key" \
-  -CAcreateserial -days 2 -extfile "$dir/certs/san.ext" -out "$dir/certs/localhost.crt" 2>/dev/null
+"$here/../loopback-tls.sh" "$dir" "pushbench Prosody CA"
 sed -e "s|@@DIR@@|$dir|g" -e "s|@@C2S_PORT@@|15222|" -e "s|@@COMPONENT_PORT@@|15347|" \
     -e "s|@@PASSWORD_HASH@@|SHA-1|" -e "s|@@HIBERNATION@@|60|g" -e "s|@@COMPONENT_SECRET@@|pushbench-component|" \
     "$here/prosody.cfg.lua.in" > "$dir/prosody.cfg.lua"

@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   sip-tester                # SIPp (built without TLS)
   kamailio kamailio-tls-modules kamailio-extra-modules kamailio-utils-modules
   prosody prosody-modules lua-sec
+  ejabberd                  # 23.01: the second XMPP target (targets/ejabberd.toml)
   baresip-core
 )
 PYTHON_PACKAGES=(aioapns)
@@ -29,6 +30,14 @@ fi
 for svc in kamailio prosody; do
   pkill -x "$svc" 2>/dev/null || true
 done
+# The packaged ejabberd runs as the ejabberd user (beam.smp + its epmd, which holds port 4369);
+# without systemd the init script may or may not have started it. Stop both by that user only:
+# targets/ejabberd/start.sh runs its own node without epmd.
+if id ejabberd >/dev/null 2>&1; then
+  service ejabberd stop >/dev/null 2>&1 || true
+  pkill -u ejabberd -x beam.smp 2>/dev/null || true
+  pkill -u ejabberd -x epmd 2>/dev/null || true
+fi
 
 PY=${PYTHON:-python3}
 for p in "${PYTHON_PACKAGES[@]}"; do

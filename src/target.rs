@@ -222,9 +222,14 @@ pub struct XmppSection {
     /// in: STARTTLS is always required.
     pub tls_ca_file: Option<PathBuf>,
     /// The server's log, relative to the target file. When given, "… its XMPP session hibernates"
-    /// waits (5 s at most) for the server to log one more `Session going into hibernation` line
-    /// (Prosody's wording); without it the step waits `hibernation_confirm_ms`.
+    /// waits (5 s at most) for the server to log one more line containing
+    /// `hibernation_log_line`; without it the step waits `hibernation_confirm_ms`.
     pub log_file: Option<PathBuf>,
+    /// What the server's log says when it keeps a dropped session for XEP-0198 resumption (a
+    /// substring of the line). Default: Prosody's `Session going into hibernation`; ejabberd
+    /// says `seconds for stream resumption`.
+    #[serde(default = "default_hibernation_log_line")]
+    pub hibernation_log_line: String,
     /// How long after the phone's connection closed the server is taken to have hibernated the
     /// session, when there is no `log_file` to confirm it (default 1000).
     #[serde(
@@ -237,6 +242,13 @@ pub struct XmppSection {
 
 fn default_hibernation_confirm() -> Duration {
     Duration::from_secs(1)
+}
+
+/// Prosody's log line for a session kept for resumption (`[xmpp] hibernation_log_line` default).
+pub const PROSODY_HIBERNATION_LINE: &str = "Session going into hibernation";
+
+fn default_hibernation_log_line() -> String {
+    PROSODY_HIBERNATION_LINE.to_owned()
 }
 
 /// `[xmpp.component]`.
@@ -692,6 +704,7 @@ impl Target {
                     non_empty(key, &p.to_string_lossy())?;
                 }
             }
+            non_empty("xmpp.hibernation_log_line", &xmpp.hibernation_log_line)?;
             if xmpp.hibernation_confirm.is_zero() {
                 return Err(TargetError::ZeroTimer {
                     key: "xmpp.hibernation_confirm_ms".into(),
@@ -997,11 +1010,13 @@ timeout_ms = 1000
         let ca = x.tls_ca_file.as_ref().unwrap();
         assert!(ca.is_absolute() && ca.ends_with("example-credentials/xmpp-ca.pem"));
         assert_eq!(x.hibernation_confirm, Duration::from_secs(1));
+        assert_eq!(x.hibernation_log_line, PROSODY_HIBERNATION_LINE);
         let example = std::fs::read_to_string(&path).unwrap();
         let from = "hibernation_confirm_ms = 1000";
         let with_log = example.replacen(
             from,
-            "log_file = \"/var/log/prosody/prosody.log\"\nhibernation_confirm_ms = 250",
+            "log_file = \"/var/log/prosody/prosody.log\"\nhibernation_confirm_ms = 250\n\
+             hibernation_log_line = \"seconds for stream resumption\"",
             1,
         );
         let mut t = Target::from_toml_str(&with_log).unwrap();
@@ -1012,10 +1027,15 @@ timeout_ms = 1000
             Some(Path::new("/var/log/prosody/prosody.log"))
         );
         assert_eq!(x.hibernation_confirm, Duration::from_millis(250));
+        assert_eq!(x.hibernation_log_line, "seconds for stream resumption");
         for (to, key) in [
             ("tls_ca_file = \"\"", "xmpp.tls_ca_file"),
             ("hibernation_confirm_ms = 0", "xmpp.hibernation_confirm_ms"),
             ("tls_ca_file = 7", "xmpp.tls_ca_file"),
+            (
+                "hibernation_log_line = \" \"\nhibernation_confirm_ms = 1000",
+                "xmpp.hibernation_log_line",
+            ),
         ] {
             let bad = example
                 .replacen("tls_ca_file = \"example-credentials/xmpp-ca.pem\"", "", 1)

@@ -13,8 +13,7 @@
 
 use super::device::DeviceKind;
 use super::xmpp_cast::{
-    confirm_hibernation, hibernation_lines, peer_error, set_tokens, xcast, Move, XCall, XmppCast,
-    XMPP_STEP,
+    confirm_hibernation, peer_error, set_tokens, xcast, Move, XCall, XmppCast, XMPP_STEP,
 };
 use super::{none_of, parse_dur, summaries, unquote};
 use crate::verdict::StepError;
@@ -51,9 +50,10 @@ async fn enabled_push(w: &mut BenchWorld, device: String) -> Result<(), StepErro
 async fn hibernates(w: &mut BenchWorld, device: String) -> Result<(), StepError> {
     let kind = device_kind(&device)?;
     let c = xcast(w).await?;
-    let before = c.log_file.as_deref().map(hibernation_lines).unwrap_or(0);
+    let log = c.hibernation_log();
+    let before = log.map(|l| l.count()).unwrap_or(0);
     c.device(kind)?.sleep(SleepMode::Close).await?;
-    confirm_hibernation(c.log_file.as_deref(), before, c.hibernation_confirm).await
+    confirm_hibernation(log, before, c.hibernation_confirm).await
 }
 
 #[given("Alice's iPhone goes into flight mode")]

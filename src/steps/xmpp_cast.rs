@@ -50,9 +50,6 @@ pub const XMPP_CAST: &str = "xmpp-cast";
 /// Each login step, IQ and reconnect of the bench's own XMPP clients.
 pub const XMPP_STEP: Duration = Duration::from_secs(5);
 
-/// What Prosody logs when a session goes into XEP-0198 hibernation.
-pub const HIBERNATION_LINE: &str = "Session going into hibernation";
-
 /// How long the server may take to log the hibernation.
 const HIBERNATION_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -249,6 +246,9 @@ pub struct XmppCast {
     pub back_online: Option<Instant>,
     /// The server's log, to confirm hibernation.
     pub log_file: Option<PathBuf>,
+    /// What that log says when the server keeps a session for resumption (`[xmpp]
+    /// hibernation_log_line`).
+    pub hibernation_line: String,
     /// Otherwise, how long hibernation takes.
     pub hibernation_confirm: Duration,
     /// The timeline.
@@ -439,6 +439,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         push: None,
         back_online: None,
         log_file: xmpp.log_file.clone(),
+        hibernation_line: xmpp.hibernation_log_line.clone(),
         hibernation_confirm: xmpp.hibernation_confirm,
         timeline: w.timeline.clone(),
         _turn: turn,
@@ -874,42 +875,66 @@ impl XDevice {
     }
 }
 
-/// Confirms that the server hibernated a session that just dropped: one more
-/// [`HIBERNATION_LINE`] in `log_file` than `before` (within 5 s), or `confirm` elapsed.
-pub async fn confirm_hibernation(
-    log_file: Option<&Path>,
-    before: usize,
-    confirm: Duration,
-) -> Result<(), StepError> {
-    let Some(path) = log_file else {
-        tokio::time::sleep(confirm).await;
-        return Ok(());
-    };
-    more_lines(path, before, HIBERNATION_DEADLINE).await
+/// The server's log and what it says when it keeps a dropped session for resumption
+/// (`[xmpp] log_file` and `hibernation_log_line`).
+#[derive(Clone, Copy, Debug)]
+pub struct HibernationLog<'a> {
+    /// The log file.
+    pub path: &'a Path,
+    /// The substring of the line (Prosody: `Session going into hibernation`, ejabberd:
+    /// `seconds for stream resumption`).
+    pub line: &'a str,
 }
 
-/// Waits until `path` holds more than `before` [`HIBERNATION_LINE`]s, at most `within`.
-async fn more_lines(path: &Path, before: usize, within: Duration) -> Result<(), StepError> {
-    let deadline = Instant::now() + within;
-    loop {
-        if hibernation_lines(path) > before {
-            return Ok(());
+impl HibernationLog<'_> {
+    /// How many times the server logged the line so far (0 without a readable log).
+    pub fn count(&self) -> usize {
+        std::fs::read_to_string(self.path)
+            .map(|t| t.matches(self.line).count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the log holds more than `before` of the line, at most `within`.
+    async fn more_than(&self, before: usize, within: Duration) -> Result<(), StepError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.count() > before {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::inconclusive(format!(
+                    "the server never logged {:?} in {} within {within:?}",
+                    self.line,
+                    self.path.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() >= deadline {
-            return Err(StepError::inconclusive(format!(
-                "the server never logged {HIBERNATION_LINE:?} in {} within {within:?}",
-                path.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// How many times the server logged [`HIBERNATION_LINE`].
-pub fn hibernation_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|t| t.matches(HIBERNATION_LINE).count())
-        .unwrap_or(0)
+impl XmppCast {
+    /// The server's log, when the target names one.
+    pub fn hibernation_log(&self) -> Option<HibernationLog<'_>> {
+        self.log_file.as_deref().map(|path| HibernationLog {
+            path,
+            line: &self.hibernation_line,
+        })
+    }
+}
+
+/// Confirms that the server hibernated a session that just dropped: one more hibernation line in
+/// its log than `before` (within 5 s), or, without a log, `confirm` elapsed.
+pub async fn confirm_hibernation(
+    log: Option<HibernationLog<'_>>,
+    before: usize,
+    confirm: Duration,
+) -> Result<(), StepError> {
+    let Some(log) = log else {
+        tokio::time::sleep(confirm).await;
+        return Ok(());
+    };
+    log.more_than(before, HIBERNATION_DEADLINE).await
 }
 
 /// What the shared iPhone steps need from an XMPP scenario.
@@ -996,26 +1021,56 @@ mod tests {
 
     #[tokio::test]
     async fn hibernation_is_confirmed_by_one_more_log_line_or_is_inconclusive() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        writeln!(f, "c2s1 debug {HIBERNATION_LINE} (old)").unwrap();
-        let before = hibernation_lines(f.path());
-        assert_eq!(before, 1);
-        let err = more_lines(f.path(), before, Duration::from_millis(120))
-            .await
-            .unwrap_err();
-        assert_eq!(err.verdict(), Verdict::Inconclusive);
-        assert!(err.to_string().contains(HIBERNATION_LINE), "{err}");
-        let path = f.path().to_owned();
-        let writer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(60)).await;
-            writeln!(f, "c2s2 info {HIBERNATION_LINE} (new)").unwrap();
-            f
-        });
-        more_lines(&path, before, Duration::from_secs(5))
-            .await
-            .unwrap();
-        drop(writer.await.unwrap());
-        assert_eq!(hibernation_lines(Path::new("/nonexistent/prosody.log")), 0);
+        // Prosody's wording (the default) and ejabberd 23.01's (mod_stream_mgmt).
+        let prosody = crate::target::PROSODY_HIBERNATION_LINE;
+        let ejabberd = "seconds for stream resumption";
+        for (line, old, new) in [
+            (
+                prosody,
+                format!("c2s1 debug {prosody} (old)"),
+                format!("c2s2 info {prosody} (new)"),
+            ),
+            (
+                ejabberd,
+                "[info] <0.61.0>@mod_stream_mgmt:transition_to_pending/2:459 (tls|<0.60.0>) \
+                 Closing c2s connection for alice@localhost/a: Connection closed; \
+                 waiting 60 seconds for stream resumption"
+                    .to_owned(),
+                "[info] <0.71.0>@mod_stream_mgmt:transition_to_pending/2:459 (tls|<0.70.0>) \
+                 Closing c2s connection for alice@localhost/b: Connection reset by peer; \
+                 waiting 60 seconds for stream resumption"
+                    .to_owned(),
+            ),
+        ] {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            writeln!(f, "{old}").unwrap();
+            // The other server's wording is not counted.
+            writeln!(f, "{}", if line == prosody { ejabberd } else { prosody }).unwrap();
+            let path = f.path().to_owned();
+            let log = HibernationLog { path: &path, line };
+            let before = log.count();
+            assert_eq!(before, 1, "{line}");
+            let err = log
+                .more_than(before, Duration::from_millis(120))
+                .await
+                .unwrap_err();
+            assert_eq!(err.verdict(), Verdict::Inconclusive);
+            assert!(err.to_string().contains(line), "{err}");
+            let writer = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                writeln!(f, "{new}").unwrap();
+                f
+            });
+            confirm_hibernation(Some(log), before, Duration::from_secs(60))
+                .await
+                .unwrap();
+            drop(writer.await.unwrap());
+        }
+        let missing = HibernationLog {
+            path: Path::new("/nonexistent/prosody.log"),
+            line: prosody,
+        };
+        assert_eq!(missing.count(), 0);
         // Without a log file the configured time is waited.
         let t0 = Instant::now();
         confirm_hibernation(None, 0, Duration::from_millis(30))

@@ -1,19 +1,22 @@
-//! `features/xmpp` through the runner against `targets/prosody.toml` (real Prosody 0.12 +
-//! mod_cloud_notify, started and stopped by the target's commands, once per run; the bench's
-//! in-process app server connects as the target's component), as `pushbench run --target
-//! targets/prosody.toml features/xmpp` does:
+//! `features/xmpp` through the runner against the real XMPP targets, started and stopped by the
+//! targets' commands, once per run (the bench's in-process app server connects as the target's
+//! component), as `pushbench run --target targets/<target>.toml features/xmpp` does:
+//! `targets/prosody.toml` (Prosody 0.12 + mod_cloud_notify) and `targets/ejabberd.toml`
+//! (ejabberd 23.01 + mod_push).
 //!
 //! - with the correct app server, every XMPP id passes except those the target's expected-failures
-//!   file (`targets/prosody-expected.toml`) lists, which must fail (xfail), and the run passes;
-//! - the XMPP fault matrix (REQUIREMENTS.md § "XMPP fault matrix"): with one `AppFault` switched
-//!   on, the ids that fail are exactly `AppFault::breaks` plus the target's expected failures (an
-//!   id Prosody already fails cannot show the fault: the rule is a union). Printed with
-//!   `-- --nocapture`.
+//!   file (`targets/prosody-expected.toml`, `targets/ejabberd-expected.toml`) lists, which must
+//!   fail (xfail), and the run passes;
+//! - the XMPP fault matrix (REQUIREMENTS.md § "XMPP fault matrix"), against Prosody: with one
+//!   `AppFault` switched on, the ids that fail are exactly `AppFault::breaks` plus the target's
+//!   expected failures (an id Prosody already fails cannot show the fault: the rule is a union).
+//!   Printed with `-- --nocapture`.
 //!
 //! - the reconnect checks can fail: `tests/xmpp-fixtures/must-fail.feature` asks a correct
-//!   server for a live call to be gone and for a message Bob never sent; both must fail.
+//!   server (Prosody) for a live call to be gone and for a message Bob never sent; both must fail.
 //!
-//! The tests use the target's fixed ports, so they take turns ([`PROSODY`]).
+//! The tests use the targets' fixed ports and the process-wide XMPP turn, so they take turns
+//! ([`TARGET`]).
 
 use pushbench::expected::ExpectedFailures;
 use pushbench::report::RunReport;
@@ -27,20 +30,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// One Prosody target at a time in this binary.
-static PROSODY: Mutex<()> = Mutex::new(());
+/// One XMPP target at a time in this binary.
+static TARGET: Mutex<()> = Mutex::new(());
+
+/// Prosody 0.12 + mod_cloud_notify.
+const PROSODY: &str = "targets/prosody.toml";
+/// ejabberd 23.01 + mod_push.
+const EJABBERD: &str = "targets/ejabberd.toml";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn target_file() -> PathBuf {
-    root().join("targets/prosody.toml")
-}
-
 /// The requirement ids the target's expected-failures file lists.
-fn expected_ids() -> BTreeSet<String> {
-    let t = Target::load(&target_file()).expect("targets/prosody.toml loads");
+fn expected_ids(target: &str) -> BTreeSet<String> {
+    let t = Target::load(&root().join(target)).expect("the target file loads");
     let path = t
         .expected_failures
         .expect("the target names its expected failures");
@@ -59,24 +63,25 @@ struct Run {
     took: Duration,
 }
 
-/// One run of features/xmpp against the Prosody target with these app-server faults.
-fn run(faults: AppFaults) -> Run {
-    run_features(faults, root().join("features/xmpp"))
+/// One run of features/xmpp against `target` with these app-server faults.
+fn run(target: &str, faults: AppFaults) -> Run {
+    run_features(target, faults, root().join("features/xmpp"))
 }
 
-/// One run of `features` against the Prosody target with these app-server faults.
-fn run_features(faults: AppFaults, features: PathBuf) -> Run {
-    let _turn = PROSODY.lock().unwrap_or_else(|e| e.into_inner());
+/// One run of `features` against `target` with these app-server faults.
+fn run_features(target: &str, faults: AppFaults, features: PathBuf) -> Run {
+    let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
     configure_app_server(Some(AppServerSetup { faults }));
     let started = Instant::now();
     let opts = RunOptions {
-        target: Some(target_file()),
+        target: Some(root().join(target)),
         features: vec![features],
         print: false,
         timeout: Duration::from_secs(300),
         ..RunOptions::default()
     };
-    let report = run_blocking(&opts).expect("the run starts (is Prosody installed?)");
+    let report = run_blocking(&opts)
+        .unwrap_or_else(|e| panic!("the run against {target} starts (installed?): {e}"));
     configure_app_server(None);
     let mut r = Run {
         failing: BTreeSet::new(),
@@ -109,12 +114,13 @@ fn list(s: &BTreeSet<String>) -> String {
     }
 }
 
-#[test]
-fn features_xmpp_pass_against_prosody_but_the_expected_failures() {
-    let r = run(AppFaults::none());
-    let expected = expected_ids();
+/// Runs features/xmpp against `target` with the correct app server: exactly the target's expected
+/// failures fail, everything else passes, every scenario ran.
+fn features_xmpp_pass_but_the_expected_failures(target: &str) {
+    let r = run(target, AppFaults::none());
+    let expected = expected_ids(target);
     println!(
-        "features/xmpp against Prosody: {:.1} s, failing {}\n{}",
+        "features/xmpp against {target}: {:.1} s, failing {}\n{}",
         r.took.as_secs_f64(),
         list(&r.failing),
         r.report.table()
@@ -135,8 +141,18 @@ fn features_xmpp_pass_against_prosody_but_the_expected_failures() {
 }
 
 #[test]
+fn features_xmpp_pass_against_prosody_but_the_expected_failures() {
+    features_xmpp_pass_but_the_expected_failures(PROSODY);
+}
+
+#[test]
+fn features_xmpp_pass_against_ejabberd_but_the_expected_failures() {
+    features_xmpp_pass_but_the_expected_failures(EJABBERD);
+}
+
+#[test]
 fn each_app_server_fault_fails_exactly_the_xmpp_ids_it_breaks() {
-    let expected_failures = expected_ids();
+    let expected_failures = expected_ids(PROSODY);
     let mut problems = Vec::new();
     let mut matrix = vec![format!(
         "{:<20} {:>6}  failing requirement ids (target's expected failures: {})",
@@ -145,7 +161,7 @@ fn each_app_server_fault_fails_exactly_the_xmpp_ids_it_breaks() {
         list(&expected_failures)
     )];
     for fault in AppFault::ALL {
-        let r = run(AppFaults::only(fault));
+        let r = run(PROSODY, AppFaults::only(fault));
         matrix.push(format!(
             "{:<20} {:>6.1}  {}",
             fault.name(),
@@ -176,7 +192,11 @@ fn each_app_server_fault_fails_exactly_the_xmpp_ids_it_breaks() {
 
 #[test]
 fn the_reconnect_checks_fail_when_what_they_check_is_not_so() {
-    let r = run_features(AppFaults::none(), root().join("tests/xmpp-fixtures"));
+    let r = run_features(
+        PROSODY,
+        AppFaults::none(),
+        root().join("tests/xmpp-fixtures"),
+    );
     let failing: Vec<&str> = r.failing.iter().map(String::as_str).collect();
     assert_eq!(
         failing,

@@ -13,7 +13,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${PUSHBENCH_EJABBERD_DIR:-/tmp/pushbench-ejabberd-target}
 c2s=15223 component=15348 dist=15349
-# ejabberd starts in ~6 s on an idle machine, ~27 s on a loaded 2-core one.
+# ejabberd starts in ~4 s on an idle machine, up to ~27 s on a loaded 2-core one.
 timeout_s=90
 libs=/usr/lib/x86_64-linux-gnu
 command -v erl >/dev/null && [ -d "$libs/ejabberd-23.01" ] || { echo "ejabberd 23.01 is not installed (scripts/install-deps.sh)" >&2; exit 1; }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): h2load against mock-apns (release build, valid provider token, validation
-# and recording on) and against nghttpd answering the same POSTs, in the same run, on this machine.
+# Benchmark (not a test): h2load against mock-apns (`perf` profile: release with fat LTO; valid
+# provider token, validation and recording on) and against nghttpd answering the same POSTs, in
+# the same run, on this machine.
 # Prints req/s for both and the ratio mock-apns / nghttpd per configuration.
 #
 #   scripts/bench-apns.sh              # 100000 requests per configuration
 #   BENCH_REQUESTS=20000 BENCH_ROUNDS=1 scripts/bench-apns.sh
 #   BENCH_MOCK_ARGS="--threads 0" scripts/bench-apns.sh   # extra `mock-apns serve` arguments
+#   BENCH_MOCK_BIN=/tmp/old/mock-apns scripts/bench-apns.sh # another build (e.g. to compare commits)
 #
 # Each configuration runs BENCH_ROUNDS times (default 3), alternating mock-apns and nghttpd, and
 # the best req/s of each is reported: the machine is shared, so the best round is the one least
@@ -29,10 +31,13 @@ for p in h2load nghttpd curl python3; do
   command -v "$p" >/dev/null || { echo "bench-apns: $p is required (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-echo "bench-apns: building mock-apns (release)" >&2
-cargo build --release -p mock-apns --bin mock-apns >&2
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-MOCK="$TARGET_DIR/release/mock-apns"
+if [ -n "${BENCH_MOCK_BIN:-}" ]; then
+  MOCK=$BENCH_MOCK_BIN
+else
+  echo "bench-apns: building mock-apns (profile perf: release with fat LTO)" >&2
+  cargo build --profile perf -p mock-apns --bin mock-apns >&2
+  MOCK="${CARGO_TARGET_DIR:-target}/perf/mock-apns"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

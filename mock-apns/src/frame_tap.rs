@@ -210,8 +210,6 @@ pub struct FrameTap<IO> {
     out: Vec<u8>,
     out_pos: usize,
     pending_done: Vec<oneshot::Sender<()>>,
-    /// A WINDOW_UPDATE is buffered: the peer may be blocked on it, so flush at once.
-    urgent: bool,
     /// Client streams counted open while the tap enforces a stream limit.
     open_streams: Vec<u32>,
 }
@@ -252,7 +250,6 @@ impl<IO> FrameTap<IO> {
                 out: Vec::with_capacity(OUT_HIGH_WATER),
                 out_pos: 0,
                 pending_done: Vec::new(),
-                urgent: false,
                 open_streams: Vec::new(),
             },
             TapHandle { shared },
@@ -322,7 +319,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
         ready!(self.poll_drain(cx))?;
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         self.shared.unflushed.store(false, Ordering::Release);
-        self.urgent = false;
         for done in self.pending_done.drain(..) {
             let _ = done.send(());
         }
@@ -332,7 +328,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
     /// True when a flush must really happen now.
     fn must_flush(&self) -> bool {
         !self.pending_done.is_empty()
-            || self.urgent
             || self.out.len() - self.out_pos >= OUT_HIGH_WATER
             || (self.shared.force_flush.load(Ordering::Acquire) && self.out_pos < self.out.len())
     }
@@ -381,9 +376,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FrameTap<IO> {
                 let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
                 if h[3] == SETTINGS && h[4] & ACK == 0 {
                     self.settings_owners.push_back(false);
-                }
-                if h[3] == WINDOW_UPDATE {
-                    self.urgent = true;
                 }
                 if !self.open_streams.is_empty()
                     && (h[3] == RST_STREAM
@@ -495,7 +487,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<IO> {
 /// Writes are buffered in order (h2's bytes and injected frames) and leave in large chunks: a
 /// flush from `h2` only goes out when forced by the connection loop (it is about to wait), when
 /// injections wait for confirmation, or above [`OUT_HIGH_WATER`]. This turns one TLS record and
-/// one system call per response into one per burst.
+/// one system call per response into one per burst. WINDOW_UPDATEs wait for that flush too: a
+/// client blocked on flow control sends nothing more, so the connection loop soon waits and
+/// forces it, and sending them at once cost a TLS record and a system call per request body.
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameTap<IO> {
     fn poll_write(
         self: Pin<&mut Self>,

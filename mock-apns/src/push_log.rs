@@ -78,46 +78,63 @@ impl PushRecord {
     }
 }
 
-/// The request headers as received: kept as `h2` parsed them (no copy on the hot path).
+/// The request headers as received, pseudo-headers first, in arrival order.
+///
+/// One compact copy (all names and values in one buffer, plus where each ends) rather than `h2`'s
+/// parsed `HeaderMap`: a kept `HeaderMap` would pin `h2`'s decode buffers for as long as the record
+/// stays in the log, and the copy costs two allocations per request instead of one per header.
 #[derive(Clone, Debug, Default)]
 pub struct RecordedHeaders {
-    /// `:method`.
-    pub method: String,
-    /// `:path`.
-    pub path: String,
-    /// The regular header fields, in arrival order per name.
-    pub fields: http::HeaderMap,
+    /// Every name immediately followed by its value.
+    text: Vec<u8>,
+    /// Per header: where its name ends and where its value ends, in `text`.
+    ends: Vec<(u32, u32)>,
 }
 
 impl RecordedHeaders {
-    /// Every header as (name, value) text pairs, pseudo-headers first.
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        [
-            (":method", self.method.as_str()),
-            (":path", self.path.as_str()),
-        ]
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .chain(
-            self.fields
-                .iter()
-                .map(|(n, v)| (n.as_str().to_owned(), timeline::escape_bytes(v.as_bytes()))),
-        )
-        .collect()
+    /// A copy of the given (name, value) byte pairs.
+    pub fn copy_of<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let mut headers = RecordedHeaders {
+            text: Vec::with_capacity(512),
+            ends: Vec::with_capacity(12),
+        };
+        for (name, value) in pairs {
+            headers.push(name, value);
+        }
+        headers
     }
 
-    /// The first value of a header, case-insensitive.
+    /// Appends one header.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.text.extend_from_slice(name);
+        let name_end = self.text.len() as u32;
+        self.text.extend_from_slice(value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// Every header as (name, value) bytes, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (n, v) = (name_end as usize, value_end as usize);
+            let pair = (&self.text[start..n], &self.text[n..v]);
+            start = v;
+            pair
+        })
+    }
+
+    /// Every header as (name, value) text pairs, pseudo-headers first.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (timeline::escape_bytes(n), timeline::escape_bytes(v)))
+            .collect()
+    }
+
+    /// The first value of a header, case-insensitive (`:method` and `:path` too).
     pub fn get(&self, name: &str) -> Option<String> {
-        if name.eq_ignore_ascii_case(":method") {
-            return Some(self.method.clone());
-        }
-        if name.eq_ignore_ascii_case(":path") {
-            return Some(self.path.clone());
-        }
-        let name = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()?;
-        self.fields
-            .get(name)
-            .map(|v| timeline::escape_bytes(v.as_bytes()))
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| timeline::escape_bytes(v))
     }
 }
 
@@ -274,11 +291,10 @@ mod tests {
             connection_id: 1,
             auth: AuthIdentity::None,
             environment: Environment::Sandbox,
-            headers: RecordedHeaders {
-                method: "POST".into(),
-                path: "/3/device/aa".into(),
-                fields: http::HeaderMap::new(),
-            },
+            headers: RecordedHeaders::copy_of([
+                (&b":method"[..], &b"POST"[..]),
+                (b":path", b"/3/device/aa"),
+            ]),
             token: Some(token.into()),
             payload: Bytes::from_static(b"{}"),
             status: 200,
@@ -315,9 +331,7 @@ mod tests {
         let with = |pairs: &[(&'static str, &'static str)]| {
             let mut r = record("a");
             for (n, v) in pairs {
-                r.headers
-                    .fields
-                    .append(*n, http::HeaderValue::from_static(v));
+                r.headers.push(n.as_bytes(), v.as_bytes());
             }
             r
         };

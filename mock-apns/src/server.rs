@@ -82,6 +82,52 @@ struct Connection {
     going_away: AtomicBool,
     goaway_sent: Notify,
     in_flight: AtomicUsize,
+    /// Times out request bodies that stop arriving.
+    bodies: BodyClock,
+}
+
+/// How often a connection checks its waiting request bodies against [`IO_DEADLINE`].
+const BODY_CHECK: Duration = Duration::from_millis(2500);
+
+/// The body deadline of one connection's requests, kept by one timer per connection rather than
+/// one per request.
+///
+/// A timer per request (`tokio::time::timeout`) costs a system call whenever the runtime has no
+/// earlier timer: registering the first one wakes the runtime's driver through its eventfd. With
+/// one in two requests whose DATA frame `h2` had not yet read when it handed out the HEADERS, that
+/// was a `write(2)` per two requests under load. Here a waiting body instead listens for the
+/// connection's periodic tick ([`BODY_CHECK`]) and gives up on the first tick past its deadline.
+#[derive(Default)]
+struct BodyClock {
+    tick: Notify,
+}
+
+impl BodyClock {
+    /// Runs `reading` to completion, or gives up (`None`) at the first tick past `deadline`.
+    async fn within<F: Future>(
+        &self,
+        deadline: Duration,
+        mut reading: std::pin::Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let ticked = self.tick.notified();
+            tokio::select! {
+                biased;
+                done = reading.as_mut() => return Some(done),
+                _ = ticked => {
+                    if started.elapsed() >= deadline {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wakes every waiting body to check its deadline.
+    fn tick(&self) {
+        self.tick.notify_waiters();
+    }
 }
 
 /// Accepts connections until `shutdown` turns true; then every open connection sends GOAWAY
@@ -211,6 +257,7 @@ async fn connection(
         going_away: AtomicBool::new(false),
         goaway_sent: Notify::new(),
         in_flight: AtomicUsize::new(0),
+        bodies: BodyClock::default(),
     });
     // Shutdown may have begun during the handshake: then the GOAWAY goes out at once.
     let mut shutting_down = *shutdown.borrow();
@@ -222,6 +269,9 @@ async fn connection(
     let drop_now = conn.drop_now.notified();
     let goaway_sent = conn.goaway_sent.notified();
     let shutdown_signal = shutdown_requested(&mut shutdown);
+    let mut body_checks =
+        tokio::time::interval_at(tokio::time::Instant::now() + BODY_CHECK, BODY_CHECK);
+    body_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(drop_now, goaway_sent, shutdown_signal);
     loop {
         tokio::select! {
@@ -233,6 +283,7 @@ async fn connection(
                 shutting_down = true;
                 send_goaway(&conn, "Shutdown");
             }
+            _ = body_checks.tick() => conn.bodies.tick(),
             next = accept_batched(&mut h2c, &conn.tap) => match next {
                 Some(Ok((req, mut respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
@@ -269,6 +320,7 @@ async fn connection(
                 _ => break,
             },
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = body_checks.tick() => conn.bodies.tick(),
             _ = &mut drop_now => return Ok(()),
         }
     }
@@ -430,35 +482,37 @@ async fn request(
     let body_result = {
         let mut reading = std::pin::pin!(read_body(&mut body));
         match futures::poll!(reading.as_mut()) {
-            std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => tokio::time::timeout(IO_DEADLINE, reading).await,
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => conn.bodies.within(IO_DEADLINE, reading).await,
         }
     };
     let (payload, too_large) = match body_result {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
             tracing::debug!(conn = conn.id, "request body failed: {e}");
             return;
         }
-        Err(_) => {
+        None => {
             respond.send_reset(h2::Reason::CANCEL);
             return;
         }
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     let method = parts.method.as_str();
-    let pairs = [
-        (&b":method"[..], method.as_bytes()),
-        (&b":path"[..], path.as_bytes()),
-    ]
-    .into_iter()
-    .chain(
-        parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-    );
-    let headers = RequestHeaders::collect(pairs);
+    let pairs = || {
+        [
+            (&b":method"[..], method.as_bytes()),
+            (&b":path"[..], path.as_bytes()),
+        ]
+        .into_iter()
+        .chain(
+            parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        )
+    };
+    let headers = RequestHeaders::collect(pairs());
     let now = now_ms();
     let validation = {
         let mut auth = conn.auth.lock().unwrap_or_else(|e| e.into_inner());
@@ -588,13 +642,10 @@ async fn request(
         connection_id: conn.id,
         auth: validation.identity,
         environment: conn.env,
-        headers: RecordedHeaders {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            fields: parts.headers,
-        },
+        headers: RecordedHeaders::copy_of(pairs()),
         token: validation.token,
-        payload,
+        // A copy: `h2`'s DATA bytes share its receive buffer, which a logged slice would pin.
+        payload: Bytes::copy_from_slice(&payload),
         status,
         reason: reason.map(Cow::into_owned),
         apns_id: apns_id.clone(),
@@ -643,5 +694,35 @@ async fn request(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_given_up_at_the_first_tick_past_its_deadline() {
+        let clock = Arc::new(BodyClock::default());
+        let ticks = clock.clone();
+        tokio::spawn(async move {
+            let mut every =
+                tokio::time::interval_at(tokio::time::Instant::now() + BODY_CHECK, BODY_CHECK);
+            loop {
+                every.tick().await;
+                ticks.tick();
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let never = std::pin::pin!(std::future::pending::<()>());
+        let gave_up = tokio::time::timeout(IO_DEADLINE * 3, clock.within(IO_DEADLINE, never)).await;
+        assert_eq!(gave_up, Ok(None), "never gave up");
+        let waited = started.elapsed();
+        assert!(
+            waited >= IO_DEADLINE && waited <= IO_DEADLINE + BODY_CHECK,
+            "gave up after {waited:?}"
+        );
+        let ready = std::pin::pin!(async { 7 });
+        assert_eq!(clock.within(IO_DEADLINE, ready).await, Some(7));
     }
 }

@@ -528,3 +528,22 @@ fn target_commands_run_around_the_scenarios() {
     );
     assert!(dir.path().join("stop").exists(), "stop runs after them");
 }
+
+/// A check no reference-gateway fault reaches (an earlier step of its scenario fails first) still
+/// fails when what it checks is not so: `tests/sip-fixtures/must-fail.feature`.
+#[test]
+fn the_sip_checks_no_fault_reaches_fail_when_what_they_check_is_not_so() {
+    let r = pushbench(&["run", "tests/sip-fixtures"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("A call Bob never cancelled still rings after the REGISTER [fail]"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("rung and no longer ringing within"),
+        "{}",
+        r.stdout
+    );
+}

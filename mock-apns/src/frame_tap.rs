@@ -33,8 +33,6 @@ pub const SETTINGS: u8 = 0x4;
 pub const GOAWAY: u8 = 0x7;
 /// Frame type RST_STREAM.
 pub const RST_STREAM: u8 = 0x3;
-/// Frame type WINDOW_UPDATE.
-pub const WINDOW_UPDATE: u8 = 0x8;
 /// Frame type HEADERS.
 pub const HEADERS: u8 = 0x1;
 /// Frame type DATA.

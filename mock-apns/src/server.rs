@@ -96,19 +96,24 @@ const BODY_CHECK: Duration = Duration::from_millis(2500);
 /// earlier timer: registering the first one wakes the runtime's driver through its eventfd. With
 /// one in two requests whose DATA frame `h2` had not yet read when it handed out the HEADERS, that
 /// was a `write(2)` per two requests under load. Here a waiting body instead listens for the
-/// connection's periodic tick ([`BODY_CHECK`]) and gives up on the first tick past its deadline.
+/// connection's periodic tick ([`BODY_CHECK`], kept by [`BodyClock::keep_time`]) and gives up on
+/// the first tick past its deadline.
 #[derive(Default)]
 struct BodyClock {
     tick: Notify,
 }
 
 impl BodyClock {
-    /// Runs `reading` to completion, or gives up (`None`) at the first tick past `deadline`.
+    /// Runs `reading` to completion, or gives up (`None`) at the first tick past `deadline`. A
+    /// body that has already arrived (most requests) is taken at once, without reading the time.
     async fn within<F: Future>(
         &self,
         deadline: Duration,
         mut reading: std::pin::Pin<&mut F>,
     ) -> Option<F::Output> {
+        if let std::task::Poll::Ready(done) = futures::poll!(reading.as_mut()) {
+            return Some(done);
+        }
         let started = tokio::time::Instant::now();
         loop {
             let ticked = self.tick.notified();
@@ -124,9 +129,16 @@ impl BodyClock {
         }
     }
 
-    /// Wakes every waiting body to check its deadline.
-    fn tick(&self) {
-        self.tick.notify_waiters();
+    /// Wakes every waiting body every [`BODY_CHECK`] to check its deadline. Never ends: the
+    /// connection polls it alongside its frames.
+    async fn keep_time(&self) -> std::convert::Infallible {
+        let mut every =
+            tokio::time::interval_at(tokio::time::Instant::now() + BODY_CHECK, BODY_CHECK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.tick.notify_waiters();
+        }
     }
 }
 
@@ -269,10 +281,8 @@ async fn connection(
     let drop_now = conn.drop_now.notified();
     let goaway_sent = conn.goaway_sent.notified();
     let shutdown_signal = shutdown_requested(&mut shutdown);
-    let mut body_checks =
-        tokio::time::interval_at(tokio::time::Instant::now() + BODY_CHECK, BODY_CHECK);
-    body_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(drop_now, goaway_sent, shutdown_signal);
+    let body_clock = conn.bodies.keep_time();
+    tokio::pin!(drop_now, goaway_sent, shutdown_signal, body_clock);
     loop {
         tokio::select! {
             // Rare events first, so a flood of requests cannot starve them.
@@ -283,7 +293,7 @@ async fn connection(
                 shutting_down = true;
                 send_goaway(&conn, "Shutdown");
             }
-            _ = body_checks.tick() => conn.bodies.tick(),
+            never = &mut body_clock => match never {},
             next = accept_batched(&mut h2c, &conn.tap) => match next {
                 Some(Ok((req, mut respond))) => {
                     if conn.going_away.load(Ordering::Acquire) {
@@ -320,7 +330,7 @@ async fn connection(
                 _ => break,
             },
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = body_checks.tick() => conn.bodies.tick(),
+            never = &mut body_clock => match never {},
             _ = &mut drop_now => return Ok(()),
         }
     }
@@ -480,11 +490,8 @@ async fn request(
     let (shared, conn) = (&*shared, &conn);
     let (parts, mut body) = req.into_parts();
     let body_result = {
-        let mut reading = std::pin::pin!(read_body(&mut body));
-        match futures::poll!(reading.as_mut()) {
-            std::task::Poll::Ready(r) => Some(r),
-            std::task::Poll::Pending => conn.bodies.within(IO_DEADLINE, reading).await,
-        }
+        let reading = std::pin::pin!(read_body(&mut body));
+        conn.bodies.within(IO_DEADLINE, reading).await
     };
     let (payload, too_large) = match body_result {
         Some(Ok(b)) => b,
@@ -705,14 +712,7 @@ mod tests {
     async fn a_body_that_stops_arriving_is_given_up_at_the_first_tick_past_its_deadline() {
         let clock = Arc::new(BodyClock::default());
         let ticks = clock.clone();
-        tokio::spawn(async move {
-            let mut every =
-                tokio::time::interval_at(tokio::time::Instant::now() + BODY_CHECK, BODY_CHECK);
-            loop {
-                every.tick().await;
-                ticks.tick();
-            }
-        });
+        tokio::spawn(async move { ticks.keep_time().await });
         let started = tokio::time::Instant::now();
         let never = std::pin::pin!(std::future::pending::<()>());
         let gave_up = tokio::time::timeout(IO_DEADLINE * 3, clock.within(IO_DEADLINE, never)).await;

@@ -8,37 +8,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use support::cases::payload_of_size;
-use support::server::{fresh_device_token, Env, MockServer};
-use support::wire::{self, frame, hpack_literals, Frame, PREFACE};
+use support::server::{fresh_device_token, statuses, Env, MockServer};
+use support::wire::{self, frame, Frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const REFUSED_STREAM: u32 = 0x7;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
-
-/// HEADERS + DATA of one push on `stream`, authorized by `jwt`.
-fn push(server: &MockServer, stream: u32, device: &str, jwt: &str) -> Vec<u8> {
-    let path = format!("/3/device/{device}");
-    let authorization = format!("bearer {jwt}");
-    let block = hpack_literals(&[
-        (b":method", b"POST"),
-        (b":scheme", b"https"),
-        (b":path", path.as_bytes()),
-        (b":authority", Env::Sandbox.host().as_bytes()),
-        (b"authorization", authorization.as_bytes()),
-        (b"apns-topic", server.manifest.bundle_id.as_bytes()),
-    ]);
-    let mut out = wire::frame(frame::HEADERS, frame::END_HEADERS, stream, &block);
-    out.extend(wire::frame(
-        frame::DATA,
-        frame::END_STREAM,
-        stream,
-        &payload_of_size(100),
-    ));
-    out
-}
 
 /// What the server did with each stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,29 +66,18 @@ fn a_second_stream_before_the_first_valid_token_is_refused_and_after_it_served()
     let server = MockServer::start(&[]);
     let device = server.bundle_device(Env::Sandbox);
     let jwt = server.valid_jwt();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = wire::tls_config(&server.manifest.ca_file, true);
-    let (before, after, advertised) = rt.block_on(async {
-        let mut tls = wire::tls_connect(server.sandbox, Env::Sandbox.host(), config)
-            .await
-            .expect("TLS");
+    let (before, after, advertised) = wire::runtime().block_on(async {
         // Preface, our SETTINGS, and two streams in one write, without waiting for the
         // server's SETTINGS: a client that ignores the limit of 1.
-        let mut bytes = PREFACE.to_vec();
-        bytes.extend(wire::frame(frame::SETTINGS, 0, 0, &[]));
-        bytes.extend(push(&server, 1, &device, &jwt));
-        bytes.extend(push(&server, 3, &device, &jwt));
-        tls.write_all(&bytes).await.expect("write");
-        tls.flush().await.expect("flush");
+        let mut bytes = server.raw_push(1, &device, &jwt);
+        bytes.extend(server.raw_push(3, &device, &jwt));
+        let mut tls = server.open_raw_sandbox(&bytes).await;
         let mut advertised = Vec::new();
         let before = fates(&mut tls, &[1, 3], &mut advertised).await;
         // Stream 1 carried a valid token: the limit is 1000 now. Two at once again.
         let mut bytes = wire::frame(frame::SETTINGS, 0x1, 0, &[]);
-        bytes.extend(push(&server, 5, &device, &jwt));
-        bytes.extend(push(&server, 7, &device, &jwt));
+        bytes.extend(server.raw_push(5, &device, &jwt));
+        bytes.extend(server.raw_push(7, &device, &jwt));
         tls.write_all(&bytes).await.expect("write");
         tls.flush().await.expect("flush");
         let after = fates(&mut tls, &[5, 7], &mut advertised).await;
@@ -131,37 +97,22 @@ fn a_second_stream_before_the_first_valid_token_is_refused_and_after_it_served()
     );
     assert_eq!(advertised, [1, 1000], "advertised MAX_CONCURRENT_STREAMS");
     // The refused stream never reached validation: three pushes, all 200.
-    let statuses: Vec<u64> = log
-        .as_array()
-        .expect("push log array")
-        .iter()
-        .map(|p| p["status"].as_u64().unwrap_or(0))
-        .collect();
-    assert_eq!(statuses, [200, 200, 200], "{log}");
+    assert_eq!(statuses(&log), [200, 200, 200], "{log}");
 }
 
 #[test]
 fn a_refused_token_keeps_the_limit_at_one() {
     let server = MockServer::start(&[]);
     let device = fresh_device_token();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = wire::tls_config(&server.manifest.ca_file, true);
-    let (first, second) = rt.block_on(async {
-        let mut tls = wire::tls_connect(server.sandbox, Env::Sandbox.host(), config)
-            .await
-            .expect("TLS");
-        let mut bytes = PREFACE.to_vec();
-        bytes.extend(wire::frame(frame::SETTINGS, 0, 0, &[]));
-        bytes.extend(push(&server, 1, &device, "not-a-jwt"));
-        tls.write_all(&bytes).await.expect("write");
+    let (first, second) = wire::runtime().block_on(async {
+        let mut tls = server
+            .open_raw_sandbox(&server.raw_push(1, &device, "not-a-jwt"))
+            .await;
         let mut advertised = Vec::new();
         let first = fates(&mut tls, &[1], &mut advertised).await;
         // Still one stream: the next pair gets one answer and one refusal.
-        let mut bytes = push(&server, 3, &device, "not-a-jwt");
-        bytes.extend(push(&server, 5, &device, "not-a-jwt"));
+        let mut bytes = server.raw_push(3, &device, "not-a-jwt");
+        bytes.extend(server.raw_push(5, &device, "not-a-jwt"));
         tls.write_all(&bytes).await.expect("write");
         let second = fates(&mut tls, &[3, 5], &mut advertised).await;
         assert_eq!(advertised, [1], "the limit was raised for a refused token");

@@ -140,14 +140,7 @@ async fn stops_ringing_call_1(w: &mut BenchWorld, d: String) -> Result<(), StepE
     let reg = register_after(c, DeviceKind::Iphone, started).await?;
     let p = c.device(DeviceKind::Iphone)?.phone()?;
     let within = (reg + d).saturating_duration_since(Instant::now());
-    p.wait_until(
-        &format!("the cancelled call 1 ({id}) no longer ringing"),
-        within,
-        |s| !s.is_ringing(&id),
-    )
-    .await
-    .map(|_| ())
-    .map_err(wait_err)
+    stops_ringing(&p, &id, within, false).await.map(|_| ())
 }
 
 #[then(

@@ -2,6 +2,7 @@
 //! report, and talk to its control API over plain HTTP/1.1 (a hand-written client, so the tests
 //! see exactly what goes over the wire).
 
+use super::wire;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -151,6 +152,15 @@ pub struct MockServer {
 /// The `mock-apns` binary built by cargo for these tests.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_mock-apns")
+}
+
+/// The `status` of every record in a `GET /pushes` answer, in order (0 where it has none).
+pub fn statuses(log: &Value) -> Vec<u64> {
+    log.as_array()
+        .expect("push log array")
+        .iter()
+        .map(|p| p["status"].as_u64().unwrap_or(0))
+        .collect()
 }
 
 impl MockServer {
@@ -304,6 +314,60 @@ impl MockServer {
         let token = fresh_device_token();
         self.register_device(&token, std::slice::from_ref(&self.manifest.bundle_id), env);
         token
+    }
+
+    /// A raw HTTP/2 client on the sandbox listener (TLS, ALPN h2) that has written the client
+    /// preface, an empty SETTINGS and then `first` in one go, without waiting for the server's
+    /// SETTINGS.
+    pub async fn open_raw_sandbox(
+        &self,
+        first: &[u8],
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        use tokio::io::AsyncWriteExt;
+        let config = wire::tls_config(&self.manifest.ca_file, true);
+        let mut tls = wire::tls_connect(self.sandbox, Env::Sandbox.host(), config)
+            .await
+            .expect("TLS to the sandbox listener");
+        let mut bytes = wire::PREFACE.to_vec();
+        bytes.extend(wire::frame(wire::frame::SETTINGS, 0, 0, &[]));
+        bytes.extend_from_slice(first);
+        tls.write_all(&bytes).await.expect("write");
+        tls.flush().await.expect("flush");
+        tls
+    }
+
+    /// The HEADERS frame of a push on `stream` (sandbox authority, the bundle's topic),
+    /// authorized by `jwt`, without END_STREAM: its body is to follow in DATA.
+    pub fn raw_push_headers(&self, stream: u32, device: &str, jwt: &str) -> Vec<u8> {
+        let path = format!("/3/device/{device}");
+        let authorization = format!("bearer {jwt}");
+        let block = wire::hpack_literals(&[
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":path", path.as_bytes()),
+            (b":authority", Env::Sandbox.host().as_bytes()),
+            (b"authorization", authorization.as_bytes()),
+            (b"apns-topic", self.manifest.bundle_id.as_bytes()),
+        ]);
+        wire::frame(
+            wire::frame::HEADERS,
+            wire::frame::END_HEADERS,
+            stream,
+            &block,
+        )
+    }
+
+    /// HEADERS + DATA (a 100-byte payload, END_STREAM) of one push on `stream`, as
+    /// [`raw_push_headers`](Self::raw_push_headers) describes.
+    pub fn raw_push(&self, stream: u32, device: &str, jwt: &str) -> Vec<u8> {
+        let mut out = self.raw_push_headers(stream, device, jwt);
+        out.extend(wire::frame(
+            wire::frame::DATA,
+            wire::frame::END_STREAM,
+            stream,
+            &super::cases::payload_of_size(100),
+        ));
+        out
     }
 
     /// Sets a device's state ("online", "offline", "unregistered", "expired").

@@ -41,6 +41,14 @@ pub fn tls_config(ca_file: &Path, alpn: bool) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// A current-thread runtime for a test that drives a raw client.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Opens TLS to `addr` with SNI `host`.
 pub async fn tls_connect(
     addr: SocketAddr,
@@ -327,6 +335,11 @@ pub struct Frame {
 
 /// Reads the next whole frame (None on EOF or error), within [`EXCHANGE`].
 pub async fn next_frame(tls: &mut TlsStream<TcpStream>) -> Option<Frame> {
+    next_frame_within(tls, EXCHANGE).await
+}
+
+/// Reads the next whole frame (None on EOF or error), within `within`.
+pub async fn next_frame_within(tls: &mut TlsStream<TcpStream>, within: Duration) -> Option<Frame> {
     let read = async {
         let mut head = [0u8; 9];
         tls.read_exact(&mut head).await.ok()?;
@@ -340,9 +353,9 @@ pub async fn next_frame(tls: &mut TlsStream<TcpStream>) -> Option<Frame> {
             payload,
         })
     };
-    tokio::time::timeout(EXCHANGE, read)
+    tokio::time::timeout(within, read)
         .await
-        .unwrap_or_else(|_| panic!("no frame from the server within {EXCHANGE:?}"))
+        .unwrap_or_else(|_| panic!("no frame from the server within {within:?}"))
 }
 
 /// Reads frames until the server ends the exchange (GOAWAY, RST_STREAM, a response, or close).

@@ -300,6 +300,24 @@ async fn answer_on(c: &mut Cast, kind: DeviceKind, id: String) -> Result<(), Ste
     let d = c.device(kind)?;
     match d.phone() {
         Ok(p) => {
+            // The user answers what CallKit shows. The device's log sees the INVITE a moment
+            // before the phone has taken it as the offer; when the push carried no call-id
+            // (`no-call-id-in-payload`), only that offer makes the call ring, and an Answer sent
+            // earlier finds nothing ringing. So wait until the phone has the offer (or has ended
+            // the call, which the next step reports).
+            let within = deadline.saturating_duration_since(Instant::now());
+            p.wait_until("the INVITE to show as a call to answer", within, |s| {
+                s.calls
+                    .iter()
+                    .any(|v| v.call_id.as_deref() == Some(id.as_str()) && v.has_offer)
+                    || s.ended(&id).is_some()
+            })
+            .await
+            .map_err(|e| {
+                StepError::fail(format!(
+                    "Alice's {kind} received Bob's INVITE ({id}) but CallKit shows no call to answer: {e}"
+                ))
+            })?;
             p.send(Input::Answer { call_id: Some(id) });
         }
         Err(_) => {

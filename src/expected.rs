@@ -12,11 +12,16 @@
 //! [scenario."Fast answer: the user taps Answer before the INVITE arrives"]
 //! reason = "…"
 //! evidence = "…"
+//! step = "Alice's iPhone rings for the call"
 //! ```
 //!
 //! Gating: an expected failure that fails is `xfail` (the run still passes); one that passes is
 //! `xpass` (the baseline is stale: the run fails); a failure nobody expected fails the run.
 //! Inconclusive and not-applicable verdicts are not changed by the baseline.
+//!
+//! `step` (optional) pins the failure to the step it was seen at: a part of that step's text. A
+//! failure at another step is then a new failure, not the known one, and fails the run; without
+//! `step` any failing step of the covered scenarios counts.
 
 use crate::catalog::ScenarioInfo;
 use crate::verdict::Verdict;
@@ -51,6 +56,16 @@ pub enum ExpectedError {
         /// `requirement."ID"` or `scenario."name"`.
         key: String,
     },
+    /// An entry whose `step` is empty (it would match every step).
+    #[error(
+        "{path}: {key}: `step` is empty; give a part of the failing step's text or leave it out"
+    )]
+    EmptyStep {
+        /// The file.
+        path: PathBuf,
+        /// `requirement."ID"` or `scenario."name"`.
+        key: String,
+    },
 }
 
 /// One expected failure.
@@ -62,6 +77,34 @@ pub struct Expectation {
     /// What shows it (the timeline excerpt, the run, the vendor bug).
     #[serde(default)]
     pub evidence: String,
+    /// A part of the text of the step the failure was seen at; a failure at any other step is
+    /// not this one. `None`: any failing step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+impl Expectation {
+    /// Whether a failure at `failed_step` (`Keyword text`, as the report gives it) is the failure
+    /// this entry expects.
+    pub fn covers(&self, failed_step: Option<&str>) -> bool {
+        match (&self.step, failed_step) {
+            (None, _) => true,
+            (Some(want), Some(got)) => got.contains(want.as_str()),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Applies this (optional) expectation to a scenario's verdict and failing step: a failure
+    /// at another step than the expected one is a plain failure.
+    pub fn gate(
+        expectation: Option<&Expectation>,
+        verdict: Verdict,
+        failed_step: Option<&str>,
+    ) -> Outcome {
+        let expected =
+            expectation.is_some_and(|e| verdict != Verdict::Fail || e.covers(failed_step));
+        Outcome::gate(verdict, expected)
+    }
 }
 
 /// The baseline of one target.
@@ -150,6 +193,12 @@ impl ExpectedFailures {
                         key: format!("{kind}.{k:?}"),
                     });
                 }
+                if v.step.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                    return Err(ExpectedError::EmptyStep {
+                        path: path.to_owned(),
+                        key: format!("{kind}.{k:?}"),
+                    });
+                }
             }
         }
         Ok(parsed)
@@ -173,21 +222,34 @@ impl ExpectedFailures {
             .or_else(|| s.requirements.iter().find_map(|r| self.requirement.get(r)))
     }
 
-    /// Entries that match no scenario of the catalogue (typos or removed scenarios).
+    /// Entries that match no scenario of the catalogue, and `step`s that match no step of the
+    /// scenarios their entry covers (typos, removed scenarios, reworded steps).
     pub fn unmatched(&self, all: &[ScenarioInfo]) -> Vec<String> {
         let mut out = Vec::new();
-        for id in self.requirement.keys() {
-            if !all.iter().any(|s| s.requirements.contains(id)) {
-                out.push(format!("requirement.{id:?}"));
+        let mut check = |key: String, e: &Expectation, covered: Vec<&ScenarioInfo>| {
+            if covered.is_empty() {
+                out.push(key);
+            } else if let Some(step) = &e.step {
+                let found = covered.iter().any(|s| {
+                    s.steps
+                        .iter()
+                        .any(|(kw, text)| format!("{kw} {text}").contains(step.as_str()))
+                });
+                if !found {
+                    out.push(format!("{key}.step {step:?}"));
+                }
             }
+        };
+        for (id, e) in &self.requirement {
+            let covered = all.iter().filter(|s| s.requirements.contains(id)).collect();
+            check(format!("requirement.{id:?}"), e, covered);
         }
-        for name in self.scenario.keys() {
-            if !all
+        for (name, e) in &self.scenario {
+            let covered = all
                 .iter()
-                .any(|s| &s.name == name || &s.full_name() == name)
-            {
-                out.push(format!("scenario.{name:?}"));
-            }
+                .filter(|s| &s.name == name || &s.full_name() == name)
+                .collect();
+            check(format!("scenario.{name:?}"), e, covered);
         }
         out
     }
@@ -254,6 +316,49 @@ reason = "answers too early"
             e.unmatched(&all[2..]),
             ["requirement.\"SIP-C2\"", "scenario.\"fast answer\""]
         );
+    }
+
+    #[test]
+    fn a_pinned_step_covers_only_a_failure_at_that_step() {
+        let file = r#"
+[requirement."SIP-A8"]
+reason = "a second binding"
+step = "pushes to Alice's token exactly once"
+"#;
+        let e = ExpectedFailures::from_toml_str(file, Path::new("x.toml")).unwrap();
+        let mut a8 = scenario("moved", &["SIP-A8"]);
+        a8.steps = vec![
+            ("Given".into(), "Alice's iPhone is registered".into()),
+            (
+                "Then".into(),
+                "the gateway pushes to Alice's token exactly once within 3 s".into(),
+            ),
+        ];
+        let x = e.lookup(&a8);
+        let gate = |v, step: Option<&str>| Expectation::gate(x, v, step);
+        let at = "Then the gateway pushes to Alice's token exactly once within 3 s";
+        assert_eq!(gate(Verdict::Fail, Some(at)), Outcome::Xfail);
+        assert_eq!(
+            gate(Verdict::Fail, Some("Given Alice's iPhone is registered")),
+            Outcome::Fail,
+            "a failure at another step is a new failure"
+        );
+        assert_eq!(gate(Verdict::Fail, None), Outcome::Fail);
+        assert_eq!(gate(Verdict::Pass, None), Outcome::Xpass);
+        assert_eq!(gate(Verdict::Inconclusive, None), Outcome::Inconclusive);
+        assert!(e.unmatched(std::slice::from_ref(&a8)).is_empty());
+
+        // A step no covered scenario has is reported, like an entry that matches nothing.
+        a8.steps.pop();
+        assert_eq!(
+            e.unmatched(&[a8]),
+            ["requirement.\"SIP-A8\".step \"pushes to Alice's token exactly once\""]
+        );
+        let empty = "[requirement.\"A\"]\nreason = \"r\"\nstep = \" \"\n";
+        assert!(matches!(
+            ExpectedFailures::from_toml_str(empty, Path::new("x.toml")),
+            Err(ExpectedError::EmptyStep { .. })
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use crate::catalog::{parse_tags, Catalog, LoadError, ScenarioInfo, ScenarioKey};
 use crate::collector::{self, Attempt, Collector, Shared};
-use crate::expected::{ExpectedError, ExpectedFailures, Outcome};
+use crate::expected::{Expectation, ExpectedError, ExpectedFailures, Outcome};
 use crate::report::{self, RunReport, ScenarioResult, StepRun, StepStatus};
 use crate::target::{CancelPolicy, CommandRun, Target, TargetError, TargetKind};
 use crate::verdict::Verdict;
@@ -492,7 +492,7 @@ fn all_steps_not_run(info: &ScenarioInfo) -> Vec<StepRun> {
 fn not_applicable(
     info: &ScenarioInfo,
     why: &str,
-    expectation: Option<crate::expected::Expectation>,
+    expectation: Option<Expectation>,
 ) -> ScenarioResult {
     ScenarioResult {
         info: info.clone(),
@@ -512,7 +512,7 @@ fn ran(
     info: &ScenarioInfo,
     attempt: Option<&Attempt>,
     timeline: Option<&timeline::Timeline>,
-    expectation: Option<crate::expected::Expectation>,
+    expectation: Option<Expectation>,
     deadline: Duration,
 ) -> ScenarioResult {
     let events = timeline.map(|t| t.events()).unwrap_or_default();
@@ -548,10 +548,19 @@ fn ran(
             (verdict, reason, step, steps, a.number, a.duration())
         }
     };
+    let outcome = Expectation::gate(expectation.as_ref(), verdict, failed_step.as_deref());
+    let reason = match (&expectation, outcome) {
+        (Some(e), Outcome::Fail) => Some(format!(
+            "expected to fail at the step {:?}, failed at another one: {}",
+            e.step.as_deref().unwrap_or_default(),
+            reason.unwrap_or_default()
+        )),
+        _ => reason,
+    };
     ScenarioResult {
         info: info.clone(),
         verdict,
-        outcome: Outcome::gate(verdict, expectation.is_some()),
+        outcome,
         reason,
         failed_step,
         steps,

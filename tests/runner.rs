@@ -247,6 +247,24 @@ fn expected_failures_gate_the_run() {
         &mixed,
     ]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // A known failure pinned to another step than the one that failed: a new failure, exit 1.
+    let pinned = format!("{FIXTURES}/demo-pinned-target.toml");
+    let r = pushbench(&[
+        "run",
+        "--target",
+        &pinned,
+        "--tags",
+        "@req:DEMO-FAIL",
+        &mixed,
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "expected to fail at the step \"the demo timeline has 2 events\", failed at another one"
+        ),
+        "{}",
+        r.stdout
+    );
     // The target's profile (cancel-push) makes the drop/replay scenario not applicable.
     let r = pushbench(&["run", "--target", &target, &format!("{FIXTURES}/pass")]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

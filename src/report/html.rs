@@ -146,8 +146,9 @@ fn scenario(out: &mut String, i: usize, s: &ScenarioResult) {
     if let Some(e) = &s.expectation {
         let _ = writeln!(
             out,
-            "<p><b>expected failure:</b> {} <br><b>evidence:</b> {}</p>",
+            "<p><b>expected failure:</b> {} <br><b>at step:</b> {}<br><b>evidence:</b> {}</p>",
             esc(&e.reason),
+            esc(e.step.as_deref().unwrap_or("any")),
             esc(&e.evidence)
         );
     }

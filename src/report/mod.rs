@@ -410,6 +410,7 @@ pub(crate) mod tests {
             expectation: expected.then(|| Expectation {
                 reason: "known bug".into(),
                 evidence: "seen".into(),
+                step: None,
             }),
         }
     }

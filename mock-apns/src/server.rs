@@ -213,6 +213,7 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
+    let lingering = Lingering::of(&tcp);
     // A connection still in its TLS or HTTP/2 handshake has nothing to GOAWAY: shutdown ends it.
     let mut tls = tokio::select! {
         tls = tokio::time::timeout(IO_DEADLINE, acceptor.accept(tcp)) => tls??,
@@ -283,12 +284,12 @@ async fn connection(
     let shutdown_signal = shutdown_requested(&mut shutdown);
     let body_clock = conn.bodies.keep_time();
     tokio::pin!(drop_now, goaway_sent, shutdown_signal, body_clock);
-    loop {
+    let protocol_error = loop {
         tokio::select! {
             // Rare events first, so a flood of requests cannot starve them.
             biased;
             _ = &mut drop_now => return Ok(()),
-            _ = &mut goaway_sent => break,
+            _ = &mut goaway_sent => break None,
             _ = &mut shutdown_signal, if !shutting_down => {
                 shutting_down = true;
                 send_goaway(&conn, "Shutdown");
@@ -315,10 +316,16 @@ async fn connection(
                         tokio::spawn(pending);
                     }
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => break Some(e),
                 None => return Ok(()),
             },
         }
+    };
+    if let Some(e) = protocol_error {
+        // `h2` has sent its GOAWAY (FRAME_SIZE_ERROR, PROTOCOL_ERROR, …) and closed its side.
+        drop(h2c);
+        lingering.drain().await;
+        return Err(e.into());
     }
     // After a GOAWAY: let in-flight streams finish, then close. No more write batching.
     conn.tap.set_force_flush(true);
@@ -344,6 +351,48 @@ async fn connection(
     })
     .await;
     Ok(())
+}
+
+/// A lingering close (nginx's `lingering_close`): after a connection error, the socket stays open
+/// a moment and what the client still sends is read and thrown away. Closing a socket with unread
+/// bytes makes the kernel answer with a reset, and a reset can discard the GOAWAY, with its error
+/// code, before the client has read it: a client in the middle of writing an oversized frame would
+/// see "broken pipe" instead of FRAME_SIZE_ERROR. It holds a duplicate of the socket's descriptor,
+/// so the socket outlives the TLS stream that `h2` owns and drops.
+struct Lingering(Option<std::os::fd::OwnedFd>);
+
+impl Lingering {
+    /// At most this much is read and discarded.
+    const BUDGET: usize = 1 << 20;
+
+    fn of(tcp: &TcpStream) -> Self {
+        use std::os::fd::AsFd as _;
+        Lingering(tcp.as_fd().try_clone_to_owned().ok())
+    }
+
+    /// Reads and discards until the client closes, [`Self::BUDGET`] bytes or [`CLOSE_GRACE`].
+    async fn drain(self) {
+        use tokio::io::AsyncReadExt as _;
+        let Some(fd) = self.0 else { return };
+        let std = std::net::TcpStream::from(fd);
+        if std.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(mut tcp) = TcpStream::from_std(std) else {
+            return;
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut read = 0;
+            while read < Self::BUDGET {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+        })
+        .await;
+    }
 }
 
 type Accepted = Option<

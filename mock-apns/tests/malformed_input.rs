@@ -512,6 +512,44 @@ fn then(mut head: Vec<u8>, tail: &[u8]) -> Vec<u8> {
     head
 }
 
+/// A client still writing an oversized frame after the server has answered it gets the GOAWAY
+/// (FRAME_SIZE_ERROR), not a reset: the server reads and discards the rest before it closes
+/// (lingering close). The pause after the frame header makes the order certain: the server has
+/// sent its GOAWAY and closed its side before the rest of the frame arrives. Without the lingering
+/// close those bytes meet a closed socket, the kernel resets the connection and the client's next
+/// write fails with a broken pipe.
+#[test]
+fn a_client_still_writing_an_oversized_frame_gets_its_goaway() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut server = MockServer::start(&[]);
+    let rt = runtime();
+    let config = wire::tls_config(&server.manifest.ca_file, true);
+    const LEN: usize = 128 * 1024;
+    let head = frame(frame::DATA, 0, 1, &vec![0u8; LEN]);
+    let end = rt.block_on(async {
+        let mut tls = wire::tls_connect(server.sandbox, HOST, config)
+            .await
+            .expect("TLS");
+        tls.write_all(&then(opening(), &head[..9]))
+            .await
+            .expect("header");
+        tls.flush().await.expect("flush");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for chunk in head[9..].chunks(16 * 1024) {
+            if let Err(e) = tls.write_all(chunk).await {
+                return RawEnd::Closed(format!("write: {e}"));
+            }
+            let _ = tls.flush().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::timeout(wire::EXCHANGE, wire::read_until_end(&mut tls))
+            .await
+            .expect("the server answered or closed")
+    });
+    assert!(matches!(end, RawEnd::GoAway(0x6, _)), "{end:?}");
+    server.assert_healthy();
+}
+
 #[test]
 fn broken_framing_ends_the_connection_cleanly() {
     let mut server = MockServer::start(&[]);

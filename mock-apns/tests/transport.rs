@@ -43,10 +43,7 @@ fn pushes_are_served_with_and_without_alpn_over_tls_1_2_and_1_3_for_every_apple_
     let topics = std::slice::from_ref(&server.manifest.bundle_id);
     server.register_device(&sandbox_device, topics, Env::Sandbox);
     server.register_device(&production_device, topics, Env::Production);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = wire::runtime();
     let mut failures = Vec::new();
     for (env, host) in [
         (Env::Sandbox, "api.sandbox.push.apple.com"),
@@ -111,10 +108,7 @@ fn pushes_are_served_with_and_without_alpn_over_tls_1_2_and_1_3_for_every_apple_
 #[test]
 fn a_name_outside_the_certificate_is_refused_by_the_client() {
     let server = MockServer::start(&[]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = wire::runtime();
     let result = rt.block_on(wire::tls_connect(
         server.sandbox,
         "push.example.net",

@@ -51,9 +51,9 @@ async fn hibernates(w: &mut BenchWorld, device: String) -> Result<(), StepError>
     let kind = device_kind(&device)?;
     let c = xcast(w).await?;
     let log = c.hibernation_log();
-    let before = log.map(|l| l.count()).unwrap_or(0);
+    let mark = log.map(|l| l.mark()).unwrap_or_default();
     c.device(kind)?.sleep(SleepMode::Close).await?;
-    confirm_hibernation(log, before, c.hibernation_confirm).await
+    confirm_hibernation(log, mark, c.hibernation_confirm).await
 }
 
 #[given("Alice's iPhone goes into flight mode")]

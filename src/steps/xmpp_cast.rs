@@ -886,19 +886,46 @@ pub struct HibernationLog<'a> {
     pub line: &'a str,
 }
 
+/// Where the server's log ended when a step looked at it: [`HibernationLog::more_than`] reads
+/// only what the server wrote after it, so a long-running server's log is not read again whole
+/// every poll.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogMark(u64);
+
 impl HibernationLog<'_> {
-    /// How many times the server logged the line so far (0 without a readable log).
-    pub fn count(&self) -> usize {
-        std::fs::read_to_string(self.path)
-            .map(|t| t.matches(self.line).count())
-            .unwrap_or(0)
+    /// The end of the log now (the start, without a readable log).
+    pub fn mark(&self) -> LogMark {
+        LogMark(std::fs::metadata(self.path).map(|m| m.len()).unwrap_or(0))
     }
 
-    /// Waits until the log holds more than `before` of the line, at most `within`.
-    async fn more_than(&self, before: usize, within: Duration) -> Result<(), StepError> {
+    /// Whether the server logged the line after `mark`. The read starts `line.len() - 1` bytes
+    /// before the mark, so a line the server was half-way through writing at the mark counts,
+    /// and one it had finished does not. A log shorter than the mark (rotated) is read whole.
+    fn logged_since(&self, mark: LogMark) -> bool {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(self.path) else {
+            return false;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let back = self.line.len().saturating_sub(1) as u64;
+        let from = if len < mark.0 {
+            0
+        } else {
+            mark.0.saturating_sub(back)
+        };
+        let mut tail = Vec::new();
+        if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut tail).is_err() {
+            return false;
+        }
+        let needle = self.line.as_bytes();
+        !needle.is_empty() && tail.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Waits until the server logs the line after `mark`, at most `within`.
+    async fn more_than(&self, mark: LogMark, within: Duration) -> Result<(), StepError> {
         let deadline = Instant::now() + within;
         loop {
-            if self.count() > before {
+            if self.logged_since(mark) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -923,18 +950,18 @@ impl XmppCast {
     }
 }
 
-/// Confirms that the server hibernated a session that just dropped: one more hibernation line in
-/// its log than `before` (within 5 s), or, without a log, `confirm` elapsed.
+/// Confirms that the server hibernated a session that just dropped: a hibernation line in its
+/// log after `mark` (within 5 s), or, without a log, `confirm` elapsed.
 pub async fn confirm_hibernation(
     log: Option<HibernationLog<'_>>,
-    before: usize,
+    mark: LogMark,
     confirm: Duration,
 ) -> Result<(), StepError> {
     let Some(log) = log else {
         tokio::time::sleep(confirm).await;
         return Ok(());
     };
-    log.more_than(before, HIBERNATION_DEADLINE).await
+    log.more_than(mark, HIBERNATION_DEADLINE).await
 }
 
 /// What the shared iPhone steps need from an XMPP scenario.
@@ -1019,6 +1046,31 @@ mod tests {
         assert!(Move::Nothing.caused(&outcome(None)));
     }
 
+    #[test]
+    fn a_line_half_written_at_the_mark_counts_and_a_rotated_log_is_read_whole() {
+        use std::io::Write as _;
+        let line = crate::target::PROSODY_HIBERNATION_LINE;
+        let (head, rest) = line.split_at(line.len() / 2);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "c2s1 info {line}\nc2s2 info {head}").unwrap();
+        f.flush().unwrap();
+        let path = f.path().to_owned();
+        let log = HibernationLog { path: &path, line };
+        let mark = log.mark();
+        assert!(
+            !log.logged_since(mark),
+            "the finished line is before the mark"
+        );
+        writeln!(f, "{rest}").unwrap();
+        f.flush().unwrap();
+        assert!(log.logged_since(mark), "the line finished after the mark");
+        // Truncated and rewritten (log rotation): shorter than the mark, read from the start.
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        assert!(log.logged_since(mark));
+        std::fs::write(&path, "nothing\n").unwrap();
+        assert!(!log.logged_since(mark));
+    }
+
     #[tokio::test]
     async fn hibernation_is_confirmed_by_one_more_log_line_or_is_inconclusive() {
         // Prosody's wording (the default) and ejabberd 23.01's (mod_stream_mgmt).
@@ -1048,8 +1100,10 @@ mod tests {
             writeln!(f, "{}", if line == prosody { ejabberd } else { prosody }).unwrap();
             let path = f.path().to_owned();
             let log = HibernationLog { path: &path, line };
-            let before = log.count();
-            assert_eq!(before, 1, "{line}");
+            let before = log.mark();
+            // The line logged before the mark is not counted.
+            assert!(!log.logged_since(before), "{line}");
+            assert!(log.logged_since(LogMark(0)), "{line}");
             let err = log
                 .more_than(before, Duration::from_millis(120))
                 .await
@@ -1070,10 +1124,11 @@ mod tests {
             path: Path::new("/nonexistent/prosody.log"),
             line: prosody,
         };
-        assert_eq!(missing.count(), 0);
+        assert_eq!(missing.mark(), LogMark(0));
+        assert!(!missing.logged_since(LogMark(0)));
         // Without a log file the configured time is waited.
         let t0 = Instant::now();
-        confirm_hibernation(None, 0, Duration::from_millis(30))
+        confirm_hibernation(None, LogMark(0), Duration::from_millis(30))
             .await
             .unwrap();
         assert!(t0.elapsed() >= Duration::from_millis(30));

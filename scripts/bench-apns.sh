@@ -9,6 +9,9 @@
 #   BENCH_MOCK_ARGS="--threads 0" scripts/bench-apns.sh   # extra `mock-apns serve` arguments
 #   BENCH_MOCK_BIN=/tmp/old/mock-apns scripts/bench-apns.sh # another build (e.g. to compare commits)
 #
+# Next to req/s it prints each server's CPU time per request (user + system, from /proc, over all
+# rounds): it moves less with the machine's load than req/s does.
+#
 # Each configuration runs BENCH_ROUNDS times (default 3), alternating mock-apns and nghttpd, and
 # the best req/s of each is reported: the machine is shared, so the best round is the one least
 # disturbed by other work.
@@ -96,6 +99,14 @@ assert len(s) == n; sys.stdout.write(s)' "$1" >"$2"
 payload 248 "$WORK/p248.json"
 payload 5120 "$WORK/p5120.json"
 
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { # pid
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+TICK_US=$(python3 -c 'import os; print(1e6 / os.sysconf("SC_CLK_TCK"))')
+MOCK_PID=${PIDS[0]}
+NG_PID=${PIDS[1]}
+
 # Runs h2load; prints req/s, or fails if any request did not get a 2xx.
 run_h2load() { # url clients payload-file
   local out
@@ -112,19 +123,26 @@ run_h2load() { # url clients payload-file
   sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out"
 }
 
-printf '%-22s %14s %14s %8s\n' "configuration" "mock-apns r/s" "nghttpd r/s" "ratio"
+printf '%-22s %14s %14s %8s %12s %12s\n' "configuration" "mock-apns r/s" "nghttpd r/s" "ratio" "mock µs/req" "nghttpd µs/req"
 for size in 248 5120; do
   for clients in 1 4; do
-    mock=0 ng=0
+    mock=0 ng=0 mock_ticks=0 ng_ticks=0
     for _ in $(seq 1 "$ROUNDS"); do
       curl -fsS -X DELETE "http://$CONTROL/pushes" >/dev/null
+      t0=$(cpu_ticks "$MOCK_PID")
       m=$(run_h2load "https://$MOCK_ADDR/3/device/$DEVICE" "$clients" "$WORK/p$size.json")
+      t1=$(cpu_ticks "$MOCK_PID")
+      u0=$(cpu_ticks "$NG_PID")
       n=$(run_h2load "https://127.0.0.1:$NG_PORT/3/device/$DEVICE" "$clients" "$WORK/p$size.json")
+      u1=$(cpu_ticks "$NG_PID")
+      mock_ticks=$((mock_ticks + t1 - t0))
+      ng_ticks=$((ng_ticks + u1 - u0))
       mock=$(python3 -c "print(max($mock, $m))")
       ng=$(python3 -c "print(max($ng, $n))")
     done
     ratio=$(python3 -c "print(f'{float(\"$mock\")/float(\"$ng\"):.2f}')")
-    printf '%-22s %14s %14s %8s\n' "${size}B -c $clients -m $STREAMS" "$mock" "$ng" "$ratio"
+    per() { python3 -c "print(f'{$1 * $TICK_US / ($ROUNDS * $REQUESTS):.2f}')"; }
+    printf '%-22s %14s %14s %8s %12s %12s\n' "${size}B -c $clients -m $STREAMS" "$mock" "$ng" "$ratio" "$(per "$mock_ticks")" "$(per "$ng_ticks")"
   done
 done
 recorded=$(curl -fsS "http://$CONTROL/pushes" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d, list) else len(d.get("pushes", [])))')

@@ -322,7 +322,7 @@ async fn wrong_environment_certificate_gets_goaway_with_reason() {
     io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
         .unwrap();
-    let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::GOAWAY))
+    let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::http2::frame::GOAWAY))
         .await
         .unwrap()
         .expect("a GOAWAY");
@@ -358,16 +358,17 @@ async fn certificate_auth_and_shutdown_goaway() {
     io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
         .unwrap();
-    let (_, settings) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::SETTINGS))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, settings) =
+        tokio::time::timeout(D, read_frame_of(&mut io, crate::http2::frame::SETTINGS))
+            .await
+            .unwrap()
+            .unwrap();
     assert!(
         settings.chunks(6).any(|s| s == [0, 3, 0, 0, 3, 232]),
         "{settings:?}"
     );
     let shutdown = tokio::spawn(apns.shutdown());
-    let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::frame_tap::GOAWAY))
+    let (_, payload) = tokio::time::timeout(D, read_frame_of(&mut io, crate::http2::frame::GOAWAY))
         .await
         .unwrap()
         .expect("a GOAWAY");

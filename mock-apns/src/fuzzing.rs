@@ -1,4 +1,5 @@
-//! The fuzzing entry point: the whole request-validation path with a fixed configuration, no I/O.
+//! The fuzzing entry points: the whole request-validation path with a fixed configuration, no
+//! I/O (`check_request`), and the HTTP/2 engine fed raw client bytes (`serve_http2_bytes`).
 
 use crate::auth::ConnectionAuth;
 use crate::devices::Devices;
@@ -76,6 +77,66 @@ pub fn check_request(headers: &[(&[u8], &[u8])], body: &[u8]) -> (u16, Option<St
             }
         }
     }
+}
+
+/// Answers every request 200 with its body: the service behind [`serve_http2_bytes`].
+struct Echo;
+
+impl crate::http2::Service for Echo {
+    fn call(&mut self, request: &crate::http2::Request) -> crate::http2::Answer {
+        crate::http2::Answer {
+            reply: Ok(crate::http2::Reply::Respond(crate::http2::Response {
+                status: 200,
+                fields: vec![(
+                    b"apns-id",
+                    b"00000000-0000-0000-0000-000000000000".to_vec(),
+                    true,
+                )],
+                body: Some(request.body.clone()),
+            })),
+            max_streams: Some(1000),
+        }
+    }
+
+    fn shutdown_debug(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// Runs the HTTP/2 engine (`crate::http2`) on `client_bytes` as all a client sends after TLS (the
+/// preface is added unless `client_bytes` starts with it), then closes the client's side, and
+/// returns how the connection ended. Never panics; ends as soon as the engine has read
+/// everything (the engine's deadlines are not reached: the client closes).
+pub fn serve_http2_bytes(client_bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    thread_local! {
+        static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok();
+    }
+    RUNTIME.with(|rt| {
+        let Some(rt) = rt else {
+            return "no runtime".to_owned();
+        };
+        rt.block_on(async {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let (_shutdown, rx) = tokio::sync::watch::channel(false);
+            let engine = crate::http2::serve(server, crate::http2::Settings::apns(0, 1), Echo, rx);
+            let preface = crate::http2::frame::PREFACE;
+            let client_side = async {
+                if !client_bytes.starts_with(preface) {
+                    let _ = client.write_all(preface).await;
+                }
+                let _ = client.write_all(client_bytes).await;
+                let _ = client.shutdown().await;
+                let mut sink = vec![0u8; 16 * 1024];
+                while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+            };
+            let (ended, ()) = tokio::join!(engine, client_side);
+            ended.to_string()
+        })
+    })
 }
 
 #[cfg(test)]

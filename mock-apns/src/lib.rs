@@ -28,8 +28,8 @@ pub mod devices;
 #[cfg(test)]
 mod e2e_tests;
 pub mod faults;
-pub mod frame_tap;
 pub mod fuzzing;
+pub mod http2;
 mod ids;
 pub mod jwt;
 pub mod push_log;

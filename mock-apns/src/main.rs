@@ -7,9 +7,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// mimalloc instead of glibc's malloc: a request makes a few dozen small allocations (h2's header
-/// map and frames, the push record), and glibc's allocator was about 13% of the server's CPU
-/// under h2load (perf, see scripts/bench-apns.sh).
+/// mimalloc instead of glibc's malloc: each request allocates its push record (header copy,
+/// payload copy, strings), and glibc's allocator was about 13% of the server's CPU under h2load
+/// (perf, see scripts/bench-apns.sh; measured when the server still ran on `h2`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

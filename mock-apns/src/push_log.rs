@@ -80,9 +80,9 @@ impl PushRecord {
 
 /// The request headers as received, pseudo-headers first, in arrival order.
 ///
-/// One compact copy (all names and values in one buffer, plus where each ends) rather than `h2`'s
-/// parsed `HeaderMap`: a kept `HeaderMap` would pin `h2`'s decode buffers for as long as the record
-/// stays in the log, and the copy costs two allocations per request instead of one per header.
+/// One compact copy (all names and values in one buffer, plus where each ends) of the HTTP/2
+/// engine's decoded header list, whose buffers the engine reuses for the next request: two
+/// allocations per request instead of one per header.
 #[derive(Clone, Debug, Default)]
 pub struct RecordedHeaders {
     /// Every name immediately followed by its value.

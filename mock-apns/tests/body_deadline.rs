@@ -1,7 +1,7 @@
-//! A request whose body never arrives does not hold its stream forever: the connection's body
-//! clock resets it with CANCEL once the server's I/O deadline (10 s) has passed, at its next
-//! check (every 2.5 s), and the connection goes on serving. Real time, through the binary: the
-//! unit test in `server.rs` proves the clock's arithmetic, this one that the connection keeps it.
+//! A request whose body never arrives does not hold its stream forever: the connection resets it
+//! with CANCEL once the server's I/O deadline (10 s) has passed (one timer per connection, armed
+//! for the oldest waiting body), and the connection goes on serving. Real time, through the
+//! binary.
 
 mod support;
 
@@ -11,7 +11,7 @@ use support::wire::{self, frame};
 use tokio::io::AsyncWriteExt;
 
 const CANCEL: u32 = 0x8;
-/// The server's deadline for a request body (`IO_DEADLINE`) and how often it checks (`BODY_CHECK`).
+/// The server's deadline for a request body (`Settings::io_deadline`), and slack for the check.
 const BODY_DEADLINE: Duration = Duration::from_secs(10);
 const BODY_CHECK: Duration = Duration::from_millis(2500);
 

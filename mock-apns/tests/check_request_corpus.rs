@@ -6,6 +6,9 @@
 #[path = "../fuzz/src/input.rs"]
 mod input;
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 use std::path::Path;
 
 /// Apple's reasons and their statuses (reference/apns.md §1.7).
@@ -70,25 +73,6 @@ fn named_seeds() -> Vec<(String, Vec<u8>)> {
 
 fn seeds() -> Vec<Vec<u8>> {
     named_seeds().into_iter().map(|(_, data)| data).collect()
-}
-
-/// xorshift64*: a fixed sequence, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
 }
 
 const NASTY: &[&[u8]] = &[

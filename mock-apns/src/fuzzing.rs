@@ -79,11 +79,13 @@ pub fn check_request(headers: &[(&[u8], &[u8])], body: &[u8]) -> (u16, Option<St
     }
 }
 
-/// Answers every request 200 with its body: the service behind [`serve_http2_bytes`].
-struct Echo;
+/// Answers every request 200 with its body, and counts them: the service behind
+/// [`serve_http2_bytes`].
+struct Echo<'a>(&'a mut usize);
 
-impl crate::http2::Service for Echo {
+impl crate::http2::Service for Echo<'_> {
     fn call(&mut self, request: &crate::http2::Request) -> crate::http2::Answer {
+        *self.0 += 1;
         crate::http2::Answer {
             reply: Ok(crate::http2::Reply::Respond(crate::http2::Response {
                 status: 200,
@@ -103,11 +105,20 @@ impl crate::http2::Service for Echo {
     }
 }
 
+/// What [`serve_http2_bytes`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineRun {
+    /// How the connection ended (`crate::http2::Ended`, as text).
+    pub ended: String,
+    /// Requests the engine handed to the service.
+    pub requests: usize,
+}
+
 /// Runs the HTTP/2 engine (`crate::http2`) on `client_bytes` as all a client sends after TLS (the
-/// preface is added unless `client_bytes` starts with it), then closes the client's side, and
-/// returns how the connection ended. Never panics; ends as soon as the engine has read
-/// everything (the engine's deadlines are not reached: the client closes).
-pub fn serve_http2_bytes(client_bytes: &[u8]) -> String {
+/// preface is added unless `client_bytes` starts with it), then closes the client's side.
+/// Never panics; ends as soon as the engine has read everything (the engine's deadlines are not
+/// reached: the client closes).
+pub fn serve_http2_bytes(client_bytes: &[u8]) -> EngineRun {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     thread_local! {
         static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
@@ -117,12 +128,23 @@ pub fn serve_http2_bytes(client_bytes: &[u8]) -> String {
     }
     RUNTIME.with(|rt| {
         let Some(rt) = rt else {
-            return "no runtime".to_owned();
+            return EngineRun {
+                ended: "no runtime".to_owned(),
+                requests: 0,
+            };
         };
         rt.block_on(async {
             let (mut client, server) = tokio::io::duplex(64 * 1024);
             let (_shutdown, rx) = tokio::sync::watch::channel(false);
-            let engine = crate::http2::serve(server, crate::http2::Settings::apns(0, 1), Echo, rx);
+            let mut requests = 0;
+            let engine = crate::http2::serve(
+                server,
+                // Room for the seeds' streams at once (the limit of 1 refuses all but the first of a
+                // burst, as `tests/stream_limit.rs` proves); the service raises it to 1000.
+                crate::http2::Settings::apns(0, 100),
+                Echo(&mut requests),
+                rx,
+            );
             let preface = crate::http2::frame::PREFACE;
             let client_side = async {
                 if !client_bytes.starts_with(preface) {
@@ -134,7 +156,10 @@ pub fn serve_http2_bytes(client_bytes: &[u8]) -> String {
                 while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
             };
             let (ended, ()) = tokio::join!(engine, client_side);
-            ended.to_string()
+            EngineRun {
+                ended: ended.to_string(),
+                requests,
+            }
         })
     })
 }

@@ -264,13 +264,12 @@ impl http2::Service for Apns {
             }
             (Ok(push), false) => match shared.faults.take(&push.token, &push.topic) {
                 Some(FaultAction::DelayMs(ms)) => {
-                    let (shared, id, env) = (self.shared.clone(), self.id, self.env);
+                    let (shared, id, env, push) =
+                        (self.shared.clone(), self.id, self.env, push.clone());
                     let later = async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
-                        let finish = match &validation.outcome {
-                            Ok(push) => deliver(&shared, env, push, &validation.apns_id, &received),
-                            Err(r) => Finish::Respond(Answer::reject(r.reason, r.detail)),
-                        };
+                        let apns_id = &validation.apns_id;
+                        let finish = deliver(&shared, env, &push, apns_id, &received, now_ms());
                         conclude(&shared, id, env, validation, finish, received, now)
                     };
                     return http2::Answer {
@@ -287,7 +286,7 @@ impl http2::Service for Apns {
                 }),
                 Some(FaultAction::Goaway { reason }) => Finish::Reset(Cow::Owned(reason)),
                 Some(FaultAction::DropConnection) => Finish::Drop,
-                None => deliver(shared, self.env, push, &validation.apns_id, &received),
+                None => deliver(shared, self.env, push, &validation.apns_id, &received, now),
             },
         };
         http2::Answer {
@@ -303,17 +302,18 @@ impl http2::Service for Apns {
     }
 }
 
-/// A valid push goes to the device registry, which delivers, stores or refuses it.
+/// A valid push goes to the device registry, which delivers, stores or refuses it at `now` (ms).
 fn deliver(
     shared: &Shared,
     env: Environment,
     push: &validate::ValidPush,
     apns_id: &str,
     received: &Received,
+    now: u64,
 ) -> Finish {
     match shared
         .devices
-        .accept(push, env, apns_id, &received.payload, now_ms())
+        .accept(push, env, apns_id, &received.payload, now)
     {
         Ok(outcome) => Finish::Respond(Answer {
             status: 200,

@@ -27,8 +27,9 @@ fn request_block(path: &str) -> Vec<u8> {
     block
 }
 
-/// Well-formed client byte streams (after the preface) that exercise every frame type.
-fn seeds() -> Vec<Vec<u8>> {
+/// Well-formed client byte streams (after the preface) that exercise every frame type, and how
+/// many requests each carries.
+fn seeds() -> Vec<(Vec<u8>, usize)> {
     let mut settings = Vec::new();
     put_settings(
         &mut settings,
@@ -84,7 +85,7 @@ fn seeds() -> Vec<Vec<u8>> {
     control.extend(one(5));
     control.extend(frame(frame::RST_STREAM, 0, 5, &[0, 0, 0, 8]));
     control.extend(frame(frame::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0]));
-    vec![many, split, control]
+    vec![(many, 3), (split, 1), (control, 1)]
 }
 
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
@@ -114,9 +115,16 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn well_formed_seeds_are_served_until_the_client_closes() {
-    for (i, seed) in seeds().iter().enumerate() {
-        let ended = mock_apns::fuzzing::serve_http2_bytes(seed);
-        assert_eq!(ended, "closed by the client", "seed {i}");
+    for (i, (seed, requests)) in seeds().iter().enumerate() {
+        let run = mock_apns::fuzzing::serve_http2_bytes(seed);
+        assert_eq!(
+            run,
+            mock_apns::fuzzing::EngineRun {
+                ended: "closed by the client".to_owned(),
+                requests: *requests
+            },
+            "seed {i}"
+        );
     }
 }
 
@@ -128,10 +136,10 @@ fn mutated_client_bytes_end_the_connection_without_a_panic_or_a_hang() {
     let started = Instant::now();
     const RUNS: usize = 100_000;
     for _ in 0..RUNS {
-        let seed = &seeds[rng.below(seeds.len())];
+        let (seed, _) = &seeds[rng.below(seeds.len())];
         let input = mutate(seed, &mut rng);
         let one = Instant::now();
-        let ended = mock_apns::fuzzing::serve_http2_bytes(&input);
+        let ended = mock_apns::fuzzing::serve_http2_bytes(&input).ended;
         assert!(
             one.elapsed() < Duration::from_secs(5),
             "took {:?} on {input:02x?}: {ended}",

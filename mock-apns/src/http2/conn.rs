@@ -128,6 +128,44 @@ fn conn_error(code: ErrorCode, detail: impl Into<String>) -> ConnError {
     }
 }
 
+/// A receive window: what the client may still send, and what was consumed since the last
+/// WINDOW_UPDATE. Given back half a window at a time, as APNs does.
+#[derive(Clone, Copy, Debug, Default)]
+struct RecvWindow {
+    left: i64,
+    unacked: i64,
+}
+
+impl RecvWindow {
+    fn new(size: u32) -> Self {
+        RecvWindow {
+            left: i64::from(size),
+            unacked: 0,
+        }
+    }
+
+    /// Takes `len` bytes out of the window; false if they do not fit.
+    fn consume(&mut self, len: i64) -> bool {
+        if len > self.left {
+            return false;
+        }
+        self.left -= len;
+        self.unacked += len;
+        true
+    }
+
+    /// The WINDOW_UPDATE increment to send once half of `size` was consumed.
+    fn give_back(&mut self, size: u32) -> Option<u32> {
+        if self.unacked < i64::from(size / 2).max(1) {
+            return None;
+        }
+        let increment = self.unacked;
+        self.left += increment;
+        self.unacked = 0;
+        Some(increment as u32)
+    }
+}
+
 /// A client stream we have not closed.
 #[derive(Default)]
 struct Stream {
@@ -136,18 +174,21 @@ struct Stream {
     body_too_large: bool,
     received: u64,
     content_length: Option<u64>,
-    /// Receive window left, and what was consumed since the last WINDOW_UPDATE.
-    recv_window: i64,
-    recv_unacked: i64,
+    recv_window: RecvWindow,
     send_window: i64,
-    /// The client sent END_STREAM.
-    remote_closed: bool,
     /// Handed to the service.
     dispatched: bool,
     /// A response body waiting for send window, and how much of it went out.
     pending: Option<(Vec<u8>, usize)>,
-    /// When it started waiting for its body.
+    /// When it started waiting for its body; `None` once the client sent END_STREAM.
     waiting_since: Option<Instant>,
+}
+
+impl Stream {
+    /// The client sent END_STREAM.
+    fn remote_closed(&self) -> bool {
+        self.waiting_since.is_none()
+    }
 }
 
 /// A header block still arriving in CONTINUATION frames.
@@ -178,12 +219,11 @@ struct Conn {
     /// Highest stream id the client opened.
     last_stream: u32,
     max_streams: u32,
-    /// A raised MAX_CONCURRENT_STREAMS, enforced from the next read on: streams that came in the
-    /// same read as the request that raised it were sent before the client could see it.
+    /// A raised MAX_CONCURRENT_STREAMS, enforced once its SETTINGS is written ([`Conn::written`]):
+    /// streams that came in the same read as the request that raised it were sent before the
+    /// client could see it.
     raised_max_streams: Option<u32>,
-    /// Connection receive window left, and consumed since the last WINDOW_UPDATE.
-    recv_window: i64,
-    recv_unacked: i64,
+    recv_window: RecvWindow,
     send_window: i64,
     peer_initial_window: i64,
     peer_max_frame: usize,
@@ -193,8 +233,11 @@ struct Conn {
     dropped: bool,
     /// Streams waiting for their body.
     receiving: usize,
-    /// Streams answered since the last write: they count against MAX_CONCURRENT_STREAMS until
-    /// their END_STREAM is on the wire, as the client sees them (with a limit of 1, a second
+    /// When the current read's frames began to be handled (one clock read per read, not per
+    /// request: it only starts the 10 s body deadline).
+    now: Instant,
+    /// Streams answered since the last write ([`Conn::written`]): they count against
+    /// MAX_CONCURRENT_STREAMS until their END_STREAM is on the wire, as the client sees them (with a limit of 1, a second
     /// stream sent with the first is refused even when both arrive in one read).
     answered_unwritten: usize,
     later: FuturesUnordered<Later>,
@@ -256,9 +299,6 @@ where
         if let Err(e) = conn.process(&mut buf, &mut service) {
             return conn.fail(io, e).await;
         }
-        if let Some(n) = conn.raised_max_streams.take() {
-            conn.max_streams = n;
-        }
         if conn.dropped {
             return Ended::Dropped;
         }
@@ -276,7 +316,7 @@ where
         if let Err(e) = write_out(&mut io, &mut conn.out, deadline).await {
             return Ended::Io(e);
         }
-        conn.answered_unwritten = 0;
+        conn.written();
         if conn.receiving > 0 && !body_timer_armed {
             body_timer_armed = true;
             body_timer.as_mut().reset(Instant::now() + deadline);
@@ -389,8 +429,8 @@ impl Conn {
             last_stream: 0,
             max_streams: settings.max_streams,
             raised_max_streams: None,
-            recv_window: 65_535,
-            recv_unacked: 0,
+            // The connection window starts at 65 535 whatever SETTINGS say (RFC 9113 §6.9.2).
+            recv_window: RecvWindow::new(65_535),
             send_window: 65_535,
             peer_initial_window: 65_535,
             peer_max_frame: 16_384,
@@ -399,6 +439,7 @@ impl Conn {
             phase: Phase::Serving,
             dropped: false,
             receiving: 0,
+            now: Instant::now(),
             answered_unwritten: 0,
             later: FuturesUnordered::new(),
             spare_fields: Vec::new(),
@@ -413,6 +454,7 @@ impl Conn {
         buf: &mut BytesMut,
         service: &mut S,
     ) -> Result<(), ConnError> {
+        self.now = Instant::now();
         let mut at = 0;
         let result = loop {
             let Some(head) = Head::parse(&buf[at..]) else {
@@ -531,22 +573,17 @@ impl Conn {
         self.check_client_stream(head, "DATA")?;
         // Flow control counts the whole payload, padding included (RFC 9113 §6.9).
         let len = payload.len() as i64;
-        if len > self.recv_window {
+        if !self.recv_window.consume(len) {
             return Err(conn_error(
                 ErrorCode::FlowControlError,
                 format!(
                     "DATA of {len} bytes with {} left in the connection window",
-                    self.recv_window
+                    self.recv_window.left
                 ),
             ));
         }
-        self.recv_window -= len;
-        self.recv_unacked += len;
-        let half = i64::from(self.settings.initial_window / 2).max(1);
-        if self.recv_unacked >= half {
-            frame::put_window_update(&mut self.out, 0, self.recv_unacked as u32);
-            self.recv_window += self.recv_unacked;
-            self.recv_unacked = 0;
+        if let Some(increment) = self.recv_window.give_back(self.settings.initial_window) {
+            frame::put_window_update(&mut self.out, 0, increment);
         }
         let data = strip_padding(head, payload)?;
         let id = head.stream;
@@ -555,15 +592,14 @@ impl Conn {
         let Some(s) = self.streams.get_mut(&id) else {
             return Ok(());
         };
-        if s.remote_closed {
+        if s.remote_closed() {
             self.reset(id, ErrorCode::StreamClosed);
             return Ok(());
         }
-        if len > s.recv_window {
+        if !s.recv_window.consume(len) {
             self.reset(id, ErrorCode::FlowControlError);
             return Ok(());
         }
-        s.recv_window -= len;
         s.received += data.len() as u64;
         if s.content_length.is_some_and(|n| s.received > n) {
             self.malformed(id, "more body than content-length");
@@ -582,14 +618,8 @@ impl Conn {
         } else if s.body_too_large && !s.dispatched {
             // Answered before the client is done (RFC 9113 §8.1).
             self.dispatch(id, service);
-        } else {
-            s.recv_unacked += len;
-            let half = i64::from(self.settings.initial_window / 2).max(1);
-            if s.recv_unacked >= half {
-                frame::put_window_update(&mut self.out, id, s.recv_unacked as u32);
-                s.recv_window += s.recv_unacked;
-                s.recv_unacked = 0;
-            }
+        } else if let Some(increment) = s.recv_window.give_back(self.settings.initial_window) {
+            frame::put_window_update(&mut self.out, id, increment);
         }
         Ok(())
     }
@@ -599,7 +629,6 @@ impl Conn {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        s.remote_closed = true;
         s.waiting_since = None;
         self.receiving -= 1;
         if let Some(declared) = s.content_length {
@@ -786,17 +815,15 @@ impl Conn {
             // Up front only what a push can be: a larger body grows as it arrives.
             body.reserve((n as usize).min(self.settings.body_limit).min(16 * 1024));
         }
-        let window = i64::from(self.settings.initial_window);
         self.streams.insert(
             id,
             Stream {
                 fields,
                 body,
                 content_length: request.content_length,
-                recv_window: window,
+                recv_window: RecvWindow::new(self.settings.initial_window),
                 send_window: self.peer_initial_window,
-                remote_closed: end_stream,
-                waiting_since: (!end_stream).then(Instant::now),
+                waiting_since: (!end_stream).then_some(self.now),
                 ..Stream::default()
             },
         );
@@ -820,7 +847,7 @@ impl Conn {
                 ErrorCode::StreamClosed,
                 format!("HEADERS on closed stream {id}"),
             )),
-            Some(s) if s.remote_closed => {
+            Some(s) if s.remote_closed() => {
                 self.reset(id, ErrorCode::StreamClosed);
                 Ok(())
             }
@@ -1072,6 +1099,15 @@ impl Conn {
         }
     }
 
+    /// What was produced is on the wire: the client can now see the answered streams closed and
+    /// a raised MAX_CONCURRENT_STREAMS, so both count from the next read on.
+    fn written(&mut self) {
+        self.answered_unwritten = 0;
+        if let Some(n) = self.raised_max_streams.take() {
+            self.max_streams = n;
+        }
+    }
+
     /// Sends what the windows allow of stream `id`'s pending body.
     fn send_pending(&mut self, id: u32) {
         let Some(s) = self.streams.get_mut(&id) else {
@@ -1122,7 +1158,7 @@ impl Conn {
         let Some(s) = self.streams.get(&id) else {
             return;
         };
-        if !s.remote_closed {
+        if !s.remote_closed() {
             // Answered before the request ended: the client may stop sending (RFC 9113 §8.1).
             frame::put_rst_stream(&mut self.out, id, ErrorCode::NoError);
         }
@@ -1148,7 +1184,7 @@ impl Conn {
     /// Drops stream `id`'s state.
     fn forget(&mut self, id: u32) {
         if let Some(s) = self.streams.remove(&id) {
-            if !s.remote_closed {
+            if !s.remote_closed() {
                 self.receiving -= 1;
             }
             self.recycle_fields(s.fields);

@@ -21,9 +21,9 @@ use crate::profile::Profile;
 use crate::push::{now_ms, target_for, PushOutcome, Pusher};
 use crate::registrar::{aor_key, Binding, Registrar};
 use phone::CancelReason;
-use sip_peer::endpoint::{build_non2xx_ack, build_response};
-use sip_peer::headers::split_list;
-use sip_peer::message::long_header_name;
+use sip_peer::long_header_name;
+use sip_peer::split_list;
+use sip_peer::{build_non2xx_ack, build_response};
 use sip_peer::{Header, Message, NameAddr, SipUri, StartLine, Transport};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -332,7 +332,7 @@ impl Proxy {
             .listeners
             .local_addr(t)
             .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        let host = sip_peer::uri::host_of(local.ip());
+        let host = sip_peer::host_of(local.ip());
         (
             format!(
                 "SIP/2.0/{} {host}:{};branch={branch}",
@@ -347,7 +347,7 @@ impl Proxy {
         let local = self.listeners.local_addr(t)?;
         Some(format!(
             "<sip:{}:{};transport={};lr>",
-            sip_peer::uri::host_of(local.ip()),
+            sip_peer::host_of(local.ip()),
             local.port(),
             t.as_str()
         ))

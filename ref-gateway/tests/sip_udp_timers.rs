@@ -4,7 +4,7 @@
 
 mod support;
 
-use sip_peer::endpoint::build_response;
+use sip_peer::build_response;
 use sip_peer::Transport;
 use support::*;
 use tokio::net::UdpSocket;

@@ -4,16 +4,20 @@
 
 use crate::auth::{authorization, Credentials};
 use crate::dialog::Dialog;
-use crate::endpoint::{random_hex, CallRoute, Core, Endpoint, EndpointConfig};
+use crate::dispatch::{CallRoute, Core};
+use crate::endpoint::Endpoint;
 use crate::error::SipError;
 use crate::inbox::{is_response_to, Inbox};
 use crate::message::Message;
 use crate::sdp::minimal_sdp;
+use crate::syntax::{host_of, random_hex};
+use crate::transaction::Event;
+use crate::transport::EndpointConfig;
 use crate::uri::SipUri;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use timeline::Recorder;
+use timeline::{lock, Recorder};
 use tokio::sync::mpsc;
 
 /// Who the caller is and where its requests go.
@@ -94,7 +98,7 @@ impl Caller {
         m.push_header("To", format!("<{target}>"));
         m.push_header("Call-ID", call_id.to_owned());
         m.push_header("CSeq", format!("{seq} {method}"));
-        if let Some(ua) = &core.cfg.user_agent {
+        if let Some(ua) = &core.cfg().user_agent {
             m.push_header("User-Agent", ua.clone());
         }
         m
@@ -103,7 +107,7 @@ impl Caller {
     /// Sends an INVITE to `target` (a SIP URI) with a minimal SDP offer; returns at once.
     pub fn invite(&self, target: &str) -> Result<Call, SipError> {
         let core = self.endpoint.core();
-        let sdp = minimal_sdp(core.local, core.next_id());
+        let sdp = minimal_sdp(core.local(), core.next_id());
         self.invite_with(target, Some(("application/sdp", sdp.into_bytes())), &[])
     }
 
@@ -117,7 +121,7 @@ impl Caller {
     ) -> Result<Call, SipError> {
         SipUri::parse(target)?;
         let core = self.endpoint.core().clone();
-        let call_id = format!("{}@{}", random_hex(), crate::uri::host_of(core.local.ip()));
+        let call_id = format!("{}@{}", random_hex(), host_of(core.local().ip()));
         let mut invite = self.new_request("INVITE", target, &call_id, 1);
         invite.push_header(
             "Contact",
@@ -131,17 +135,14 @@ impl Caller {
             None => invite.set_header("Content-Length", "0"),
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        core.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                call_id.clone(),
-                CallRoute {
-                    events: tx.clone(),
-                    acks: Vec::new(),
-                    invite: self.cfg.auto_ack.then(|| (invite.clone(), self.cfg.proxy)),
-                },
-            );
+        lock(&core.routes).insert(
+            call_id.clone(),
+            CallRoute {
+                events: tx.clone(),
+                acks: Vec::new(),
+                invite: self.cfg.auto_ack.then(|| (invite.clone(), self.cfg.proxy)),
+            },
+        );
         let call = Call {
             core: core.clone(),
             _endpoint: self.endpoint.clone(),
@@ -167,7 +168,7 @@ impl Caller {
     ) -> Result<Message, SipError> {
         SipUri::parse(target)?;
         let core = self.endpoint.core();
-        let call_id = format!("{}@{}", random_hex(), crate::uri::host_of(core.local.ip()));
+        let call_id = format!("{}@{}", random_hex(), host_of(core.local().ip()));
         let build = |seq: u32, auth: Option<(&str, String)>| {
             let mut m = self.new_request(method, target, &call_id, seq);
             if let Some((name, value)) = auth {
@@ -241,7 +242,7 @@ pub struct Call {
     call_id: String,
     invite: Message,
     dest: SocketAddr,
-    events: mpsc::UnboundedSender<crate::endpoint::Event>,
+    events: mpsc::UnboundedSender<Event>,
     inbox: Inbox,
     dialog: Option<Dialog>,
     auth_answered: bool,
@@ -257,11 +258,7 @@ impl std::fmt::Debug for Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        self.core
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.call_id);
+        lock(&self.core.routes).remove(&self.call_id);
     }
 }
 
@@ -331,13 +328,7 @@ impl Call {
             None => invite.set_header("Content-Length", "0"),
         }
         self.invite = invite.clone();
-        if let Some(r) = self
-            .core
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&self.call_id)
-        {
+        if let Some(r) = lock(&self.core.routes).get_mut(&self.call_id) {
             if self.cfg.auto_ack {
                 r.invite = Some((invite.clone(), self.dest));
             }
@@ -500,11 +491,7 @@ impl Call {
     /// Hangs up an answered call: BYE, and returns its final response.
     pub async fn bye(&mut self, within: Duration) -> Result<Message, SipError> {
         let r = self.request_in_dialog("BYE", within).await?;
-        self.core
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.call_id);
+        lock(&self.core.routes).remove(&self.call_id);
         Ok(r)
     }
 

@@ -2,49 +2,12 @@
 //! CSeq, and digest challenge/credentials fields. Each keeps what it read in order so that
 //! `Display` writes it back unchanged.
 
-use crate::message::ParseError;
-use crate::uri::{find_param, parse_params, split_host_port, write_params, Param, SipUri};
+use crate::syntax::{
+    find_param, parse_params, set_param, split_host_port, split_list, write_params, Param,
+    ParseError,
+};
+use crate::uri::SipUri;
 use std::fmt;
-
-/// Splits on `sep` outside double quotes (backslash escapes honoured) and outside `<…>`.
-pub(crate) fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
-    // Every delimiter is ASCII, so a byte scan is exact (UTF-8 continuation bytes are >= 0x80).
-    let sep = sep as u8;
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut escaped = false;
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            b'\\' if in_quotes => escaped = true,
-            b'"' => in_quotes = !in_quotes,
-            b'<' if !in_quotes => in_angle = true,
-            b'>' if !in_quotes => in_angle = false,
-            c if c == sep && !in_quotes && !in_angle => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
-/// Splits a comma-separated header value into trimmed, non-empty items.
-pub fn split_list(s: &str) -> Vec<&str> {
-    split_outside_quotes(s, ',')
-        .into_iter()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect()
-}
 
 /// One Via value: `SIP/2.0/UDP host:port;branch=…`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,17 +186,7 @@ impl NameAddr {
 
     /// Sets (replacing) or appends a header parameter.
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
-        match self
-            .params
-            .iter_mut()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-        {
-            Some(p) => p.value = value.map(str::to_owned),
-            None => self.params.push(Param {
-                name: name.to_owned(),
-                value: value.map(str::to_owned),
-            }),
-        }
+        set_param(&mut self.params, name, value);
     }
 
     /// Builder: with a header parameter.
@@ -427,12 +380,6 @@ mod tests {
         assert_eq!(n.tag(), Some("88sja8x"));
         assert!(NameAddr::parse("\"unterminated <sip:a@b>").is_err());
         assert!(NameAddr::parse("<sip:a@b").is_err());
-    }
-
-    #[test]
-    fn list_split_respects_quotes_and_angles() {
-        let v = split_list("<sip:a@b;x=1,2>, \"x,y\" <sip:c@d>,sip:e@f");
-        assert_eq!(v, vec!["<sip:a@b;x=1,2>", "\"x,y\" <sip:c@d>", "sip:e@f"]);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! takes the first not-yet-taken message that matches, so "await 180" then "await 200" work
 //! even when both already arrived; on timeout the error lists everything received.
 
-use crate::endpoint::{Core, Event};
+use crate::dispatch::Core;
 use crate::error::SipError;
 use crate::message::Message;
+use crate::transaction::Event;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,14 +52,15 @@ impl Inbox {
         }
     }
 
-    /// See [`Core::malformed_mark`].
+    /// A counter to pass to [`Inbox::timeout_error`] later (malformed messages seen so far).
     pub fn malformed_mark(&self) -> u64 {
-        self.core.malformed_mark()
+        self.core.net().malformed_mark()
     }
 
     /// The timeout error (or the malformed message that arrived meanwhile).
     pub fn timeout_error(&self, mark: u64, what: String, within: Duration) -> SipError {
         self.core
+            .net()
             .timeout_error(mark, what, within, self.summaries())
     }
 

@@ -87,6 +87,7 @@
 pub mod auth;
 pub mod caller;
 pub mod dialog;
+mod dispatch;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
@@ -95,20 +96,28 @@ pub mod message;
 pub mod phone;
 pub mod push;
 pub mod sdp;
+pub mod syntax;
+mod transaction;
 pub mod transport;
 pub mod uri;
 
 pub use auth::Credentials;
 pub use caller::{Call, Caller, CallerConfig};
 pub use dialog::Dialog;
-pub use endpoint::{Endpoint, EndpointConfig, IncomingRequest, Offline, Timers};
+pub use endpoint::Endpoint;
 pub use error::SipError;
 pub use headers::{CSeq, Challenge, Contact, NameAddr, Via};
-pub use message::{Header, Limits, Message, ParseError, StartLine};
+pub use message::{
+    build_non2xx_ack, build_response, reason_phrase, Header, Limits, Message, StartLine,
+};
 pub use phone::{IncomingCall, IncomingPolicy, PhoneAccount, PhoneConfig, Registration};
 pub use push::{ApnsVoip, PushError, PushParams};
-pub use transport::{StreamFramer, TlsConfig, Transport};
-pub use uri::{Param, SipUri};
+pub use syntax::{
+    header_name_matches, host_of, long_header_name, percent_decode, split_list, Param, ParseError,
+};
+pub use transaction::server::IncomingRequest;
+pub use transport::{EndpointConfig, Offline, StreamFramer, Timers, TlsConfig, Transport};
+pub use uri::SipUri;
 
 #[cfg(test)]
 mod loopback_tests;

@@ -415,7 +415,7 @@ async fn register_answers_a_digest_challenge_and_reads_feature_caps() {
         let mut buf = vec![0u8; 65536];
         let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
         let first = Message::parse(&buf[..n]).unwrap();
-        let mut r = crate::endpoint::build_response(&first, 401, "Unauthorized", Some("srv"));
+        let mut r = crate::message::build_response(&first, 401, "Unauthorized", Some("srv"));
         r.push_header(
             "WWW-Authenticate",
             "Digest realm=\"example.com\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5",
@@ -440,7 +440,7 @@ async fn register_answers_a_digest_challenge_and_reads_feature_caps() {
         );
         assert_eq!(auth.field("response"), Some(expected.as_str()));
         assert_eq!(second.cseq().unwrap().seq, first.cseq().unwrap().seq + 1);
-        let mut ok = crate::endpoint::build_response(&second, 200, "OK", Some("srv"));
+        let mut ok = crate::message::build_response(&second, 200, "OK", Some("srv"));
         let contact = second.header("Contact").unwrap().to_owned();
         ok.push_header("Contact", format!("{contact};expires=600"));
         ok.push_header("Feature-Caps", "*;+sip.pns=\"apns\";+sip.pnsreg=\"121\"");
@@ -494,7 +494,7 @@ async fn register_error_and_unregister_without_pn_prid() {
         let mut buf = vec![0u8; 65536];
         let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
         let req = Message::parse(&buf[..n]).unwrap();
-        let mut r = crate::endpoint::build_response(
+        let mut r = crate::message::build_response(
             &req,
             555,
             "Push Notification Service Not Supported",
@@ -582,7 +582,7 @@ async fn wake_on_a_new_connection_re_registers_from_a_new_port() {
         use tokio::io::AsyncWriteExt;
         let (mut s, peer) = listener.accept().await.unwrap();
         let req = read_framed(&mut s).await;
-        let mut ok = crate::endpoint::build_response(&req, 200, "OK", Some("r"));
+        let mut ok = crate::message::build_response(&req, 200, "OK", Some("r"));
         ok.set_header("Content-Length", "0");
         s.write_all(&ok.to_bytes()).await.unwrap();
         (peer, s)
@@ -687,7 +687,7 @@ async fn forked_2xx_are_each_acked_and_retransmissions_re_acked() {
     let (n, from) = proxy.recv_from(&mut buf).await.unwrap();
     let invite = Message::parse(&buf[..n]).unwrap();
     let ok = |tag: &str| {
-        let mut r = crate::endpoint::build_response(&invite, 200, "OK", Some(tag));
+        let mut r = crate::message::build_response(&invite, 200, "OK", Some(tag));
         r.push_header(
             "Contact",
             format!("<sip:{tag}@{}>", proxy.local_addr().unwrap()),

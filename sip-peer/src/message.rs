@@ -3,11 +3,18 @@
 //! Reading is tolerant (compact header names, any case, folded lines, multi-value headers) and
 //! writing is exact: [`Message::to_bytes`] writes the start line, each header as `Name: value` in
 //! the stored order, and the body, and adds nothing. Typed views of single headers live in
-//! [`crate::headers`] and are reached through accessors here.
+//! [`crate::headers`] and are reached through accessors here; the responses and ACKs a user agent
+//! derives from a request are built in `build` ([`build_response`], [`build_non2xx_ack`]).
 
-use crate::headers::{split_list, CSeq, Challenge, Contact, NameAddr, Via};
+use crate::headers::{CSeq, Challenge, Contact, NameAddr, Via};
+pub use crate::syntax::ParseError;
+use crate::syntax::{header_name_matches, split_list};
 use bytes::Bytes;
 use std::fmt::Write as _;
+
+mod build;
+
+pub use build::{build_non2xx_ack, build_response, reason_phrase};
 
 /// Limits applied when reading a message (from a datagram or a stream).
 #[derive(Clone, Copy, Debug)]
@@ -25,67 +32,6 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
         }
     }
-}
-
-/// Why bytes are not a SIP message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// No empty line ends the headers.
-    #[error("no empty line ends the headers (truncated message?)")]
-    NoHeaderEnd,
-    /// The headers section exceeds the limit.
-    #[error("headers section larger than {limit} bytes")]
-    HeadersTooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The body exceeds the limit.
-    #[error("body of {size} bytes exceeds the limit of {limit} bytes")]
-    BodyTooLarge {
-        /// Declared or actual size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The headers are not UTF-8.
-    #[error("headers are not valid UTF-8")]
-    NotUtf8,
-    /// The first line is neither a Request-Line nor a Status-Line.
-    #[error("bad start line: {0:?}")]
-    BadStartLine(String),
-    /// A header line without a colon, or with an empty name.
-    #[error("bad header line: {0:?}")]
-    BadHeaderLine(String),
-    /// Content-Length is not a number.
-    #[error("bad Content-Length: {0:?}")]
-    BadContentLength(String),
-    /// Content-Length says more bytes than arrived.
-    #[error("Content-Length {declared} but only {available} body bytes")]
-    TruncatedBody {
-        /// Declared by Content-Length.
-        declared: usize,
-        /// Actually present.
-        available: usize,
-    },
-    /// Content-Length is missing on a stream transport (RFC 3261 §18.3 makes it mandatory).
-    #[error("Content-Length missing on a stream transport")]
-    MissingContentLength,
-    /// A header needed by the caller is missing.
-    #[error("missing header {0}")]
-    MissingHeader(&'static str),
-    /// A header's value could not be parsed.
-    #[error("bad {name} header {value:?}: {reason}")]
-    BadHeader {
-        /// Header name.
-        name: &'static str,
-        /// The raw value.
-        value: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A URI could not be parsed.
-    #[error("bad URI {0:?}")]
-    BadUri(String),
 }
 
 /// A Request-Line or a Status-Line.
@@ -118,48 +64,6 @@ pub struct Header {
     pub name: String,
     /// The value, without the leading and trailing whitespace; folded lines joined by one space.
     pub value: String,
-}
-
-/// Compact forms (RFC 3261 §7.3.3 and later RFCs) and their long names.
-const COMPACT: &[(&str, &str)] = &[
-    ("a", "Accept-Contact"),
-    ("b", "Referred-By"),
-    ("c", "Content-Type"),
-    ("d", "Request-Disposition"),
-    ("e", "Content-Encoding"),
-    ("f", "From"),
-    ("i", "Call-ID"),
-    ("j", "Reject-Contact"),
-    ("k", "Supported"),
-    ("l", "Content-Length"),
-    ("m", "Contact"),
-    ("o", "Event"),
-    ("r", "Refer-To"),
-    ("s", "Subject"),
-    ("t", "To"),
-    ("u", "Allow-Events"),
-    ("v", "Via"),
-    ("x", "Session-Expires"),
-    ("y", "Identity"),
-];
-
-/// True when `written` and `name` name the same header (case-insensitive; compact forms such
-/// as `m` for Contact accepted on either side).
-pub fn header_name_matches(written: &str, name: &str) -> bool {
-    written.eq_ignore_ascii_case(name)
-        || long_header_name(written).eq_ignore_ascii_case(long_header_name(name))
-}
-
-/// The long form of a header name (`m` → `Contact`); other names are returned unchanged.
-pub fn long_header_name(written: &str) -> &str {
-    if written.len() == 1 {
-        for (c, l) in COMPACT {
-            if written.eq_ignore_ascii_case(c) {
-                return l;
-            }
-        }
-    }
-    written
 }
 
 /// A SIP request or response.

@@ -6,20 +6,21 @@
 use crate::auth::Credentials;
 use crate::caller::auth_header_for;
 use crate::dialog::Dialog;
-use crate::endpoint::{
-    build_response, random_hex, reason_phrase, CallRoute, Core, Endpoint, EndpointConfig,
-    IncomingRequest, Offline,
-};
+use crate::dispatch::{CallRoute, Core};
+use crate::endpoint::Endpoint;
 use crate::error::SipError;
 use crate::inbox::{is_response_to, Inbox};
-use crate::message::Message;
+use crate::message::{build_response, reason_phrase, Message};
 use crate::push::PushParams;
 use crate::sdp::minimal_sdp;
+use crate::syntax::random_hex;
+use crate::transaction::server::IncomingRequest;
+use crate::transport::{EndpointConfig, Offline};
 use crate::uri::SipUri;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use timeline::Recorder;
+use timeline::{lock, Recorder};
 use tokio::sync::mpsc;
 
 /// What the phone does by itself when an INVITE arrives.
@@ -132,10 +133,6 @@ impl std::fmt::Debug for PhoneAccount {
             .field("endpoint", &self.endpoint)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl PhoneAccount {
@@ -258,7 +255,7 @@ impl PhoneAccount {
         if let Some((name, value)) = auth {
             m.push_header(name, value);
         }
-        if let Some(ua) = &core.cfg.user_agent {
+        if let Some(ua) = &core.cfg().user_agent {
             m.push_header("User-Agent", ua.clone());
         }
         m.push_header("Content-Length", "0");
@@ -359,12 +356,12 @@ impl PhoneAccount {
 
     /// Waits for the next out-of-dialog MESSAGE (already answered 200).
     pub async fn next_message(&self, within: Duration) -> Result<Message, SipError> {
-        let mark = self.endpoint.core().malformed_mark();
+        let mark = self.endpoint.core().net().malformed_mark();
         let mut rx = self.messages.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
-            Err(_) => Err(self.endpoint.core().timeout_error(
+            Err(_) => Err(self.endpoint.core().net().timeout_error(
                 mark,
                 "an incoming MESSAGE".into(),
                 within,
@@ -375,12 +372,12 @@ impl PhoneAccount {
 
     /// Waits for the next incoming INVITE (whatever the policy did with it).
     pub async fn next_call(&self, within: Duration) -> Result<IncomingCall, SipError> {
-        let mark = self.endpoint.core().malformed_mark();
+        let mark = self.endpoint.core().net().malformed_mark();
         let mut rx = self.calls.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
             Ok(Some(c)) => Ok(c),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
-            Err(_) => Err(self.endpoint.core().timeout_error(
+            Err(_) => Err(self.endpoint.core().net().timeout_error(
                 mark,
                 "an incoming INVITE".into(),
                 within,
@@ -396,7 +393,7 @@ fn on_request(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         "MESSAGE" => {
             let _ = core.respond_with(&req, 200, None, None);
             if shared.messages.try_send(req.message).is_err() {
-                core.recorder
+                core.recorder()
                     .note("incoming MESSAGE not queued (queue full)");
             }
         }
@@ -454,7 +451,7 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         IncomingPolicy::Ignore | IncomingPolicy::Manual => Ok(()),
     };
     if shared.calls.try_send(call).is_err() {
-        core.recorder
+        core.recorder()
             .note("incoming call not queued (queue full or nobody listening)");
     }
 }
@@ -513,7 +510,7 @@ impl IncomingCall {
 
     fn answer_response(&self) -> Message {
         let mut r = self.response(200);
-        let sdp = minimal_sdp(self.core.local, self.core.next_id());
+        let sdp = minimal_sdp(self.core.local(), self.core.next_id());
         r.set_body("application/sdp", sdp.into_bytes());
         r
     }
@@ -610,11 +607,7 @@ impl IncomingCall {
             .await;
         if result.is_ok() {
             // The dialog is over: in-dialog requests for it now get 481.
-            self.core
-                .routes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(self.req.message.call_id().unwrap_or(""));
+            lock(&self.core.routes).remove(self.req.message.call_id().unwrap_or(""));
         }
         result
     }

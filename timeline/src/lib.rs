@@ -17,9 +17,11 @@
 
 mod event;
 mod ladder;
+mod sync;
 
 pub use event::{escape_bytes, Direction, Event, Protocol};
 pub use ladder::render_ladder;
+pub use sync::{lock, now_ms};
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -84,7 +86,7 @@ impl Timeline {
         summary: String,
         raw: Bytes,
     ) {
-        let mut events = self.inner.events.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = lock(&self.inner.events);
         let at = self.inner.origin.elapsed();
         let seq = events.len() as u64;
         events.push(Event {
@@ -116,26 +118,18 @@ impl Timeline {
 
     /// A snapshot of every event so far, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.inner
-            .events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.inner.events).clone()
     }
 
     /// Events recorded from index `from` on (for "what happened since this step began").
     pub fn events_since(&self, from: usize) -> Vec<Event> {
-        let events = self.inner.events.lock().unwrap_or_else(|e| e.into_inner());
+        let events = lock(&self.inner.events);
         events.get(from..).map(|s| s.to_vec()).unwrap_or_default()
     }
 
     /// How many events have been recorded.
     pub fn len(&self) -> usize {
-        self.inner
-            .events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        lock(&self.inner.events).len()
     }
 
     /// True when nothing has been recorded yet.

@@ -1,136 +1,9 @@
-//! Transports: the transport kind, TLS material (rustls, ring provider only), and the framing of
-//! SIP messages on a byte stream by Content-Length, with limits that become error values.
+//! The framing of SIP messages on a byte stream by Content-Length (RFC 3261 §18.3), with limits
+//! that become error values.
 
-use crate::error::SipError;
-use crate::message::{find_header_end, Limits, Message, ParseError};
+use crate::message::{find_header_end, Limits, Message};
+use crate::syntax::ParseError;
 use bytes::{Buf, Bytes, BytesMut};
-use std::sync::Arc;
-use tokio_rustls::rustls;
-
-/// UDP, TCP or TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Datagrams; retransmissions by the transaction layer.
-    Udp,
-    /// One TCP connection per peer, reused.
-    Tcp,
-    /// TLS over TCP (rustls).
-    Tls,
-}
-
-impl Transport {
-    /// Lower-case name, as recorded in the timeline and written in `;transport=`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    /// The Via token (`UDP`, `TCP`, `TLS`).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-        }
-    }
-
-    /// True for TCP and TLS.
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
-
-/// TLS material for one endpoint: the client side trusts a given CA; the server side (for tests
-/// and for the phone listening on TLS) presents a certificate chain.
-#[derive(Clone)]
-pub struct TlsConfig {
-    /// Used when this endpoint connects.
-    pub client: Option<Arc<rustls::ClientConfig>>,
-    /// Used when this endpoint accepts.
-    pub server: Option<Arc<rustls::ServerConfig>>,
-    /// The name checked in the server's certificate when connecting.
-    pub server_name: String,
-}
-
-impl std::fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("client", &self.client.is_some())
-            .field("server", &self.server.is_some())
-            .field("server_name", &self.server_name)
-            .finish()
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-impl TlsConfig {
-    /// A client configuration trusting the CA certificates in `ca_pem`, checking `server_name`.
-    pub fn client_trusting(ca_pem: &[u8], server_name: &str) -> Result<TlsConfig, SipError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-            let cert = cert.map_err(|e| SipError::Config(format!("CA PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| SipError::Config(format!("CA certificate: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(SipError::Config("no certificate in the CA PEM".into()));
-        }
-        let client = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| SipError::Config(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(TlsConfig {
-            client: Some(Arc::new(client)),
-            server: None,
-            server_name: server_name.to_owned(),
-        })
-    }
-
-    /// A server-only configuration presenting `cert_chain_pem` with `key_pem`.
-    pub fn server(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsConfig, SipError> {
-        Ok(TlsConfig {
-            client: None,
-            server: Some(Arc::new(server_config(cert_chain_pem, key_pem)?)),
-            server_name: String::new(),
-        })
-    }
-
-    /// Adds a server identity to this configuration (an endpoint that both connects and accepts).
-    pub fn with_server(
-        mut self,
-        cert_chain_pem: &[u8],
-        key_pem: &[u8],
-    ) -> Result<TlsConfig, SipError> {
-        self.server = Some(Arc::new(server_config(cert_chain_pem, key_pem)?));
-        Ok(self)
-    }
-}
-
-fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, SipError> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_chain_pem[..])
-        .collect::<Result<_, _>>()
-        .map_err(|e| SipError::Config(format!("certificate PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(SipError::Config("no certificate in the chain PEM".into()));
-    }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| SipError::Config(format!("key PEM: {e}")))?
-        .ok_or_else(|| SipError::Config("no private key in the key PEM".into()))?;
-    rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SipError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| SipError::Config(format!("server certificate: {e}")))
-}
 
 /// Cuts SIP messages out of a byte stream by Content-Length (RFC 3261 §18.3).
 ///
@@ -305,18 +178,6 @@ mod tests {
         assert!(matches!(
             f.next().unwrap_err().error,
             ParseError::BadContentLength(_)
-        ));
-    }
-
-    #[test]
-    fn tls_config_errors_are_values() {
-        assert!(matches!(
-            TlsConfig::client_trusting(b"not pem", "x"),
-            Err(SipError::Config(_))
-        ));
-        assert!(matches!(
-            TlsConfig::server(b"", b""),
-            Err(SipError::Config(_))
         ));
     }
 }

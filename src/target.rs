@@ -9,6 +9,8 @@
 //! With no target file the bench uses [`Target::embedded_reference`], the in-process reference
 //! gateway.
 
+pub use mock_apns::{AuthMethod, Environment, UnknownTokens};
+pub use ref_gateway::CancelPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -284,71 +286,16 @@ pub struct ApnsSection {
     pub listen: String,
     /// Which APNs environment the gateway believes it talks to.
     #[serde(default)]
-    pub environment: ApnsEnvironment,
+    pub environment: Environment,
     /// How the gateway authenticates to APNs.
-    pub auth: ApnsAuth,
+    pub auth: AuthMethod,
     /// The directory `pushbench credentials --out DIR` wrote, relative to the target file.
     pub credentials_dir: PathBuf,
     /// The app's bundle id; VoIP pushes go to `<bundle_id>.voip`.
     pub bundle_id: String,
     /// What the mock answers for a device token it does not know.
     #[serde(default)]
-    pub unknown_token: UnknownTokenPolicy,
-}
-
-/// APNs environments.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ApnsEnvironment {
-    /// `api.sandbox.push.apple.com`.
-    #[default]
-    Sandbox,
-    /// `api.push.apple.com`.
-    Production,
-}
-
-/// APNs authentication modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ApnsAuth {
-    /// JWT provider tokens signed with the `.p8` key.
-    Token,
-    /// TLS client certificate.
-    Certificate,
-}
-
-/// What the mock APNs does with a token it has never seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnknownTokenPolicy {
-    /// Accept it and register the device (the scenarios register their own tokens anyway).
-    #[default]
-    Register,
-    /// Answer 400 BadDeviceToken.
-    Reject,
-}
-
-/// How the gateway treats a call cancelled while the push is out (catalogue C2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CancelPolicy {
-    /// RFC 8599: the pending INVITE is dropped; the phone gets nothing more.
-    Rfc8599Drop,
-    /// Flexisip: on REGISTER the INVITE is replayed and then CANCELled.
-    FlexisipReplay,
-    /// A "call ended" push tells the phone.
-    CancelPush,
-}
-
-impl CancelPolicy {
-    /// The profile name (`rfc8599-drop`, `flexisip-replay`, `cancel-push`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelPolicy::Rfc8599Drop => "rfc8599-drop",
-            CancelPolicy::FlexisipReplay => "flexisip-replay",
-            CancelPolicy::CancelPush => "cancel-push",
-        }
-    }
+    pub unknown_token: UnknownTokens,
 }
 
 /// `[profile]`.
@@ -591,11 +538,11 @@ impl Target {
             xmpp: None,
             apns: ApnsSection {
                 listen: "127.0.0.1:0".into(),
-                environment: ApnsEnvironment::Sandbox,
-                auth: ApnsAuth::Token,
+                environment: Environment::Sandbox,
+                auth: AuthMethod::Token,
                 credentials_dir: PathBuf::new(),
                 bundle_id: "com.example.pushbench".into(),
-                unknown_token: UnknownTokenPolicy::Register,
+                unknown_token: UnknownTokens::Register,
             },
             profile: Profile {
                 cancel: CancelPolicy::Rfc8599Drop,
@@ -890,7 +837,7 @@ timeout_ms = 1000
         assert_eq!(t.profile.cancel, CancelPolicy::FlexisipReplay);
         assert_eq!(t.timers.bucket, Duration::from_secs(5));
         assert_eq!(t.timers.grace, Duration::from_millis(500));
-        assert_eq!(t.apns.auth, ApnsAuth::Certificate);
+        assert_eq!(t.apns.auth, AuthMethod::Certificate);
         assert_eq!(t.sip_account("bob").unwrap().aor, "sip:bob@example.com");
         let names = t.profile_names();
         assert!(

@@ -6,8 +6,9 @@
 //! `tests/xmpp_features.rs` runs `features/xmpp` through the runner against this target.
 
 use anyhow::{anyhow, bail, Context, Result};
+use mock_apns::Environment;
 use pushbench::target::Target;
-use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment};
+use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig};
 use ref_gateway::app_server::classify::PublishKind;
 use ref_gateway::app_server::xmpp_peer::forms::DataForm;
 use ref_gateway::app_server::xmpp_peer::{

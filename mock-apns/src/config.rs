@@ -1,14 +1,21 @@
-//! Configuration of a mock APNs instance, and the two APNs environments.
+//! Configuration of a mock APNs instance, and the APNs vocabulary the whole bench shares: the two
+//! environments ([`Environment`]) and the two ways a provider authenticates ([`AuthMethod`]).
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// An APNs environment: `api.sandbox.push.apple.com` or `api.push.apple.com`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+/// An APNs environment: `api.sandbox.push.apple.com` or `api.push.apple.com`. The one type for
+/// the concept in the bench: the mock's listeners, a push's record, the reference gateway's APNs
+/// client and the target file's `[apns] environment` all use it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
-    /// Development (`api.sandbox.push.apple.com`, formerly `api.development.push.apple.com`).
+    /// Development (`api.sandbox.push.apple.com`, formerly `api.development.push.apple.com`):
+    /// what development builds of an app get tokens for, and the default.
+    #[default]
     Sandbox,
     /// Production (`api.push.apple.com`).
     Production,
@@ -22,6 +29,27 @@ impl Environment {
             Environment::Production => "production",
         }
     }
+
+    /// Apple's host name for it (the TLS server name and `:authority` a provider uses).
+    pub fn host(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "api.sandbox.push.apple.com",
+            Environment::Production => "api.push.apple.com",
+        }
+    }
+}
+
+/// How a provider authenticates to APNs: with a JSON Web Token signed by its `.p8` key
+/// ("token-based connection trust") or with a TLS client certificate ("certificate-based
+/// connection trust"); Apple, "Establishing a token-based connection to APNs" and "Establishing
+/// a certificate-based connection to APNs".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// ES256 provider tokens in `authorization: bearer …`.
+    Token,
+    /// A provider client certificate presented in the TLS handshake.
+    Certificate,
 }
 
 /// What to do with a push to a device token nobody registered.

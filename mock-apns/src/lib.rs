@@ -38,7 +38,7 @@ mod server;
 pub mod validate;
 
 pub use auth::AuthIdentity;
-pub use config::{Config, Environment, UnknownTokens};
+pub use config::{AuthMethod, Config, Environment, UnknownTokens};
 pub use credentials::{Credentials, CredentialsError, Manifest};
 pub use devices::{Delivery, DeliveryOutcome, DeviceSpec, DeviceState, UnknownDevice};
 pub use faults::{Fault, FaultAction, FaultMatch};

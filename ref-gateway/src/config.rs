@@ -3,8 +3,8 @@
 //! TOML ([`FileConfig`], see `ref-gateway/README.md` for an example file).
 
 use crate::apns::{ApnsAuth, ApnsError, RetryPolicy};
+pub use crate::cancel::CancelPolicy;
 use crate::faults::{Fault, Faults};
-pub use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,8 +83,8 @@ pub struct GatewayConfig {
     pub tls: Option<(SocketAddr, TlsIdentity)>,
     /// The APNs client.
     pub apns: ApnsSettings,
-    /// The CANCEL profile.
-    pub profile: Profile,
+    /// What a call cancelled after its push becomes.
+    pub cancel: CancelPolicy,
     /// Timers.
     pub timers: Timers,
     /// Faults switched on at start (they can be changed at run time).
@@ -108,7 +108,7 @@ impl GatewayConfig {
             tcp: Some(any),
             tls: None,
             apns,
-            profile: Profile::default(),
+            cancel: CancelPolicy::default(),
             timers: Timers::default(),
             faults: Faults::none(),
             accounts: Vec::new(),
@@ -146,9 +146,10 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// SIP domain.
     pub domain: String,
-    /// `rfc8599-drop`, `flexisip-replay` (default) or `cancel-push`.
-    #[serde(default)]
-    pub profile: Profile,
+    /// `rfc8599-drop`, `flexisip-replay` (default) or `cancel-push` (`profile = …` is read too,
+    /// as earlier files wrote it).
+    #[serde(default, alias = "profile")]
+    pub cancel: CancelPolicy,
     /// Fault names from the fault matrix.
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -308,7 +309,7 @@ impl FileConfig {
         if cfg.udp.is_none() && cfg.tcp.is_none() && cfg.tls.is_none() {
             return Err(ConfigError::Invalid("no listener configured".into()));
         }
-        cfg.profile = self.profile;
+        cfg.cancel = self.cancel;
         cfg.faults = Faults::default();
         for f in self.faults {
             cfg.faults.insert(f);
@@ -336,7 +337,7 @@ mod tests {
 
     const SAMPLE: &str = r#"
 domain = "example.com"
-profile = "cancel-push"
+cancel = "cancel-push"
 faults = ["priority-5", "no-bucket-timer"]
 [listen]
 udp = "127.0.0.1:0"
@@ -356,7 +357,7 @@ password = "secret"
     #[test]
     fn sample_file_parses() {
         let f = FileConfig::parse(SAMPLE).unwrap();
-        assert_eq!(f.profile, Profile::CancelPush);
+        assert_eq!(f.cancel, CancelPolicy::CancelPush);
         assert_eq!(f.faults, vec![Fault::Priority5, Fault::NoBucketTimer]);
         assert_eq!(f.timers.bucket_timer_ms, 1500);
         assert_eq!(f.timers.retry_max, RetryPolicy::default().max_retries);
@@ -367,7 +368,7 @@ password = "secret"
     fn unknown_keys_and_faults_are_errors() {
         let bad = SAMPLE.replace("priority-5", "priority-7");
         assert!(matches!(FileConfig::parse(&bad), Err(ConfigError::Toml(_))));
-        let bad = SAMPLE.replace("profile =", "profil =");
+        let bad = SAMPLE.replace("cancel =", "cancl =");
         assert!(matches!(FileConfig::parse(&bad), Err(ConfigError::Toml(_))));
     }
 

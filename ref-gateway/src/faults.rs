@@ -2,7 +2,7 @@
 //! requirement ids the suite must report failed when it is on (the fault matrix of
 //! `features/REQUIREMENTS.md`, kept here as data so the fault-matrix test can use it).
 
-use crate::profile::Profile;
+use crate::cancel::CancelPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -105,7 +105,7 @@ impl Fault {
 
     /// The requirement ids the suite must report failed, and only those, when this fault is the
     /// only one switched on and the gateway runs `profile`.
-    pub fn breaks(self, profile: Profile) -> Vec<&'static str> {
+    pub fn breaks(self, profile: CancelPolicy) -> Vec<&'static str> {
         const WAKE_CHAIN: [&str; 7] = [
             "SIP-B1", "SIP-B2", "SIP-B4", "SIP-C6", "SIP-D1", "SIP-F1", "SIP-F2",
         ];
@@ -128,7 +128,7 @@ impl Fault {
             Fault::Priority5 => vec!["APNS-3"],
             Fault::NoReplayOnRegister => {
                 let mut ids = WAKE_CHAIN.to_vec();
-                if profile == Profile::FlexisipReplay {
+                if profile == CancelPolicy::FlexisipReplay {
                     ids.extend(["SIP-C2", "SIP-D2", "SIP-E4"]);
                 }
                 ids
@@ -238,18 +238,18 @@ mod tests {
             ids.sort();
             assert_eq!(
                 ids,
-                f.breaks(Profile::FlexisipReplay),
+                f.breaks(CancelPolicy::FlexisipReplay),
                 "{f}: REQUIREMENTS.md and Fault::breaks disagree (flexisip-replay)"
             );
-            for p in [Profile::Rfc8599Drop, Profile::CancelPush] {
-                let differs = f.breaks(p) != f.breaks(Profile::FlexisipReplay);
+            for p in [CancelPolicy::Rfc8599Drop, CancelPolicy::CancelPush] {
+                let differs = f.breaks(p) != f.breaks(CancelPolicy::FlexisipReplay);
                 assert_eq!(
                     differs,
                     others != "same",
                     "{f}: the other-profiles column says {others:?} for {p}"
                 );
                 if differs {
-                    for id in f.breaks(Profile::FlexisipReplay) {
+                    for id in f.breaks(CancelPolicy::FlexisipReplay) {
                         if !f.breaks(p).contains(&id) {
                             assert!(others.contains(id), "{f}/{p}: {id} not mentioned");
                         }
@@ -263,7 +263,7 @@ mod tests {
     fn every_fault_breaks_something_and_ids_exist_in_the_catalogue() {
         let text = include_str!("../../features/REQUIREMENTS.md");
         for f in Fault::ALL {
-            for p in Profile::ALL {
+            for p in CancelPolicy::ALL {
                 let ids = f.breaks(p);
                 assert!(!ids.is_empty(), "{f} breaks nothing in {p}");
                 for id in ids {

@@ -86,7 +86,7 @@ impl RefGateway {
         });
         tracing::info!(
             ?addresses,
-            profile = config.profile.name(),
+            cancel = config.cancel.as_str(),
             "ref-gateway ready"
         );
         Ok(RefGateway {

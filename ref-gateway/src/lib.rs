@@ -7,13 +7,15 @@
 //!   connection, bounded retries, every request and answer on the timeline).
 //! - [`call_push`]: the pushes for a call, a call that ended and a message, with the faults applied.
 //! - [`faults`]: the ten fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
-//! - [`profile`]: the three CANCEL profiles.
+//! - [`cancel`]: the three CANCEL policies ([`CancelPolicy`]) and what a bucket entry becomes when
+//!   its call ends under each.
 //!
 //! The SIP side (RFC 8599 registrar + stateful proxy on `sip-peer`'s parser), done:
 //! - [`gateway`]: [`RefGateway::start`]`(GatewayConfig) -> RefGateway` (bound addresses,
 //!   `set_faults`, `bindings`, `shutdown`); the binary `ref-gateway --config FILE` prints the
 //!   addresses as one JSON line.
-//! - [`config`]: the gateway's TOML (listen addresses, domain, APNs client, profile, timers, faults,
+//! - [`config`]: the gateway's TOML (listen addresses, domain, APNs client, cancel policy, timers,
+//!   faults,
 //!   digest accounts), also buildable in-process.
 //! - [`flow`]: UDP/TCP/TLS listeners and the flows messages arrive on; everything goes back over a
 //!   flow (responses to the request's, requests to a phone over its last REGISTER's).
@@ -21,12 +23,11 @@
 //!   params (Linphone dialect included), expiry and flow; token rotation and new source addresses
 //!   update the binding; un-REGISTER stops pushes; optional digest (401) per account.
 //! - [`bucket`]: the SIP Request Push Bucket (RFC 8599 §5.2) entries and their §5.3 match.
-//! - [`cancel`]: what a bucket entry becomes when its call ends, per profile.
 //! - [`push`]: the binding's tokens, and the APNs clients (production / sandbox) that send what
 //!   [`call_push::PushBuilder`] makes; 410 evicts the binding, other failures answer 480 at once.
 //! - `proxy` (private): the stateful proxy core — 100 Trying, forking (awake contacts at once,
 //!   push-bound ones through the bucket), de-duplicated pushes per (Call-ID, token), release on a
-//!   matching REGISTER, Bucket Timer → 480, CANCEL → 200 + 487 and the profile, first 2xx wins and
+//!   matching REGISTER, Bucket Timer → 480, CANCEL → 200 + 487 and the cancel policy, first 2xx wins and
 //!   the others get `Reason: SIP;cause=200;text="Call completed elsewhere"`, Record-Route and
 //!   in-dialog routing over the dialog's flows.
 
@@ -39,12 +40,11 @@ pub mod config;
 pub mod faults;
 pub mod flow;
 pub mod gateway;
-pub mod profile;
 mod proxy;
 pub mod push;
 pub mod registrar;
 
+pub use cancel::CancelPolicy;
 pub use config::GatewayConfig;
 pub use faults::{Fault, Faults};
 pub use gateway::{Addresses, RefGateway, StartError};
-pub use profile::Profile;

@@ -3,9 +3,10 @@
 //! sends with one [`ApnsClient`] per APNs environment (`pn-provider=apns` → production,
 //! `apns.dev` → sandbox), classifying APNs' answer for the bucket.
 
-use crate::apns::{ApnsClient, ApnsClientConfig, ApnsError, ApnsResponse, Environment, Push};
+use crate::apns::{ApnsClient, ApnsClientConfig, ApnsError, ApnsResponse, Push};
 use crate::config::{ApnsSettings, Timers};
 use crate::faults::{Fault, Faults};
+use mock_apns::Environment;
 use sip_peer::{PushError, PushParams};
 use std::time::{SystemTime, UNIX_EPOCH};
 use timeline::Recorder;

@@ -3,8 +3,9 @@
 //! pushed, end to end, with the publishes as Prosody really sends them.
 
 use anyhow::{anyhow, bail, Context, Result};
+use mock_apns::Environment;
 use mock_apns::{DeviceSpec, DeviceState, MockApns, PushRecord};
-use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment};
+use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig};
 use ref_gateway::app_server::classify::{CallEnd, PublishKind};
 use ref_gateway::app_server::prosody::{target_options, Prosody, PUSH_JID};
 use ref_gateway::app_server::{

@@ -32,7 +32,7 @@ async fn the_binary_prints_its_addresses_and_serves_register_and_push() {
         format!(
             r#"
 domain = "{DOMAIN}"
-profile = "rfc8599-drop"
+cancel = "rfc8599-drop"
 [listen]
 udp = "127.0.0.1:0"
 tcp = "127.0.0.1:0"

@@ -7,7 +7,7 @@ mod support;
 use mock_apns::{Fault as ApnsFault, FaultAction};
 use phone::{PayloadKind, PushPayload};
 use ref_gateway::config::Account;
-use ref_gateway::Profile;
+use ref_gateway::CancelPolicy;
 use sip_peer::{PhoneConfig, PushParams, SipError, Transport};
 use std::time::Duration;
 use support::*;
@@ -130,9 +130,11 @@ async fn a_retransmitted_invite_gives_one_push() {
     assert_eq!(b.pushes_for(&tok).len(), 1);
 }
 
-async fn cancel_after_push(profile: Profile) -> (Bench, String, sip_peer::PhoneAccount, String) {
+async fn cancel_after_push(
+    cancel: CancelPolicy,
+) -> (Bench, String, sip_peer::PhoneAccount, String) {
     let b = Bench::with(Options {
-        profile,
+        cancel,
         ..Options::default()
     })
     .await;
@@ -154,7 +156,7 @@ async fn cancel_after_push(profile: Profile) -> (Bench, String, sip_peer::PhoneA
 
 #[tokio::test]
 async fn cancel_under_rfc8599_drop_gives_the_phone_nothing() {
-    let (b, tok, alice, _) = cancel_after_push(Profile::Rfc8599Drop).await;
+    let (b, tok, alice, _) = cancel_after_push(CancelPolicy::Rfc8599Drop).await;
     alice.wake(true, ONE_S).await.unwrap();
     assert!(
         alice.next_call(QUIET).await.is_err(),
@@ -166,7 +168,7 @@ async fn cancel_under_rfc8599_drop_gives_the_phone_nothing() {
 
 #[tokio::test]
 async fn cancel_under_flexisip_replay_gives_invite_then_cancel_on_register() {
-    let (b, _tok, alice, id) = cancel_after_push(Profile::FlexisipReplay).await;
+    let (b, _tok, alice, id) = cancel_after_push(CancelPolicy::FlexisipReplay).await;
     alice.wake(true, ONE_S).await.unwrap();
     let mut incoming = alice.next_call(ONE_S).await.unwrap();
     assert_eq!(incoming.call_id(), id);
@@ -182,7 +184,7 @@ async fn cancel_under_flexisip_replay_gives_invite_then_cancel_on_register() {
 
 #[tokio::test]
 async fn cancel_under_cancel_push_sends_a_call_ended_push_and_no_invite() {
-    let (b, tok, alice, id) = cancel_after_push(Profile::CancelPush).await;
+    let (b, tok, alice, id) = cancel_after_push(CancelPolicy::CancelPush).await;
     let ended = b.push_for(&tok).await;
     let p = payload(&ended);
     assert_eq!(p.kind, PayloadKind::Cancel);

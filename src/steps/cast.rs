@@ -10,14 +10,14 @@
 //! `PUSHBENCH_REF_FAULTS`, a 3 s bucket timer) and stops it in teardown.
 
 use super::device::{Device, DeviceKind, DeviceSpec};
-use crate::target::{ApnsAuth as TargetAuth, ApnsEnvironment, CancelPolicy, Target, TargetKind};
+use crate::target::{AuthMethod, CancelPolicy, Environment as TargetEnv, Target, TargetKind};
 use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use futures::FutureExt as _;
 use mock_apns::{DeviceSpec as ApnsDevice, DeviceState, Environment, MockApns, PushRecord};
 use ref_gateway::apns::ApnsAuth;
 use ref_gateway::config::{ApnsSettings, TlsIdentity};
-use ref_gateway::{Fault, Faults, GatewayConfig, Profile, RefGateway};
+use ref_gateway::{Fault, Faults, GatewayConfig, RefGateway};
 use sip_peer::{Call, Caller, CallerConfig, EndpointConfig, SipUri, TlsConfig};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -126,18 +126,15 @@ pub async fn shared_apns(target: &Target) -> Result<Arc<MockApns>, StepError> {
         bundle_id: a.bundle_id.clone(),
         credentials_dir: (!embedded && !a.credentials_dir.as_os_str().is_empty())
             .then(|| a.credentials_dir.clone()),
-        unknown_tokens: match a.unknown_token {
-            crate::target::UnknownTokenPolicy::Register => mock_apns::UnknownTokens::Register,
-            crate::target::UnknownTokenPolicy::Reject => mock_apns::UnknownTokens::Reject,
-        },
+        unknown_tokens: a.unknown_token,
         // Every scenario's gateway opens its own connections with its own tokens.
         token_updates_per_window: 1_000_000,
         push_log_capacity: 100_000,
         ..mock_apns::Config::default()
     };
     match a.environment {
-        ApnsEnvironment::Sandbox => cfg.sandbox_listen = listen,
-        ApnsEnvironment::Production => cfg.production_listen = listen,
+        TargetEnv::Sandbox => cfg.sandbox_listen = listen,
+        TargetEnv::Production => cfg.production_listen = listen,
     }
     let rt = APNS_RUNTIME
         .as_ref()
@@ -457,14 +454,6 @@ pub fn loopback_for(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn profile_of(c: CancelPolicy) -> Profile {
-    match c {
-        CancelPolicy::Rfc8599Drop => Profile::Rfc8599Drop,
-        CancelPolicy::FlexisipReplay => Profile::FlexisipReplay,
-        CancelPolicy::CancelPush => Profile::CancelPush,
-    }
-}
-
 fn addr(key: &str, s: &Option<String>) -> Result<Option<SocketAddr>, StepError> {
     s.as_deref()
         .map(|a| {
@@ -484,10 +473,10 @@ async fn start_embedded(
     let ca_pem = std::fs::read(creds.ca_path())
         .map_err(|e| StepError::inconclusive(format!("mock APNs CA: {e}")))?;
     let auth = match target.apns.auth {
-        TargetAuth::Token => {
+        AuthMethod::Token => {
             ApnsAuth::token_from_p8_file(&creds.key_path(), creds.key_id(), creds.team_id())
         }
-        TargetAuth::Certificate => {
+        AuthMethod::Certificate => {
             let (cert, key) = creds
                 .client_cert(Environment::Sandbox)
                 .ok_or_else(|| StepError::inconclusive("mock APNs has no client certificate"))?;
@@ -512,7 +501,7 @@ async fn start_embedded(
             key_pem: tls.key_pem.clone(),
         },
     ));
-    cfg.profile = profile_of(target.profile.cancel);
+    cfg.cancel = target.profile.cancel;
     cfg.timers.bucket_timer = EMBEDDED_BUCKET;
     cfg.faults = embedded_config()?.faults;
     let _ = w; // the gateway's own traffic is recorded by the parties on the other end
@@ -549,10 +538,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
         .ok_or_else(|| StepError::inconclusive("the target has no [sip] section"))?;
     let apns = shared_apns(&target).await?;
     let number = super::next_scenario_number();
-    let environment = match target.apns.environment {
-        ApnsEnvironment::Sandbox => Environment::Sandbox,
-        ApnsEnvironment::Production => Environment::Production,
-    };
+    let environment = target.apns.environment;
     let (embedded, gateway, bucket, alice_user, alice_aor, bob_aor, creds) =
         if target.kind == TargetKind::EmbeddedReference {
             let (gw, addrs) = start_embedded(w, &target, &apns, &sip.domain).await?;

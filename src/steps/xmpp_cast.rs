@@ -25,7 +25,7 @@ use crate::world::BenchWorld;
 use futures::FutureExt as _;
 use mock_apns::{DeviceSpec as ApnsDevice, DeviceState, Environment, MockApns, PushRecord};
 use phone::{Action, DriverConfig, Input, Iphone, IphoneConfig, PhoneHandle, WallClock};
-use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, Environment as ClientEnv};
+use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig};
 use ref_gateway::app_server::xmpp_peer::forms::DataForm;
 use ref_gateway::app_server::xmpp_peer::message::Message;
 use ref_gateway::app_server::xmpp_peer::{
@@ -308,11 +308,10 @@ async fn start_app_server(
         .map_err(|e| StepError::inconclusive(format!("mock APNs CA: {e}")))?;
     let auth = ApnsAuth::token_from_p8_file(&creds.key_path(), creds.key_id(), creds.team_id())
         .map_err(|e| StepError::inconclusive(format!("the app server's APNs key: {e}")))?;
-    let (addr, env) = match target.apns.environment {
-        crate::target::ApnsEnvironment::Sandbox => (apns.sandbox_addr(), ClientEnv::Sandbox),
-        crate::target::ApnsEnvironment::Production => {
-            (apns.production_addr(), ClientEnv::Production)
-        }
+    let env = target.apns.environment;
+    let addr = match env {
+        Environment::Sandbox => apns.sandbox_addr(),
+        Environment::Production => apns.production_addr(),
     };
     let client = ApnsClientConfig::new(addr, &ca, auth)
         .and_then(|c| {
@@ -323,11 +322,11 @@ async fn start_app_server(
         })
         .map_err(|e| StepError::inconclusive(format!("the app server's APNs client: {e}")))?;
     let clients = match env {
-        ClientEnv::Sandbox => ApnsClients {
+        Environment::Sandbox => ApnsClients {
             sandbox: Some(client),
             production: None,
         },
-        ClientEnv::Production => ApnsClients {
+        Environment::Production => ApnsClients {
             sandbox: None,
             production: Some(client),
         },
@@ -419,10 +418,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<XmppCast, StepError> {
         start_seq,
         domain: xmpp.domain.clone(),
         bundle: apns.credentials().bundle_id().to_owned(),
-        env: match target.apns.environment {
-            crate::target::ApnsEnvironment::Sandbox => Environment::Sandbox,
-            crate::target::ApnsEnvironment::Production => Environment::Production,
-        },
+        env: target.apns.environment,
         apns,
         app,
         outcomes: Vec::new(),
@@ -595,10 +591,7 @@ impl XmppCast {
         let mut reg = Registration::new(&node, &voip, &self.bundle)
             .alert_token(&alert)
             .secret(&secret);
-        reg.environment = match env {
-            Environment::Sandbox => ClientEnv::Sandbox,
-            Environment::Production => ClientEnv::Production,
-        };
+        reg.environment = env;
         self.app.registry().register(reg);
         let mut cfg = self.alice.clone();
         cfg.resource = format!("pushbench-{}-{}", self.number, kind.party());

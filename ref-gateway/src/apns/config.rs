@@ -3,31 +3,13 @@
 
 use super::jwt::TokenSigner;
 use super::ApnsError;
+use mock_apns::{AuthMethod, Environment};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use timeline::{Protocol, Recorder};
-
-/// Apple's two environments and their host names (used as SNI and `:authority`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Environment {
-    /// `api.sandbox.push.apple.com` (development builds).
-    Sandbox,
-    /// `api.push.apple.com`.
-    Production,
-}
-
-impl Environment {
-    /// The host name.
-    pub fn host(self) -> &'static str {
-        match self {
-            Environment::Sandbox => "api.sandbox.push.apple.com",
-            Environment::Production => "api.push.apple.com",
-        }
-    }
-}
 
 /// How the provider authenticates.
 #[derive(Clone)]
@@ -56,6 +38,14 @@ impl std::fmt::Debug for ApnsAuth {
 }
 
 impl ApnsAuth {
+    /// Which of the two methods this is.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            ApnsAuth::Token(_) => AuthMethod::Token,
+            ApnsAuth::Certificate { .. } => AuthMethod::Certificate,
+        }
+    }
+
     /// Token auth from a `.p8` file.
     pub fn token_from_p8_file(path: &Path, key_id: &str, team_id: &str) -> Result<Self, ApnsError> {
         Ok(ApnsAuth::Token(Arc::new(TokenSigner::from_p8_file(

@@ -19,7 +19,7 @@ pub mod jwt;
 mod push;
 
 pub use client::{ApnsClient, MAX_ANSWER_BODY};
-pub use config::{ApnsAuth, ApnsClientConfig, Environment, RetryPolicy};
+pub use config::{ApnsAuth, ApnsClientConfig, RetryPolicy};
 pub use error::ApnsError;
 pub use jwt::{TokenSigner, TOKEN_LIFETIME};
 pub use push::{short_token, ApnsResponse, Push};

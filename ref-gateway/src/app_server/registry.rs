@@ -4,7 +4,7 @@
 //! Filled in-process ([`Registry::register`]) or from configuration; a 410 from APNs removes
 //! the node, so the next publish for it is answered `item-not-found`.
 
-use crate::apns::Environment;
+use mock_apns::Environment;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,7 +34,7 @@ fn sandbox() -> Environment {
 }
 
 mod environment_name {
-    use crate::apns::Environment;
+    use mock_apns::Environment;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(e: &Environment, s: S) -> Result<S::Ok, S::Error> {

@@ -307,13 +307,13 @@ impl Proxy {
             return;
         };
         let n = call.branches.len();
-        let profile = self.profile;
+        let policy = self.cancel;
         let faults = self.faults.clone();
         let mut cancel_pushes = Vec::new();
         let call_id = call.call_id.clone();
         let mut keep = Vec::new();
         for mut e in call.bucket.drain(..) {
-            match on_call_ended(&e.state, reason.as_deref(), profile, &faults) {
+            match on_call_ended(&e.state, reason.as_deref(), policy, &faults) {
                 OnCallEnded::Drop => {}
                 OnCallEnded::Replay(r) => {
                     e.state = EntryState::Replay { reason: r };

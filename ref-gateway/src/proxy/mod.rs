@@ -17,10 +17,10 @@
 //! come back). This module holds the state and the event loop's entry, [`Proxy::handle`].
 
 use crate::bucket::BucketEntry;
+use crate::cancel::CancelPolicy;
 use crate::config::{Account, GatewayConfig, Timers};
 use crate::faults::Faults;
 use crate::flow::{Flow, Inbound, Listeners};
-use crate::profile::Profile;
 use crate::push::{PushOutcome, Pusher};
 use crate::registrar::{Binding, Registrar};
 use sip_peer::build_response;
@@ -152,7 +152,7 @@ impl Out {
 pub(crate) struct Proxy {
     out: Out,
     domain: String,
-    profile: Profile,
+    cancel: CancelPolicy,
     timers: Timers,
     accounts: Vec<Account>,
     faults: Faults,
@@ -242,7 +242,7 @@ impl Proxy {
                 recorder: cfg.sip_recorder.clone(),
             },
             domain: cfg.domain.clone(),
-            profile: cfg.profile,
+            cancel: cfg.cancel,
             timers: cfg.timers,
             accounts: cfg.accounts.clone(),
             faults: cfg.faults.clone(),

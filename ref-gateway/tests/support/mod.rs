@@ -5,7 +5,7 @@
 
 use mock_apns::{Config, DeviceSpec, Environment, MockApns, PushRecord};
 use ref_gateway::config::{ApnsSettings, GatewayConfig, TlsIdentity};
-use ref_gateway::{Faults, Profile, RefGateway};
+use ref_gateway::{CancelPolicy, Faults, RefGateway};
 use sip_peer::{
     Caller, CallerConfig, EndpointConfig, PhoneAccount, PhoneConfig, PushParams, SipUri, TlsConfig,
     Transport,
@@ -69,7 +69,7 @@ pub struct Bench {
 }
 
 pub struct Options {
-    pub profile: Profile,
+    pub cancel: CancelPolicy,
     pub faults: Faults,
     pub accounts: Vec<ref_gateway::config::Account>,
     pub push_delay: Duration,
@@ -80,7 +80,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            profile: Profile::FlexisipReplay,
+            cancel: CancelPolicy::FlexisipReplay,
             faults: Faults::none(),
             accounts: Vec::new(),
             push_delay: Duration::ZERO,
@@ -126,7 +126,7 @@ impl Bench {
                 key_pem: key.into_bytes(),
             },
         ));
-        cfg.profile = opts.profile;
+        cfg.cancel = opts.cancel;
         cfg.faults = opts.faults;
         cfg.accounts = opts.accounts;
         cfg.timers.bucket_timer = BUCKET;

@@ -7,7 +7,7 @@
 
 use crate::catalog::{ScenarioInfo, ScenarioKey};
 use crate::report::{StepRun, StepStatus};
-use crate::verdict::{classify_failure, Verdict};
+use crate::verdict::{step_error, Verdict};
 use crate::world::BenchWorld;
 use cucumber::{cli, event, gherkin, parser, Event, Writer};
 use std::collections::HashMap;
@@ -255,7 +255,10 @@ fn step_event(a: &mut Attempt, step: &gherkin::Step, ev: event::Step<BenchWorld>
                     StepStatus::Undefined,
                 ),
                 event::StepError::Panic(info) => {
-                    let (v, msg) = classify_failure(&panic_text(&info));
+                    let (v, msg) = match step_error(info.as_ref()) {
+                        Some(e) => (e.verdict(), e.to_string()),
+                        None => (Verdict::Fail, panic_text(&info)),
+                    };
                     let status = if v == Verdict::Fail {
                         StepStatus::Failed
                     } else {
@@ -279,9 +282,11 @@ fn step_event(a: &mut Attempt, step: &gherkin::Step, ev: event::Step<BenchWorld>
     });
 }
 
-/// The text of a panic payload (what `panic!` or a returned error displayed).
+/// The text of a panic payload (a step's [`crate::StepError`], or what `panic!` displayed).
 pub fn panic_text(info: &event::Info) -> String {
-    if let Some(s) = info.downcast_ref::<String>() {
+    if let Some(e) = step_error(info.as_ref()) {
+        e.to_string()
+    } else if let Some(s) = info.downcast_ref::<String>() {
         s.clone()
     } else if let Some(s) = info.downcast_ref::<&str>() {
         (*s).to_owned()

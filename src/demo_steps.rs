@@ -3,7 +3,7 @@
 //! party. Every sentence starts with "the demo", so they cannot collide with the real step
 //! library. `pushbench run tests/runner-fixtures/pass` is a self-check of an installation.
 
-use crate::verdict::{StepError, Verdict};
+use crate::verdict::{outcome, StepError, Verdict};
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
 use std::collections::HashSet;
@@ -22,47 +22,45 @@ fn party_sends(w: &mut BenchWorld, from: String, what: String, to: String) {
 }
 
 #[then(expr = "the demo timeline has {int} event(s)")]
-fn timeline_has(w: &mut BenchWorld, n: usize) -> Result<(), StepError> {
+fn timeline_has(w: &mut BenchWorld, n: usize) {
     let got = w.timeline.len();
-    if got == n {
+    outcome(if got == n {
         Ok(())
     } else {
         Err(StepError::fail(format!(
             "expected {n} events, the timeline has {got}"
         )))
-    }
+    })
 }
 
 #[then(expr = "the demo check fails because {string}")]
-fn check_fails(w: &mut BenchWorld, reason: String) -> Result<(), StepError> {
+fn check_fails(w: &mut BenchWorld, reason: String) {
     let last = w.timeline.events().pop();
-    Err(match last {
+    outcome(Err(match last {
         Some(e) => StepError::fail_with_message(
             format!("{reason} (offending: {})", e.summary),
             // A byte that is not UTF-8, to show the report escapes it.
             [e.raw.as_ref(), b"\xff"].concat(),
         ),
         None => StepError::fail(reason),
-    })
+    }))
 }
 
 #[then(expr = "the demo precondition cannot be established because {string}")]
-fn precondition(_w: &mut BenchWorld, reason: String) -> Result<(), StepError> {
-    Err(StepError::inconclusive(reason))
+fn precondition(_w: &mut BenchWorld, reason: String) {
+    outcome(Err(StepError::inconclusive(reason)))
 }
 
 #[then("the demo check fails on the first attempt only")]
-fn flaky(w: &mut BenchWorld) -> Result<(), StepError> {
-    let name = w.context()?.key.to_string();
-    let first = FAILED_ONCE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name);
-    if first {
-        Err(StepError::fail("first attempt fails on purpose"))
-    } else {
-        Ok(())
-    }
+fn flaky(w: &mut BenchWorld) {
+    outcome(w.context().and_then(|c| {
+        let first = timeline::lock(&FAILED_ONCE).insert(c.key.to_string());
+        if first {
+            Err(StepError::fail("first attempt fails on purpose"))
+        } else {
+            Ok(())
+        }
+    }))
 }
 
 #[then(expr = "the demo records an inconclusive verdict because {string}")]

@@ -13,9 +13,10 @@ use crate::catalog::{parse_tags, Catalog, LoadError, ScenarioInfo, ScenarioKey};
 use crate::collector::{self, Attempt, Collector, Shared};
 use crate::expected::{Expectation, ExpectedError, ExpectedFailures, Outcome};
 use crate::report::{self, RunReport, ScenarioResult, StepRun, StepStatus};
+use crate::scenario::{GatewayFaults, ScenarioContext};
 use crate::target::{CancelPolicy, CommandRun, Target, TargetError, TargetKind};
 use crate::verdict::Verdict;
-use crate::world::{BenchWorld, ScenarioContext};
+use crate::world::BenchWorld;
 use cucumber::{cli, gherkin, World as _};
 use futures::FutureExt as _;
 use std::collections::{BTreeSet, HashMap};
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub teardown_timeout: Duration,
     /// Print a line per finished scenario, the failures and the table.
     pub print: bool,
+    /// Faults switched on in the bench's own gateways (the fault matrices); none by default.
+    pub faults: GatewayFaults,
 }
 
 impl Default for RunOptions {
@@ -66,6 +69,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(600),
             teardown_timeout: Duration::from_secs(5),
             print: true,
+            faults: GatewayFaults::default(),
         }
     }
 }
@@ -404,6 +408,7 @@ async fn execute(
     let total = infos.len();
     let (before_target, before_infos, before_shared) =
         (target.clone(), infos.clone(), shared.clone());
+    let faults = Arc::new(opts.faults.clone());
     let after_shared = shared.clone();
     let teardown_timeout = opts.teardown_timeout;
     let before_scenario = target.commands.before_scenario.clone().map(Arc::new);
@@ -424,6 +429,7 @@ async fn execute(
                 key: key.clone(),
                 name: scenario.name.clone(),
                 requirements: info.map(|i| i.requirements.clone()).unwrap_or_default(),
+                faults: faults.clone(),
             });
             collector::lock(&before_shared)
                 .timelines
@@ -435,9 +441,7 @@ async fn execute(
                         panic!("{e}");
                     }
                 }
-                if let Err(e) = world.prepare().await {
-                    panic!("{e}");
-                }
+                crate::verdict::outcome(world.prepare().await);
             }
             .boxed_local()
         })

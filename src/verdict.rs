@@ -5,17 +5,16 @@
 //! TTCN-3's `setverdict`). Not-applicable is decided before a scenario runs, from its tags and the
 //! target's profile, so in practice it only ever stands alone.
 //!
-//! Steps fail by returning `Err(StepError)`. cucumber turns a returned error into a panic carrying
-//! its `Display` text, so the kind travels in that text: an inconclusive error is displayed with the
-//! [`INCONCLUSIVE_MARK`] prefix, and [`classify_failure`] reads it back. Any other panic or error
-//! text is a plain failure.
+//! A step's outcome is data all the way to the verdict: the step's body returns
+//! `Result<(), StepError>` (pass, or [`StepError::Fail`] / [`StepError::Inconclusive`]) and hands it
+//! to [`outcome`]. cucumber would turn a returned error into a panic carrying only its `Display`
+//! text; [`outcome`] instead panics with the [`StepError`] itself as the payload
+//! (`std::panic::panic_any`), which the collector downcasts ([`step_error`]). Any other panic (a
+//! bug, an `assert!`) is a plain failure.
 
 use bytes::Bytes;
 use serde::Serialize;
 use std::fmt;
-
-/// The prefix that marks a step failure as inconclusive in its displayed text.
-pub const INCONCLUSIVE_MARK: &str = "[inconclusive] ";
 
 /// How a scenario (or one step of it) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -120,20 +119,26 @@ impl fmt::Display for StepError {
                 }
                 Ok(())
             }
-            StepError::Inconclusive(reason) => write!(f, "{INCONCLUSIVE_MARK}{reason}"),
+            StepError::Inconclusive(reason) => f.write_str(reason),
         }
     }
 }
 
 impl std::error::Error for StepError {}
 
-/// Reads back the verdict and the message from the text of a failed step (a panic message or a
-/// displayed error): [`INCONCLUSIVE_MARK`] first means inconclusive, anything else is a failure.
-pub fn classify_failure(text: &str) -> (Verdict, String) {
-    match text.strip_prefix(INCONCLUSIVE_MARK) {
-        Some(reason) => (Verdict::Inconclusive, reason.to_owned()),
-        None => (Verdict::Fail, text.to_owned()),
+/// Ends a step with its outcome: returns when it passed; when it did not, stops the scenario with
+/// a panic whose payload is the [`StepError`] (cucumber catches it and hands it to the collector as
+/// the step's failure, see [`step_error`]).
+pub fn outcome(result: Result<(), StepError>) {
+    if let Err(e) = result {
+        std::panic::panic_any(e);
     }
+}
+
+/// The [`StepError`] a failed step's panic carries, when [`outcome`] raised it (`None` for any
+/// other panic).
+pub fn step_error(payload: &(dyn std::any::Any + Send)) -> Option<&StepError> {
+    payload.downcast_ref::<StepError>()
 }
 
 #[cfg(test)]
@@ -158,16 +163,23 @@ mod tests {
     }
 
     #[test]
-    fn inconclusive_survives_the_trip_through_display() {
-        let e = StepError::inconclusive("mock APNs did not start");
-        let (v, msg) = classify_failure(&e.to_string());
-        assert_eq!(v, Verdict::Inconclusive);
-        assert_eq!(msg, "mock APNs did not start");
-        let (v, msg) = classify_failure(&StepError::fail("no push within 2 s").to_string());
-        assert_eq!(v, Verdict::Fail);
-        assert_eq!(msg, "no push within 2 s");
-        // A plain panic is a failure, even when it mentions the word.
-        assert_eq!(classify_failure("inconclusive? no").0, Verdict::Fail);
+    fn a_failed_step_panics_with_its_error_as_data() {
+        outcome(Ok(()));
+        for e in [
+            StepError::inconclusive("mock APNs did not start"),
+            StepError::fail("no push within 2 s"),
+        ] {
+            let payload = std::panic::catch_unwind(|| outcome(Err(e.clone()))).unwrap_err();
+            assert_eq!(step_error(payload.as_ref()), Some(&e));
+        }
+        // A plain panic is not a step error, even when it mentions the word.
+        let payload = std::panic::catch_unwind(|| panic!("inconclusive? no")).unwrap_err();
+        assert_eq!(step_error(payload.as_ref()), None);
+        assert_eq!(
+            StepError::inconclusive("no token").to_string(),
+            "no token",
+            "the kind is data, not a prefix"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use pushbench::report::RunReport;
 use pushbench::runner::{run_blocking, RunOptions};
-use pushbench::steps::{configure_embedded, EmbeddedConfig};
+use pushbench::scenario::GatewayFaults;
 use pushbench::target::CancelPolicy;
 use pushbench::Verdict;
 use ref_gateway::{Fault, Faults};
@@ -38,7 +38,6 @@ struct Outcome {
 }
 
 fn run(faults: Faults, cancel: CancelPolicy) -> Outcome {
-    configure_embedded(Some(EmbeddedConfig { faults }));
     let started = Instant::now();
     let opts = RunOptions {
         embedded_cancel: Some(cancel),
@@ -48,10 +47,13 @@ fn run(faults: Faults, cancel: CancelPolicy) -> Outcome {
         ))],
         print: false,
         timeout: Duration::from_secs(240),
+        faults: GatewayFaults {
+            sip: faults,
+            ..GatewayFaults::default()
+        },
         ..RunOptions::default()
     };
     let report: RunReport = run_blocking(&opts).expect("the suite starts");
-    configure_embedded(None);
     let mut o = Outcome {
         failing: BTreeSet::new(),
         inconclusive: BTreeSet::new(),

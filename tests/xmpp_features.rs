@@ -21,7 +21,7 @@
 use pushbench::expected::ExpectedFailures;
 use pushbench::report::RunReport;
 use pushbench::runner::{run_blocking, RunOptions};
-use pushbench::steps::{configure_app_server, AppServerSetup};
+use pushbench::scenario::GatewayFaults;
 use pushbench::target::Target;
 use pushbench::Verdict;
 use ref_gateway::app_server::{AppFault, AppFaults};
@@ -71,18 +71,20 @@ fn run(target: &str, faults: AppFaults) -> Run {
 /// One run of `features` against `target` with these app-server faults.
 fn run_features(target: &str, faults: AppFaults, features: PathBuf) -> Run {
     let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
-    configure_app_server(Some(AppServerSetup { faults }));
     let started = Instant::now();
     let opts = RunOptions {
         target: Some(root().join(target)),
         features: vec![features],
         print: false,
         timeout: Duration::from_secs(300),
+        faults: GatewayFaults {
+            app_server: faults,
+            ..GatewayFaults::default()
+        },
         ..RunOptions::default()
     };
     let report = run_blocking(&opts)
         .unwrap_or_else(|e| panic!("the run against {target} starts (installed?): {e}"));
-    configure_app_server(None);
     let mut r = Run {
         failing: BTreeSet::new(),
         other: BTreeSet::new(),

@@ -1,28 +1,25 @@
 //! The Gherkin step library: the sentences of `features/REQUIREMENTS.md` ("Step library"),
-//! glued to the real parties — mock-apns, sip-peer's caller and phone accounts, the simulated
-//! iPhone (`phone`) and, for the embedded target, one `ref-gateway` per scenario.
+//! glued to the parties ([`crate::parties`]) through the World ([`crate::world`]).
 //!
-//! - [`cast`]: who is in a scenario (its own tokens, AORs, ports) and how the world is set up:
-//!   the shared mock APNs, the embedded gateway, the target's addresses.
-//! - [`device`]: one of Alice's devices (iPhone, iPad, desktop): its SIP account, its iOS model
-//!   and driver, its APNs deliveries, and the log of what it sent and received.
-//! - [`registration`], [`calls`], [`apns`], [`iphone`]: the steps, by area.
-//! - [`xmpp_cast`] and [`xmpp`]: the XMPP scenarios' parties and steps.
+//! - [`registration`], [`calls`], [`apns`], [`iphone`]: the SIP steps, by area ([`iphone`] and
+//!   the "no VoIP push" step of [`apns`] serve XMPP scenarios too, through [`crate::parties::Alice`]).
+//! - [`xmpp`]: the XMPP steps.
 //!
+//! The step modules import from this module (the helpers below), the World and the parties,
+//! never from each other.
+//!
+//! Every step's body returns `Result<(), StepError>` and hands it to [`outcome`]: a failure
+//! reaches the collector as the [`StepError`] itself (a typed panic payload), not as text.
 //! Then-steps await with the step's deadline and fail saying what was expected and what was
 //! observed; a precondition the bench cannot establish is [`StepError::Inconclusive`].
 
 pub mod apns;
 pub mod calls;
-pub mod cast;
-pub mod device;
 pub mod iphone;
 pub mod registration;
 pub mod xmpp;
-pub mod xmpp_cast;
 
-pub use cast::{configure_embedded, Cast, EmbeddedConfig};
-pub use xmpp_cast::{configure_app_server, AppServerSetup};
+pub use crate::verdict::outcome;
 
 use crate::verdict::StepError;
 use mock_apns::PushRecord;
@@ -30,8 +27,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A duration as the features write it: `300 ms`, `2 s`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A duration as the features write it: `300 ms`, `2 s`. A step takes it as an argument
+/// (`d: Dur`), parsed from the capture; in a Cucumber expression it is `{duration}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, cucumber::Parameter)]
+#[param(name = "duration", regex = r"\d+ (?:ms|s)")]
 pub struct Dur(pub Duration);
 
 impl FromStr for Dur {
@@ -65,9 +64,6 @@ impl fmt::Display for Dur {
     }
 }
 
-/// The regex of a duration inside a step pattern (no capture group of its own).
-pub const DUR: &str = r"\d+ (?:ms|s)";
-
 /// Undoes the Gherkin string escapes a quoted step argument may carry (`\"`, `\\`).
 pub fn unquote(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -82,13 +78,6 @@ pub fn unquote(s: &str) -> String {
         }
     }
     out
-}
-
-/// A step argument that must parse: a parse failure is a bench bug, so inconclusive.
-pub(crate) fn parse_dur(s: &str) -> Result<Duration, StepError> {
-    s.parse::<Dur>()
-        .map(|d| d.0)
-        .map_err(StepError::inconclusive)
 }
 
 /// Pushes as one line each, `; `-separated (`none` for none), for failure messages.
@@ -116,38 +105,6 @@ pub(crate) fn none_of(got: &[PushRecord], what: &str, d: Duration) -> Result<(),
             r.payload.clone(),
         )),
     }
-}
-
-/// A number unique to each scenario of this process (SIP and XMPP alike): it keeps the users,
-/// tokens and ports of concurrent scenarios apart.
-pub(crate) fn next_scenario_number() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// A std mutex's guard, poisoned or not (a panicking step must not wedge the others).
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The faults an environment variable names (comma-separated), each looked up by `from_name`;
-/// none when it is not set. An unknown name is a misconfigured run: inconclusive.
-pub(crate) fn faults_from_env<F>(
-    var: &str,
-    from_name: impl Fn(&str) -> Option<F>,
-) -> Result<Vec<F>, StepError> {
-    let Ok(list) = std::env::var(var) else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|name| {
-            from_name(name).ok_or_else(|| {
-                StepError::inconclusive(format!("{var} names an unknown fault {name:?}"))
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

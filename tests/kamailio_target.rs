@@ -25,14 +25,7 @@ fn root() -> PathBuf {
 fn log_tail() -> String {
     let dir = std::env::var("PUSHBENCH_KAMAILIO_DIR")
         .unwrap_or_else(|_| "/tmp/pushbench-kamailio-target".into());
-    let path = Path::new(&dir).join("kamailio.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!(
-        "{} (last 40 lines):\n{}",
-        path.display(),
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    )
+    testkit::log::tail_lines(&Path::new(&dir).join("kamailio.log"), 40)
 }
 
 #[test]

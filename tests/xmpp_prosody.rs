@@ -10,15 +10,14 @@ use mock_apns::Environment;
 use pushbench::target::Target;
 use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig};
 use ref_gateway::app_server::classify::PublishKind;
-use ref_gateway::app_server::xmpp_peer::forms::DataForm;
-use ref_gateway::app_server::xmpp_peer::{
-    Caller, ClientConfig, ComponentConfig, PhoneAccount, SleepMode, TlsClient,
-};
+
 use ref_gateway::app_server::{Answer, ApnsClients, AppServer, AppServerConfig, Registration};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timeline::{Protocol, Timeline};
 use tokio::time::Instant;
+use xmpp_peer::forms::DataForm;
+use xmpp_peer::{Caller, ClientConfig, ComponentConfig, PhoneAccount, SleepMode, TlsClient};
 
 const STEP: Duration = Duration::from_secs(10);
 

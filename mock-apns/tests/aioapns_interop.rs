@@ -2,14 +2,12 @@
 //! certificate auth (the client certificate, topic read from its UID by aioapns itself). The
 //! driver lives in `tests/python/aioapns_driver.py`; aioapns keeps Apple's host name for SNI.
 
-mod support;
-
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
-use support::cases::{self, AuthMode, Case, Reply};
-use support::process::{require_program, run};
-use support::server::{Env, MockServer};
+use testkit::apns::cases::{self, AuthMethod, Case, Reply};
+use testkit::apns::server::{Environment, MockServer};
+use testkit::process::{require_program, run};
 
 const DRIVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -49,13 +47,13 @@ fn case_json(case: &Case, sends: u32, jwt: &str) -> Value {
 /// Runs the driver; returns, per case name, the list of results (one per send).
 fn drive(
     server: &MockServer,
-    env: Env,
+    env: Environment,
     auth: Value,
     cases: Vec<Value>,
 ) -> Vec<(String, Vec<Value>)> {
     let config = json!({
         "port": server.addr(env).port(),
-        "sandbox": env == Env::Sandbox,
+        "sandbox": env == Environment::Sandbox,
         "ca_file": server.manifest.ca_file,
         "topic": server.manifest.bundle_id,
         "auth": auth,
@@ -96,7 +94,7 @@ fn reply(name: &str, result: &Value) -> Reply {
     }
 }
 
-fn run_catalogue(server: &MockServer, env: Env, mode: AuthMode, auth: Value) {
+fn run_catalogue(server: &MockServer, env: Environment, mode: AuthMethod, auth: Value) {
     let catalogue = cases::standard(server, env, mode);
     let input = catalogue
         .iter()
@@ -114,7 +112,7 @@ fn run_catalogue(server: &MockServer, env: Env, mode: AuthMode, auth: Value) {
         })
         .collect();
     cases::assert_all(
-        &format!("aioapns, {mode:?} auth, {}", env.name()),
+        &format!("aioapns, {mode:?} auth, {}", env.as_str()),
         server,
         &results,
     );
@@ -128,30 +126,35 @@ fn token_auth(server: &MockServer) -> Value {
 #[test]
 fn aioapns_token_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    run_catalogue(&server, Env::Sandbox, AuthMode::Token, token_auth(&server));
+    run_catalogue(
+        &server,
+        Environment::Sandbox,
+        AuthMethod::Token,
+        token_auth(&server),
+    );
 }
 
 #[test]
 fn aioapns_certificate_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    for env in [Env::Sandbox, Env::Production] {
+    for env in [Environment::Sandbox, Environment::Production] {
         let c = server.manifest.client_cert(env);
         let auth = json!({"mode": "cert", "cert_file": c.cert_file, "key_file": c.key_file});
-        run_catalogue(&server, env, AuthMode::Certificate, auth);
+        run_catalogue(&server, env, AuthMethod::Certificate, auth);
     }
 }
 
 #[test]
 fn aioapns_new_token_on_same_connection_is_too_many_updates() {
     let server = MockServer::start(&[]);
-    let catalogue = cases::standard(&server, Env::Sandbox, AuthMode::Token);
+    let catalogue = cases::standard(&server, Environment::Sandbox, AuthMethod::Token);
     let valid = catalogue
         .iter()
         .find(|c| c.name == "valid alert")
         .expect("valid case");
     let output = drive(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         token_auth(&server),
         vec![case_json(valid, 2, "rotate")],
     );

@@ -3,11 +3,9 @@
 //! for the oldest waiting body), and the connection goes on serving. Real time, through the
 //! binary.
 
-mod support;
-
 use std::time::{Duration, Instant};
-use support::server::{statuses, Env, MockServer};
-use support::wire::{self, frame};
+use testkit::apns::server::{statuses, Environment, MockServer};
+use testkit::apns::wire::{self, frame};
 use tokio::io::AsyncWriteExt;
 
 const CANCEL: u32 = 0x8;
@@ -18,7 +16,7 @@ const BODY_CHECK: Duration = Duration::from_millis(2500);
 #[test]
 fn a_body_that_never_arrives_is_cancelled_after_the_deadline_and_the_connection_still_serves() {
     let server = MockServer::start(&[]);
-    let device = server.bundle_device(Env::Sandbox);
+    let device = server.bundle_device(Environment::Sandbox);
     let jwt = server.valid_jwt();
     let (reset_after, code, answered) = wire::runtime().block_on(async {
         // Stream 1: HEADERS without END_STREAM, and then no DATA ever.

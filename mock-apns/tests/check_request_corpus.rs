@@ -6,10 +6,8 @@
 #[path = "../fuzz/src/input.rs"]
 mod input;
 
-#[path = "support/rng.rs"]
-mod rng;
-use rng::Rng;
 use std::path::Path;
+use testkit::rng::Rng;
 
 /// Apple's reasons and their statuses (reference/apns.md §1.7).
 const REASONS: &[(&str, u16)] = &[

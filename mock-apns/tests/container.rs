@@ -6,17 +6,15 @@
 //! Docker is required: without a docker client or a running engine this test FAILS with what is
 //! missing (CI machines have Docker; nothing is ever pulled, the image is FROM scratch).
 
-mod support;
-
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::clients::{curl, ApnsTarget, ClientAuth, PushRequest};
-use support::jwt::{self, Signature};
-use support::process::{run, run_ok, Output};
-use support::server::{binary, control_request, fresh_device_token, Env, Manifest};
+use testkit::apns::clients::{curl, ApnsTarget, ClientAuth, PushRequest};
+use testkit::apns::jwt::{self, Signature};
+use testkit::apns::server::{binary, control_request, fresh_device_token, Environment, Manifest};
+use testkit::process::{run, run_ok, Output};
 
 /// Deadline for one docker command (an image build included).
 const DOCKER_LIMIT: Duration = Duration::from_secs(120);
@@ -85,7 +83,9 @@ impl Container {
         let out = run(
             Command::new("bash")
                 .arg(&build)
-                .args(["--binary", binary(), "--tag", &tag]),
+                .arg("--binary")
+                .arg(binary())
+                .args(["--tag", &tag]),
             None,
             DOCKER_LIMIT,
         );
@@ -186,10 +186,10 @@ fn published(id: &str, port: u16) -> SocketAddr {
 }
 
 impl ApnsTarget for Container {
-    fn apns_addr(&self, env: Env) -> SocketAddr {
+    fn apns_addr(&self, env: Environment) -> SocketAddr {
         match env {
-            Env::Sandbox => self.sandbox,
-            Env::Production => self.production,
+            Environment::Sandbox => self.sandbox,
+            Environment::Production => self.production,
         }
     }
 
@@ -232,7 +232,7 @@ fn the_image_serves_pushes_records_them_and_stops_cleanly() {
     };
     let replies = curl(
         &c,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &[
             push(good),

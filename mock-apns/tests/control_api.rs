@@ -1,12 +1,10 @@
 //! The control API driven from outside the process, observed through real clients: injected
 //! rejections and GOAWAYs, the push log, and what happens to tokens nobody registered.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::cases;
-use support::clients::{curl, nghttp_verbose, ClientAuth, PushRequest};
-use support::server::{fresh_device_token, Env, MockServer};
+use testkit::apns::cases;
+use testkit::apns::clients::{curl, nghttp_verbose, ClientAuth, PushRequest};
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
 
 fn push(server: &MockServer, device: &str, extra: &[(&str, &str)]) -> PushRequest {
     let mut headers = vec![("apns-topic".to_string(), server.manifest.bundle_id.clone())];
@@ -29,7 +27,7 @@ fn send(server: &MockServer, requests: Vec<PushRequest>) -> Vec<(u16, Option<Str
             ..r
         })
         .collect();
-    curl(server, Env::Sandbox, &ClientAuth::Token, &requests)
+    curl(server, Environment::Sandbox, &ClientAuth::Token, &requests)
         .iter()
         .map(|r| {
             let reply = r.reply();
@@ -54,7 +52,7 @@ fn injected_rejections_hit_the_next_n_pushes_for_that_token_only() {
         server.register_device(
             d,
             std::slice::from_ref(&server.manifest.bundle_id),
-            Env::Sandbox,
+            Environment::Sandbox,
         );
     }
     let fault = json!({"match": {"token": a}, "count": 2, "action": {"reject": {"status": 503, "reason": "Shutdown"}}});
@@ -83,7 +81,7 @@ fn injected_rejections_for_a_topic_leave_other_topics_alone() {
     server.register_device(
         &device,
         &[server.manifest.bundle_id.clone(), voip.clone()],
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let fault = json!({"match": {"topic": voip}, "action": {"reject": {"status": 410, "reason": "Unregistered"}}});
     server.control_ok("POST", "/faults", Some(&fault));
@@ -92,7 +90,7 @@ fn injected_rejections_for_a_topic_leave_other_topics_alone() {
     let jwt = server.valid_jwt();
     let replies = curl(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &[
             PushRequest {
@@ -125,7 +123,7 @@ fn injected_goaway_reaches_nghttp_with_its_json_reason() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let fault = json!({"match": {}, "action": {"goaway": {"reason": "Shutdown"}}});
     server.control_ok("POST", "/faults", Some(&fault));
@@ -133,7 +131,7 @@ fn injected_goaway_reaches_nghttp_with_its_json_reason() {
         bearer: Some(server.valid_jwt()),
         ..push(&server, &device, &[])
     };
-    let out = nghttp_verbose(&server, Env::Sandbox, &ClientAuth::Token, &request);
+    let out = nghttp_verbose(&server, Environment::Sandbox, &ClientAuth::Token, &request);
     assert!(
         out.stdout
             .contains(r#"opaque_data(21)=[{"reason":"Shutdown"}])"#)
@@ -158,7 +156,7 @@ fn push_log_records_what_a_real_client_sent_and_what_it_got() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let id = "1e0c5a4b-7f7e-4c5e-9d3b-0a1b2c3d4e5f";
     let answers = send(

@@ -3,13 +3,11 @@
 //! carry Apple's UID, environment and topic extensions, the `.p8` is a P-256 key, and a second run
 //! on the same directory changes nothing.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::process::{require_program, run};
-use support::server::{binary, Manifest};
+use testkit::apns::server::{binary, Manifest};
+use testkit::process::{require_program, run};
 
 fn openssl(args: &[&str], dir: &Path) -> String {
     let openssl = require_program("openssl");

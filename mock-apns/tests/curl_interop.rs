@@ -2,29 +2,27 @@
 //! token and certificate auth: the catalogue of Apple answers, token rotation on one connection,
 //! and the response headers Apple sends.
 
-mod support;
-
-use support::cases::{self, AuthMode, Jwt};
-use support::clients::{curl, curl_cases, ClientAuth, PushRequest};
-use support::server::{fresh_device_token, Env, MockServer};
+use testkit::apns::cases::{self, AuthMethod, Jwt};
+use testkit::apns::clients::{curl, curl_cases, ClientAuth, PushRequest};
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
 
 #[test]
 fn curl_token_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    let cases = cases::standard(&server, Env::Sandbox, AuthMode::Token);
-    let results = curl_cases(&server, Env::Sandbox, &ClientAuth::Token, &cases);
+    let cases = cases::standard(&server, Environment::Sandbox, AuthMethod::Token);
+    let results = curl_cases(&server, Environment::Sandbox, &ClientAuth::Token, &cases);
     cases::assert_all("curl, token auth", &server, &results);
 }
 
 #[test]
 fn curl_certificate_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    for env in [Env::Sandbox, Env::Production] {
-        let cases = cases::standard(&server, env, AuthMode::Certificate);
+    for env in [Environment::Sandbox, Environment::Production] {
+        let cases = cases::standard(&server, env, AuthMethod::Certificate);
         let auth = ClientAuth::certificate(&server, env);
         let results = curl_cases(&server, env, &auth, &cases);
         cases::assert_all(
-            &format!("curl, certificate auth, {}", env.name()),
+            &format!("curl, certificate auth, {}", env.as_str()),
             &server,
             &results,
         );
@@ -36,7 +34,7 @@ fn curl_second_provider_token_on_one_connection_is_too_many_updates() {
     let server = MockServer::start(&[]);
     let device = fresh_device_token();
     let topics = [server.manifest.bundle_id.clone()];
-    server.register_device(&device, &topics, Env::Sandbox);
+    server.register_device(&device, &topics, Environment::Sandbox);
     let push = |jwt: String| PushRequest {
         device_token: device.clone(),
         headers: vec![("apns-topic".into(), server.manifest.bundle_id.clone())],
@@ -44,19 +42,19 @@ fn curl_second_provider_token_on_one_connection_is_too_many_updates() {
         bearer: Some(jwt),
     };
     let first = cases::provider_token(&server, Jwt::Valid);
-    let key = support::jwt::read_p8(&server.manifest.key_file);
+    let key = testkit::apns::jwt::read_p8(&server.manifest.key_file);
     let m = &server.manifest;
-    let second = support::jwt::es256(
+    let second = testkit::apns::jwt::es256(
         &key,
         &m.key_id,
         &m.team_id,
-        support::jwt::now() - 5,
-        support::jwt::Signature::Raw,
+        testkit::apns::jwt::now() - 5,
+        testkit::apns::jwt::Signature::Raw,
     );
     assert_ne!(first, second);
     let replies = curl(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &[push(first.clone()), push(first), push(second)],
     );
@@ -86,7 +84,7 @@ fn curl_second_provider_token_on_one_connection_is_too_many_updates() {
 #[test]
 fn curl_sees_apns_id_echoed_and_unique_id_on_sandbox_only() {
     let server = MockServer::start(&[]);
-    for env in [Env::Sandbox, Env::Production] {
+    for env in [Environment::Sandbox, Environment::Production] {
         let device = fresh_device_token();
         server.register_device(
             &device,
@@ -129,11 +127,11 @@ fn curl_sees_apns_id_echoed_and_unique_id_on_sandbox_only() {
         );
         let unique = given.header("apns-unique-id");
         match env {
-            Env::Sandbox => assert!(
+            Environment::Sandbox => assert!(
                 unique.is_some(),
                 "sandbox answers carry apns-unique-id: {given:?}"
             ),
-            Env::Production => assert!(
+            Environment::Production => assert!(
                 unique.is_none(),
                 "production has no apns-unique-id: {given:?}"
             ),
@@ -153,7 +151,13 @@ fn curl_error_answers_are_json_with_content_type() {
         body: cases::payload_of_size(100),
         bearer: Some(server.valid_jwt()),
     };
-    let reply = curl(&server, Env::Sandbox, &ClientAuth::Token, &[request]).remove(0);
+    let reply = curl(
+        &server,
+        Environment::Sandbox,
+        &ClientAuth::Token,
+        &[request],
+    )
+    .remove(0);
     assert_eq!(reply.status, 400, "{reply:?}");
     assert_eq!(
         reply.header("content-type"),

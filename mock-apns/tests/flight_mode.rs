@@ -3,11 +3,9 @@
 //! delivers it on reconnect, before anything sent afterwards. Deliveries are observed through the
 //! control API's server-sent event stream, the way an out-of-process phone sees them.
 
-mod support;
-
 use std::time::Duration;
-use support::clients::{curl, ClientAuth, PushRequest};
-use support::server::{fresh_device_token, Env, MockServer};
+use testkit::apns::clients::{curl, ClientAuth, PushRequest};
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -47,7 +45,7 @@ fn send_all(server: &MockServer, requests: &[PushRequest]) {
             ..r.clone()
         })
         .collect();
-    let replies = curl(server, Env::Sandbox, &ClientAuth::Token, &requests);
+    let replies = curl(server, Environment::Sandbox, &ClientAuth::Token, &requests);
     for (r, reply) in requests.iter().zip(&replies) {
         assert_eq!(
             reply.status, 200,
@@ -57,7 +55,7 @@ fn send_all(server: &MockServer, requests: &[PushRequest]) {
 }
 
 /// Reads events until one mentions `marker`; returns every event seen, in order.
-fn events_until(stream: &mut support::server::DeliveryStream, marker: &str) -> Vec<String> {
+fn events_until(stream: &mut testkit::apns::server::DeliveryStream, marker: &str) -> Vec<String> {
     let mut seen = Vec::new();
     loop {
         match stream.next(WAIT) {
@@ -92,7 +90,7 @@ fn online_device_gets_pushes_at_once() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     send_all(
@@ -110,11 +108,11 @@ fn offline_device_gets_only_the_last_unexpired_push_on_reconnect() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     server.set_state(&device, "offline", None);
-    let later = support::jwt::now() + 3600;
+    let later = testkit::apns::jwt::now() + 3600;
     send_all(
         &server,
         &[
@@ -149,7 +147,7 @@ fn expiration_zero_is_dropped_even_when_it_is_the_only_push() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     server.set_state(&device, "offline", None);
@@ -177,7 +175,7 @@ fn a_stored_push_that_expired_while_offline_is_not_delivered() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     server.set_state(&device, "offline", None);
@@ -188,7 +186,7 @@ fn a_stored_push_that_expired_while_offline_is_not_delivered() {
             &server,
             &device,
             "stale",
-            Some(support::jwt::now() - 60),
+            Some(testkit::apns::jwt::now() - 60),
             None,
         )],
     );
@@ -215,11 +213,11 @@ fn deliveries_say_whether_apns_stored_them() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     server.set_state(&device, "offline", None);
-    let later = support::jwt::now() + 3600;
+    let later = testkit::apns::jwt::now() + 3600;
     send_all(
         &server,
         &[push(&server, &device, "kept-while-away", Some(later), None)],
@@ -255,11 +253,11 @@ fn collapse_id_is_carried_on_stored_and_live_deliveries() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let mut deliveries = server.deliveries(&device);
     server.set_state(&device, "offline", None);
-    let later = support::jwt::now() + 3600;
+    let later = testkit::apns::jwt::now() + 3600;
     send_all(
         &server,
         &[

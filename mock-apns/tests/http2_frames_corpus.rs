@@ -5,10 +5,8 @@
 
 use mock_apns::http2::frame::{self, frame, put_settings, put_window_update};
 use mock_apns::http2::hpack::{encode_literal, encode_never_indexed};
-#[path = "support/rng.rs"]
-mod rng;
-use rng::Rng;
 use std::time::{Duration, Instant};
+use testkit::rng::Rng;
 
 fn request_block(path: &str) -> Vec<u8> {
     let mut block = Vec::new();

@@ -3,14 +3,12 @@
 //! over TLS, garbage before the preface — each gets Apple's status and reason or a clean end of the
 //! connection, and afterwards the server still answers a valid push with 200.
 
-mod support;
-
 use bytes::Bytes;
 use http::{HeaderValue, Method};
-use support::cases::payload_of_size;
-use support::jwt::{self, b64, Signature};
-use support::server::{fresh_device_token, Env, MockServer};
-use support::wire::{self, frame, hpack_literals, H2Request, Outcome, RawEnd, PREFACE};
+use testkit::apns::cases::payload_of_size;
+use testkit::apns::jwt::{self, b64, Signature};
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
+use testkit::apns::wire::{self, frame, hpack_literals, H2Request, Outcome, RawEnd, PREFACE};
 
 const HOST: &str = "api.sandbox.push.apple.com";
 
@@ -42,7 +40,7 @@ impl Corpus {
             server.manifest.bundle_id.clone(),
             server.manifest.voip_topic(),
         ];
-        server.register_device(&token, &topics, Env::Sandbox);
+        server.register_device(&token, &topics, Environment::Sandbox);
         let m = &server.manifest;
         Corpus {
             token,

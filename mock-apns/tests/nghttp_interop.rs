@@ -1,28 +1,26 @@
 //! nghttp (nghttp2's client, verifying the server certificate against the mock's CA) against the
 //! mock, with token and certificate auth.
 
-mod support;
-
-use support::cases::{self, AuthMode};
-use support::clients::{
+use testkit::apns::cases::{self, AuthMethod};
+use testkit::apns::clients::{
     nghttp_cases, nghttp_verbose, received_max_streams, ClientAuth, PushRequest,
 };
-use support::server::{fresh_device_token, Env, MockServer};
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
 
 #[test]
 fn nghttp_token_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    let cases = cases::standard(&server, Env::Production, AuthMode::Token);
-    let results = nghttp_cases(&server, Env::Production, &ClientAuth::Token, &cases);
+    let cases = cases::standard(&server, Environment::Production, AuthMethod::Token);
+    let results = nghttp_cases(&server, Environment::Production, &ClientAuth::Token, &cases);
     cases::assert_all("nghttp, token auth", &server, &results);
 }
 
 #[test]
 fn nghttp_certificate_auth_gets_apples_answers() {
     let server = MockServer::start(&[]);
-    let cases = cases::standard(&server, Env::Sandbox, AuthMode::Certificate);
-    let auth = ClientAuth::certificate(&server, Env::Sandbox);
-    let results = nghttp_cases(&server, Env::Sandbox, &auth, &cases);
+    let cases = cases::standard(&server, Environment::Sandbox, AuthMethod::Certificate);
+    let auth = ClientAuth::certificate(&server, Environment::Sandbox);
+    let results = nghttp_cases(&server, Environment::Sandbox, &auth, &cases);
     cases::assert_all("nghttp, certificate auth", &server, &results);
 }
 
@@ -33,7 +31,7 @@ fn nghttp_sees_one_stream_until_the_first_valid_token_then_1000() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let request = |bearer: String| PushRequest {
         device_token: device.clone(),
@@ -43,7 +41,7 @@ fn nghttp_sees_one_stream_until_the_first_valid_token_then_1000() {
     };
     let out = nghttp_verbose(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &request(server.valid_jwt()),
     );
@@ -55,7 +53,12 @@ fn nghttp_sees_one_stream_until_the_first_valid_token_then_1000() {
     );
     // A refused token leaves the connection at one stream.
     let refused = cases::provider_token(&server, cases::Jwt::AlgNone);
-    let out = nghttp_verbose(&server, Env::Sandbox, &ClientAuth::Token, &request(refused));
+    let out = nghttp_verbose(
+        &server,
+        Environment::Sandbox,
+        &ClientAuth::Token,
+        &request(refused),
+    );
     assert_eq!(received_max_streams(&out.stdout), vec![1], "{}", out.stdout);
 }
 
@@ -66,7 +69,7 @@ fn nghttp_wrong_environment_certificate_gets_goaway_with_reason() {
     server.register_device(
         &device,
         std::slice::from_ref(&server.manifest.bundle_id),
-        Env::Sandbox,
+        Environment::Sandbox,
     );
     let request = PushRequest {
         device_token: device,
@@ -76,8 +79,8 @@ fn nghttp_wrong_environment_certificate_gets_goaway_with_reason() {
     };
     // The production certificate on the sandbox listener, and the reverse.
     for (cert_env, listener) in [
-        (Env::Production, Env::Sandbox),
-        (Env::Sandbox, Env::Production),
+        (Environment::Production, Environment::Sandbox),
+        (Environment::Sandbox, Environment::Production),
     ] {
         let auth = ClientAuth::certificate(&server, cert_env);
         let out = nghttp_verbose(&server, listener, &auth, &request);
@@ -86,8 +89,8 @@ fn nghttp_wrong_environment_certificate_gets_goaway_with_reason() {
                 r#"(last_stream_id=0, error_code=NO_ERROR(0x00), opaque_data(38)=[{"reason":"BadCertificateEnvironment"}])"#
             ),
             "{} certificate on the {} listener:\n{}",
-            cert_env.name(),
-            listener.name(),
+            cert_env.as_str(),
+            listener.as_str(),
             out.stdout
         );
         assert!(

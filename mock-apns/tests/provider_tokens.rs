@@ -4,14 +4,12 @@
 //! on a bound connection (UnrelatedKeyIdInToken) and keys restricted to the other environment
 //! (BadEnvironmentKeyIdInToken), with keys added by `mock-apns add-key`.
 
-mod support;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use support::cases;
-use support::clients::{curl, ClientAuth, PushRequest};
-use support::jwt::{self, Signature};
-use support::server::{cli, Env, MockServer};
+use testkit::apns::cases;
+use testkit::apns::clients::{curl, ClientAuth, PushRequest};
+use testkit::apns::jwt::{self, Signature};
+use testkit::apns::server::{cli, Environment, MockServer};
 
 fn signature_bytes(token: &str) -> Vec<u8> {
     let sig = token.rsplit('.').next().expect("JWT");
@@ -41,7 +39,7 @@ fn assert_encoding(token: &str, encoding: Signature) {
 
 /// Sends one push per token, each on its own connection, and returns the statuses.
 fn push_with(server: &MockServer, authorizations: &[String]) -> Vec<(u16, String)> {
-    let device = server.bundle_device(Env::Sandbox);
+    let device = server.bundle_device(Environment::Sandbox);
     authorizations
         .iter()
         .map(|authorization| {
@@ -54,7 +52,8 @@ fn push_with(server: &MockServer, authorizations: &[String]) -> Vec<(u16, String
                 body: cases::payload_of_size(100),
                 bearer: None,
             };
-            let reply = curl(server, Env::Sandbox, &ClientAuth::Token, &[request]).remove(0);
+            let reply =
+                curl(server, Environment::Sandbox, &ClientAuth::Token, &[request]).remove(0);
             (reply.status, reply.body)
         })
         .collect()
@@ -157,7 +156,7 @@ fn push_request(server: &MockServer, device: &str, token: &str) -> PushRequest {
     }
 }
 
-fn answers(replies: &[support::clients::PushResponse]) -> Vec<(u16, String)> {
+fn answers(replies: &[testkit::apns::clients::PushResponse]) -> Vec<(u16, String)> {
     replies.iter().map(|r| (r.status, r.body.clone())).collect()
 }
 
@@ -168,8 +167,8 @@ fn a_key_restricted_to_the_other_environment_is_bad_environment() {
         &["--environment", "sandbox"],
     ]);
     let (production_key, sandbox_key) = (&keys[0], &keys[1]);
-    let device = server.bundle_device(Env::Sandbox);
-    let prod_device = server.bundle_device(Env::Production);
+    let device = server.bundle_device(Environment::Sandbox);
+    let prod_device = server.bundle_device(Environment::Production);
     let production_token = server.cli_token(&["--key-id", production_key]);
     let sandbox_token = server.cli_token(&["--key-id", sandbox_key, "--signature", "der"]);
     let bad_env = (
@@ -178,17 +177,32 @@ fn a_key_restricted_to_the_other_environment_is_bad_environment() {
     );
     // Each on a connection of its own (a refused first token binds nothing).
     for (env, dev, token, want) in [
-        (Env::Sandbox, &device, &production_token, bad_env.clone()),
-        (Env::Production, &prod_device, &sandbox_token, bad_env),
         (
-            Env::Production,
+            Environment::Sandbox,
+            &device,
+            &production_token,
+            bad_env.clone(),
+        ),
+        (
+            Environment::Production,
+            &prod_device,
+            &sandbox_token,
+            bad_env,
+        ),
+        (
+            Environment::Production,
             &prod_device,
             &production_token,
             (200, String::new()),
         ),
-        (Env::Sandbox, &device, &sandbox_token, (200, String::new())),
         (
-            Env::Sandbox,
+            Environment::Sandbox,
+            &device,
+            &sandbox_token,
+            (200, String::new()),
+        ),
+        (
+            Environment::Sandbox,
             &device,
             &server.valid_jwt(),
             (200, String::new()),
@@ -220,13 +234,13 @@ fn a_key_restricted_to_the_other_environment_is_bad_environment() {
 fn another_teams_key_on_a_bound_connection_is_unrelated() {
     let (server, keys) = server_with_keys(&[&["--team-id", "OTHERTEAM1"]]);
     let other_key = &keys[0];
-    let device = server.bundle_device(Env::Sandbox);
+    let device = server.bundle_device(Environment::Sandbox);
     let ours = server.valid_jwt();
     let theirs = server.cli_token(&["--key-id", other_key]);
     // One curl process, one connection: the first token binds the team.
     let replies = curl(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &[
             push_request(&server, &device, &ours),
@@ -254,7 +268,7 @@ fn another_teams_key_on_a_bound_connection_is_unrelated() {
     // team is the unrelated one.
     let replies = curl(
         &server,
-        Env::Sandbox,
+        Environment::Sandbox,
         &ClientAuth::Token,
         &[
             push_request(&server, &device, &theirs),

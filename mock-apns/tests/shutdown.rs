@@ -3,13 +3,11 @@
 //! flight must still get its answer, and the process must exit cleanly. Repeated, because a
 //! GOAWAY that is queued but not flushed before the process exits is lost only some of the time.
 
-mod support;
-
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::cases;
-use support::clients::{nghttp_verbose, ClientAuth, PushRequest};
-use support::server::{Env, MockServer};
+use testkit::apns::cases;
+use testkit::apns::clients::{nghttp_verbose, ClientAuth, PushRequest};
+use testkit::apns::server::{Environment, MockServer};
 
 /// Rounds of start, push, SIGTERM.
 const ROUNDS: usize = 50;
@@ -50,7 +48,7 @@ fn request_stream(nghttp_stdout: &str) -> Option<u32> {
 
 fn one_round(round: usize) {
     let mut server = MockServer::start(&[]);
-    let device = server.bundle_device(Env::Sandbox);
+    let device = server.bundle_device(Environment::Sandbox);
     let fault = json!({"match": {"token": device}, "action": {"delay_ms": HOLD_MS}});
     server.control_ok("POST", "/faults", Some(&fault));
     let request = PushRequest {
@@ -61,7 +59,7 @@ fn one_round(round: usize) {
     };
     let out = std::thread::scope(|s| {
         let client =
-            s.spawn(|| nghttp_verbose(&server, Env::Sandbox, &ClientAuth::Token, &request));
+            s.spawn(|| nghttp_verbose(&server, Environment::Sandbox, &ClientAuth::Token, &request));
         wait_until_fault_taken(&server);
         server.terminate();
         client.join().expect("nghttp thread")

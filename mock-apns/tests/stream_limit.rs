@@ -5,11 +5,9 @@
 //! reset with REFUSED_STREAM (as an HTTP/2 server does for streams over its limit); after it,
 //! both are served.
 
-mod support;
-
 use std::collections::BTreeMap;
-use support::server::{fresh_device_token, statuses, Env, MockServer};
-use support::wire::{self, frame, Frame};
+use testkit::apns::server::{fresh_device_token, statuses, Environment, MockServer};
+use testkit::apns::wire::{self, frame, Frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -64,7 +62,7 @@ async fn fates(
 #[test]
 fn a_second_stream_before_the_first_valid_token_is_refused_and_after_it_served() {
     let server = MockServer::start(&[]);
-    let device = server.bundle_device(Env::Sandbox);
+    let device = server.bundle_device(Environment::Sandbox);
     let jwt = server.valid_jwt();
     let (before, after, advertised) = wire::runtime().block_on(async {
         // Preface, our SETTINGS, and two streams in one write, without waiting for the

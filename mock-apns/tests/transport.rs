@@ -2,12 +2,10 @@
 //! without ALPN (Pushy's default), TLS 1.2 and 1.3, and every Apple host name as SNI verified
 //! against the mock's CA.
 
-mod support;
-
 use std::sync::Arc;
-use support::cases::payload_of_size;
-use support::server::{fresh_device_token, Env, MockServer};
-use support::wire::{self, H2Request, Outcome};
+use testkit::apns::cases::payload_of_size;
+use testkit::apns::server::{fresh_device_token, Environment, MockServer};
+use testkit::apns::wire::{self, H2Request, Outcome};
 
 fn tls(
     server: &MockServer,
@@ -41,15 +39,15 @@ fn pushes_are_served_with_and_without_alpn_over_tls_1_2_and_1_3_for_every_apple_
     // A device token belongs to one environment, so one per listener.
     let (sandbox_device, production_device) = (fresh_device_token(), fresh_device_token());
     let topics = std::slice::from_ref(&server.manifest.bundle_id);
-    server.register_device(&sandbox_device, topics, Env::Sandbox);
-    server.register_device(&production_device, topics, Env::Production);
+    server.register_device(&sandbox_device, topics, Environment::Sandbox);
+    server.register_device(&production_device, topics, Environment::Production);
     let rt = wire::runtime();
     let mut failures = Vec::new();
     for (env, host) in [
-        (Env::Sandbox, "api.sandbox.push.apple.com"),
-        (Env::Sandbox, "api.development.push.apple.com"),
-        (Env::Sandbox, "localhost"),
-        (Env::Production, "api.push.apple.com"),
+        (Environment::Sandbox, "api.sandbox.push.apple.com"),
+        (Environment::Sandbox, "api.development.push.apple.com"),
+        (Environment::Sandbox, "localhost"),
+        (Environment::Production, "api.push.apple.com"),
     ] {
         for alpn in [true, false] {
             for (version_name, version) in [
@@ -57,8 +55,8 @@ fn pushes_are_served_with_and_without_alpn_over_tls_1_2_and_1_3_for_every_apple_
                 ("TLS 1.3", &rustls::version::TLS13),
             ] {
                 let device = match env {
-                    Env::Sandbox => &sandbox_device,
-                    Env::Production => &production_device,
+                    Environment::Sandbox => &sandbox_device,
+                    Environment::Production => &production_device,
                 };
                 let request = H2Request::post(
                     device,

@@ -2,12 +2,9 @@
 //! ALPN h2, the APNs headers as nghttpd logs them, token and certificate auth, one reused
 //! connection, reconnection after the server goes away, and TLS failures as error values.
 
-mod common;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use common::{free_port, within, Pki, DEADLINE};
 use phone::PushPayload;
 use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig, ApnsError, Push, TokenSigner};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
@@ -16,6 +13,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::pki::ApnsPki;
+use testkit::{free_port, within, DEADLINE};
 use timeline::{Direction, Protocol, Timeline};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -42,7 +41,7 @@ impl Drop for TempDir {
 impl Nghttpd {
     /// Starts nghttpd with the PKI's server certificate; `extra` are more flags (`--echo-upload`,
     /// `--verify-client`). Fails the test with a clear message if nghttpd is not installed.
-    async fn start(pki: &Pki, extra: &[&str], port: Option<u16>) -> Nghttpd {
+    async fn start(pki: &ApnsPki, extra: &[&str], port: Option<u16>) -> Nghttpd {
         let dir =
             std::env::temp_dir().join(format!("ref-gateway-nghttpd-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("htdocs")).unwrap();
@@ -132,7 +131,7 @@ impl Nghttpd {
     }
 }
 
-fn token_auth(pki: &Pki) -> (ApnsAuth, Arc<TokenSigner>) {
+fn token_auth(pki: &ApnsPki) -> (ApnsAuth, Arc<TokenSigner>) {
     let signer = Arc::new(
         TokenSigner::from_p8_pem(pki.p8_pem.as_bytes(), "ABC123DEFG", "TEAM012345").unwrap(),
     );
@@ -146,7 +145,7 @@ fn call_push(call_id: &str) -> Push {
 
 #[tokio::test]
 async fn token_auth_pushes_reach_nghttpd_with_every_apns_header_on_one_connection() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let server = Nghttpd::start(&pki, &["--echo-upload"], None).await;
     let timeline = Timeline::new();
     let (auth, signer) = token_auth(&pki);
@@ -223,7 +222,7 @@ async fn token_auth_pushes_reach_nghttpd_with_every_apns_header_on_one_connectio
 
 #[tokio::test]
 async fn certificate_auth_presents_the_client_certificate() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let server = Nghttpd::start(&pki, &["--echo-upload", "--verify-client"], None).await;
     let auth = ApnsAuth::certificate_from_pem(
         pki.client_cert_pem.as_bytes(),
@@ -266,7 +265,7 @@ async fn certificate_auth_presents_the_client_certificate() {
 
 #[tokio::test]
 async fn a_non_apns_answer_is_a_response_and_4xx_is_not_retried() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     // Without --echo-upload nghttpd answers 404 with an HTML body for a path it has no file for.
     let server = Nghttpd::start(&pki, &[], None).await;
     let (auth, _) = token_auth(&pki);
@@ -284,7 +283,7 @@ async fn a_non_apns_answer_is_a_response_and_4xx_is_not_retried() {
 
 #[tokio::test]
 async fn the_client_reconnects_after_the_server_went_away() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let first = Nghttpd::start(&pki, &["--echo-upload"], None).await;
     let port = first.addr.port();
     let (auth, _) = token_auth(&pki);
@@ -314,9 +313,9 @@ async fn the_client_reconnects_after_the_server_went_away() {
 
 #[tokio::test]
 async fn a_wrong_ca_or_server_name_is_a_tls_error_without_retries() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let server = Nghttpd::start(&pki, &["--echo-upload"], None).await;
-    let other = Pki::generate();
+    let other = ApnsPki::generate();
     let (auth, _) = token_auth(&pki);
     let wrong_ca = ApnsClient::new(
         ApnsClientConfig::new(server.addr, other.ca_pem.as_bytes(), auth.clone()).unwrap(),

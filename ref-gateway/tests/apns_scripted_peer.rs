@@ -2,10 +2,7 @@
 //! answers nghttpd cannot give: 429/5xx retries and their bound, 410 with its timestamp,
 //! `ExpiredProviderToken`, GOAWAY, and a server that never answers.
 
-mod common;
-
 use bytes::Bytes;
-use common::{within, Pki, DEADLINE};
 use phone::PushPayload;
 use ref_gateway::apns::{
     ApnsAuth, ApnsClient, ApnsClientConfig, ApnsError, Push, RetryPolicy, TokenSigner,
@@ -15,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::pki::ApnsPki;
+use testkit::{within, DEADLINE};
 use timeline::{Protocol, Timeline};
 use tokio::net::TcpListener;
 
@@ -40,7 +39,7 @@ struct Script {
     goaway_after_first_answer: bool,
 }
 
-async fn serve(pki: &Pki, answers: Vec<Answer>, goaway: bool) -> (SocketAddr, Arc<Script>) {
+async fn serve(pki: &ApnsPki, answers: Vec<Answer>, goaway: bool) -> (SocketAddr, Arc<Script>) {
     let certs = rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
@@ -139,7 +138,7 @@ async fn answer(
     }
 }
 
-fn client(pki: &Pki, addr: SocketAddr, timeline: &Timeline, retries: u32) -> ApnsClient {
+fn client(pki: &ApnsPki, addr: SocketAddr, timeline: &Timeline, retries: u32) -> ApnsClient {
     let signer =
         TokenSigner::from_p8_pem(pki.p8_pem.as_bytes(), "ABC123DEFG", "TEAM012345").unwrap();
     let mut config = ApnsClientConfig::new(
@@ -165,7 +164,7 @@ fn push() -> Push {
 
 #[tokio::test]
 async fn retries_429_and_5xx_with_the_same_apns_id_then_returns_the_answer() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, script) = serve(
         &pki,
         vec![
@@ -202,7 +201,7 @@ async fn retries_429_and_5xx_with_the_same_apns_id_then_returns_the_answer() {
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, script) = serve(&pki, vec![Answer::Status(500, ""); 5], false).await;
     let client = client(&pki, addr, &Timeline::new(), 1);
     let answer = within("push to a failing server", client.send(&push()))
@@ -214,7 +213,7 @@ async fn retries_are_bounded() {
 
 #[tokio::test]
 async fn a_410_is_returned_at_once_with_its_timestamp() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, script) = serve(
         &pki,
         vec![Answer::Status(
@@ -241,7 +240,7 @@ async fn a_410_is_returned_at_once_with_its_timestamp() {
 
 #[tokio::test]
 async fn an_expired_provider_token_is_renewed_and_the_push_resent() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, script) = serve(
         &pki,
         vec![
@@ -265,7 +264,7 @@ async fn an_expired_provider_token_is_renewed_and_the_push_resent() {
 
 #[tokio::test]
 async fn after_goaway_the_next_push_opens_a_new_connection() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, script) = serve(&pki, vec![], true).await;
     let timeline = Timeline::new();
     let client = client(&pki, addr, &timeline, 0);
@@ -303,7 +302,7 @@ async fn after_goaway_the_next_push_opens_a_new_connection() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_gives_a_timeout_error() {
-    let pki = Pki::generate();
+    let pki = ApnsPki::generate();
     let (addr, _script) = serve(&pki, vec![Answer::Never], false).await;
     let client = client(&pki, addr, &Timeline::new(), 0);
     let err = within("push to a silent server", client.send(&push()))

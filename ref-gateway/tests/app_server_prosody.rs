@@ -7,11 +7,11 @@ use mock_apns::Environment;
 use mock_apns::{DeviceSpec, DeviceState, MockApns, PushRecord};
 use ref_gateway::apns::{ApnsAuth, ApnsClient, ApnsClientConfig};
 use ref_gateway::app_server::classify::{CallEnd, PublishKind};
-use ref_gateway::app_server::prosody::{target_options, Prosody, PUSH_JID};
 use ref_gateway::app_server::{
     Answer, ApnsClients, AppFault, AppFaults, AppServer, AppServerConfig, Outcome, Registration,
 };
 use std::time::Duration;
+use testkit::prosody::{target_options, Prosody, PUSH_JID};
 use timeline::{Protocol, Timeline};
 use xmpp_peer::forms::DataForm;
 use xmpp_peer::{register_account, Caller, PhoneAccount, SleepMode};

@@ -2,8 +2,6 @@
 //! one JSON ready line with its bound addresses, serves REGISTER and pushes through mock-apns
 //! with token auth read from files; a bad file is a clear error and a non-zero exit.
 
-mod support;
-
 use mock_apns::{Config, MockApns};
 use sip_peer::{
     Caller, CallerConfig, EndpointConfig, PhoneAccount, PhoneConfig, PushParams, SipUri,
@@ -11,7 +9,8 @@ use sip_peer::{
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
-use support::{token, within, DOMAIN};
+use testkit::gateway::{token, DOMAIN};
+use testkit::within;
 use timeline::{Protocol, Recorder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -2,15 +2,13 @@
 //! Registration (Feature-Caps, rotation, un-REGISTER, digest, bad tokens), the wake chain over
 //! TCP/TLS/UDP, the bucket timer, CANCEL under each profile, APNs failures and forking.
 
-mod support;
-
 use mock_apns::{Fault as ApnsFault, FaultAction};
 use phone::{PayloadKind, PushPayload};
 use ref_gateway::config::Account;
 use ref_gateway::CancelPolicy;
 use sip_peer::{PhoneConfig, PushParams, SipError, Transport};
 use std::time::Duration;
-use support::*;
+use testkit::gateway::*;
 
 const ONE_S: Duration = Duration::from_secs(1);
 const TWO_S: Duration = Duration::from_secs(2);
@@ -516,7 +514,10 @@ async fn a_message_goes_as_an_alert_to_the_linphone_alert_token_never_as_voip() 
         "a message is never a VoIP push"
     );
     alice.wake(false, ONE_S).await.unwrap();
-    let resp = within("MESSAGE answer", answer).await.unwrap().unwrap();
+    let resp = testkit::within("MESSAGE answer", answer)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), Some(200), "delivered after the REGISTER");
 }
 

@@ -3,11 +3,9 @@
 //! and TCP: every well-formed request gets an answer (ACK excepted), every push REGISTER a 2xx
 //! with `+sip.pns`, nothing crashes it, and it still answers OPTIONS afterwards.
 
-mod support;
-
 use sip_peer::{Message, PushError, PushParams, Transport};
 use std::path::PathBuf;
-use support::*;
+use testkit::gateway::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 
@@ -122,6 +120,6 @@ async fn the_corpus_is_answered_and_the_malformed_set_does_not_hurt() {
         "",
     );
     sock.send_to(options.as_bytes(), gw).await.unwrap();
-    let ok = recv(&sock, DEADLINE).await.expect("still serving");
+    let ok = recv(&sock, WAIT).await.expect("still serving");
     assert_eq!(ok.status(), Some(200));
 }

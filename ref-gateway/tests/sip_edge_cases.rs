@@ -2,10 +2,8 @@
 //! BYE and CANCEL outside any transaction, Max-Forwards 0, a malformed wildcard REGISTER,
 //! an unsupported push provider (555 with Feature-Caps) and a request without Call-ID.
 
-mod support;
-
 use sip_peer::Transport;
-use support::*;
+use testkit::gateway::*;
 use tokio::net::UdpSocket;
 
 async fn exchange(b: &Bench, text: &str) -> sip_peer::Message {
@@ -14,7 +12,7 @@ async fn exchange(b: &Bench, text: &str) -> sip_peer::Message {
         .await
         .unwrap();
     loop {
-        let m = recv(&sock, DEADLINE).await.expect("an answer");
+        let m = recv(&sock, WAIT).await.expect("an answer");
         if m.status() != Some(100) {
             return m;
         }

@@ -2,12 +2,10 @@
 //! named after, observably (push log headers, SIP responses, what the phone receives). Each test
 //! also checks the correct behaviour with the fault off where that is cheap, so it can fail.
 
-mod support;
-
 use ref_gateway::{Fault, Faults};
 use sip_peer::{PhoneAccount, Transport};
 use std::time::Duration;
-use support::*;
+use testkit::gateway::*;
 
 const ONE_S: Duration = Duration::from_secs(1);
 

@@ -2,11 +2,9 @@
 //! INVITE is retransmitted until the phone answers anything (Timer A), and a non-2xx final
 //! response is retransmitted until the caller's ACK (Timer G).
 
-mod support;
-
 use sip_peer::build_response;
 use sip_peer::Transport;
-use support::*;
+use testkit::gateway::*;
 use tokio::net::UdpSocket;
 
 #[tokio::test]
@@ -55,12 +53,12 @@ async fn a_forwarded_invite_is_retransmitted_until_the_phone_answers() {
     )
     .replace(&format!("To: <sip:{DOMAIN}>"), &format!("To: <{aor}>"));
     phone.send_to(register.as_bytes(), gw).await.unwrap();
-    let ok = recv(&phone, DEADLINE).await.unwrap();
+    let ok = recv(&phone, WAIT).await.unwrap();
     assert_eq!(ok.status(), Some(200));
 
     let bob = b.caller(Transport::Udp).await;
     let _call = bob.invite(&aor).unwrap();
-    let first = recv(&phone, DEADLINE).await.expect("the INVITE");
+    let first = recv(&phone, WAIT).await.expect("the INVITE");
     assert_eq!(first.method(), Some("INVITE"));
     let again = recv(&phone, T1 * 3).await.expect("a retransmission");
     assert_eq!(again.method(), Some("INVITE"));

@@ -3,17 +3,13 @@
 //! gateway's Record-Route), and SIPp registers as an RFC 8599 phone (the 2xx must carry
 //! Feature-Caps) whose token then gets the VoIP push for a call. A missing `sipp` fails the test.
 
-mod support;
-
-#[path = "../../sip-peer/tests/common/mod.rs"]
-mod sip_common;
-
-use sip_common::{free_port, Sipp, SippConfig};
 use sip_peer::{IncomingPolicy, PhoneConfig, Transport};
 use std::time::Duration;
-use support::*;
+use testkit::free_port;
+use testkit::gateway::*;
+use testkit::sipp::{Sipp, SippConfig};
 
-const UAC_CALL: &str = "../../../sip-peer/tests/sipp/uac_call.xml";
+const UAC_CALL: &str = "uac_call.xml";
 
 async fn sipp_calls_an_awake_phone(sipp_transport: &'static str, t: Transport) {
     let b = Bench::start().await;
@@ -26,11 +22,11 @@ async fn sipp_calls_an_awake_phone(sipp_transport: &'static str, t: Transport) {
     sc.remote = Some(gw.to_string());
     sc.service = "alice";
     let sipp = Sipp::start(sc);
-    let mut incoming = alice.next_call(DEADLINE).await.unwrap();
-    incoming.await_ack(DEADLINE).await.unwrap_or_else(|e| {
+    let mut incoming = alice.next_call(WAIT).await.unwrap();
+    incoming.await_ack(WAIT).await.unwrap_or_else(|e| {
         panic!("{e}\n{}\n{}", b.timeline.ladder(), sipp.report());
     });
-    incoming.await_bye(DEADLINE).await.unwrap();
+    incoming.await_bye(WAIT).await.unwrap();
     tokio::task::spawn_blocking(move || sipp.expect_success(Duration::from_secs(10)))
         .await
         .unwrap();
@@ -52,7 +48,11 @@ async fn a_sipp_register_with_pn_params_gets_feature_caps_and_its_token_is_pushe
     let tok = token();
     b.voip_device(&tok);
     let gw = b.gw.addr(Transport::Udp).unwrap();
-    let mut sc = SippConfig::new("uac_register_pn.xml", "u1", free_port());
+    let mut sc = SippConfig::new(
+        "ref-gateway/tests/sipp/uac_register_pn.xml",
+        "u1",
+        free_port(),
+    );
     sc.remote = Some(gw.to_string());
     sc.service = "alice";
     sc.extra = vec![

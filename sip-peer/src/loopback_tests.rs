@@ -131,15 +131,9 @@ async fn call_over_tcp_reuses_one_connection() {
 
 #[tokio::test]
 async fn call_over_tls_with_a_generated_ca() {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let server = TlsConfig::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
-    let client = TlsConfig::client_trusting(ca.pem().as_bytes(), "localhost").unwrap();
+    let chain = testkit::pki::TlsChain::generate("sip-peer test CA", &["localhost"]);
+    let server = TlsConfig::server(chain.cert_pem.as_bytes(), chain.key_pem.as_bytes()).unwrap();
+    let client = TlsConfig::client_trusting(chain.ca_pem.as_bytes(), "localhost").unwrap();
     for bind in [v4(), v6()] {
         let p = pair(
             EndpointConfig::tls(bind, server.clone()),
@@ -151,18 +145,15 @@ async fn call_over_tls_with_a_generated_ca() {
     }
 
     // A client that trusts another CA fails the handshake: a transport error, not a hang.
-    let other_key = rcgen::KeyPair::generate().unwrap();
-    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let other = other.self_signed(&other_key).unwrap();
+    let other = testkit::pki::TlsChain::unrelated_ca();
     let p = pair(
         EndpointConfig::tls(
             v4(),
-            TlsConfig::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap(),
+            TlsConfig::server(chain.cert_pem.as_bytes(), chain.key_pem.as_bytes()).unwrap(),
         ),
         EndpointConfig::tls(
             v4(),
-            TlsConfig::client_trusting(other.pem().as_bytes(), "localhost").unwrap(),
+            TlsConfig::client_trusting(other.as_bytes(), "localhost").unwrap(),
         ),
         IncomingPolicy::Ring,
     )

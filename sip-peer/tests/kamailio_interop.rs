@@ -5,9 +5,6 @@
 //!   call is set up and torn down: over UDP, with digest auth (401 REGISTER, 407 INVITE), over
 //!   TCP, and over TLS (the phone and the caller trust the test's CA).
 
-mod common;
-
-use common::{free_port, Kamailio, KamailioConfig, Sipp, SippConfig, KAMAILIO_PASSWORD};
 use sip_peer::{
     Caller, CallerConfig, Credentials, EndpointConfig, IncomingPolicy, PhoneAccount, PhoneConfig,
     PushParams, SipUri, TlsConfig,
@@ -15,6 +12,9 @@ use sip_peer::{
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::free_port;
+use testkit::kamailio::{Kamailio, KamailioConfig, KAMAILIO_PASSWORD};
+use testkit::sipp::{Sipp, SippConfig};
 use timeline::{Protocol, Timeline};
 
 const STEP: Duration = Duration::from_secs(5);

@@ -4,15 +4,14 @@
 //! - SIPp as UAS answering our Caller: INVITE/180/200/ACK/BYE over UDP and TCP, and CANCEL;
 //! - SIPp as UAC calling our PhoneAccount, including the CANCEL scenario (200 + 487).
 
-mod common;
-
-use common::{free_port, Sipp, SippConfig};
 use sip_peer::{
     Caller, CallerConfig, EndpointConfig, IncomingPolicy, PhoneAccount, PhoneConfig, SipUri,
 };
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::free_port;
+use testkit::sipp::{Sipp, SippConfig};
 use timeline::{Protocol, Timeline};
 
 const STEP: Duration = Duration::from_secs(5);

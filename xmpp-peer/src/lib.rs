@@ -21,7 +21,6 @@ pub mod jmi;
 pub mod mam;
 pub mod message;
 pub mod ns;
-pub mod prosody;
 pub mod push;
 pub mod roles;
 pub mod sasl;

@@ -1,8 +1,6 @@
 //! Against real Prosody 0.12: STARTTLS + SASL + bind, messages with receipts and chat states.
 
-mod common;
-
-use common::{Options, Prosody, STEP};
+use testkit::prosody::{Prosody, ProsodyOptions, STEP};
 use timeline::{Protocol, Timeline};
 use xmpp_peer::{Caller, Client, Error, Mechanism, PhoneAccount};
 
@@ -16,7 +14,7 @@ fn authenticated_with(t: &Timeline, party: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn starttls_scram_sha1_bind_message_receipt_chat_state() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let alice_cfg =
         Prosody::with_mechanism(prosody.account("alice", &t).await?, Mechanism::ScramSha1);
@@ -73,9 +71,9 @@ async fn starttls_scram_sha1_bind_message_receipt_chat_state() -> anyhow::Result
 
 #[tokio::test]
 async fn scram_sha256_and_plain_and_wrong_password() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options {
+    let prosody = Prosody::start(ProsodyOptions {
         password_hash: "SHA-256",
-        ..Options::default()
+        ..ProsodyOptions::peer_suite()
     })
     .await?;
     let t = Timeline::new();

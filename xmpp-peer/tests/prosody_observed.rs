@@ -1,9 +1,7 @@
 //! What Prosody 0.12 + Debian prosody-modules actually speaks, recorded as assertions (the README
 //! cites these): advertised features, and what reaches an offline account.
 
-mod common;
-
-use common::{Options, Prosody, DOMAIN, STEP};
+use testkit::prosody::{Prosody, ProsodyOptions, DOMAIN, STEP};
 use timeline::{Protocol, Timeline};
 use xmpp_peer::jmi::{Jmi, Kind};
 use xmpp_peer::message::Message;
@@ -28,7 +26,7 @@ async fn disco_features(c: &Client, to: &str) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test]
 async fn advertised_namespaces() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let c = Client::connect(
         prosody.account("alice", &t).await?,
@@ -71,7 +69,7 @@ async fn advertised_namespaces() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn what_an_offline_account_gets_on_login() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let alice_cfg = prosody.account("alice", &t).await?;
     let bob = Caller::connect(

@@ -1,10 +1,8 @@
 //! Against real Prosody 0.12 + mod_cloud_notify: XEP-0357 publishes reach our XEP-0114 component
 //! with the enable's publish-options; XEP-0353 calls between two accounts.
 
-mod common;
-
-use common::{Options, Prosody, COMPONENT_SECRET, PUSH_JID, STEP};
 use std::time::Duration;
+use testkit::prosody::{Prosody, ProsodyOptions, COMPONENT_SECRET, PUSH_JID, STEP};
 use timeline::{Protocol, Timeline};
 use xmpp_peer::forms::DataForm;
 use xmpp_peer::jmi::{Jmi, Kind, Reason};
@@ -19,7 +17,7 @@ struct World {
 }
 
 async fn world() -> anyhow::Result<World> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let phone = PhoneAccount::connect(
         prosody.account("alice", &t).await?,

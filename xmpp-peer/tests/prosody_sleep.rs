@@ -1,9 +1,7 @@
 //! Against real Prosody 0.12: XEP-0198 hibernation and resume, flight mode (half-open), and MAM
 //! catch-up with RSM paging when resumption is impossible.
 
-mod common;
-
-use common::{Options, Prosody, STEP};
+use testkit::prosody::{Prosody, ProsodyOptions, STEP};
 use timeline::{Protocol, Timeline};
 use xmpp_peer::{Caller, PhoneAccount, SleepMode, WakeOutcome};
 
@@ -13,7 +11,7 @@ fn ctx<'a>(t: &Timeline, p: &'a Prosody) -> impl Fn(xmpp_peer::Error) -> anyhow:
 }
 
 async fn resume_after(mode: SleepMode) -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let mut phone = PhoneAccount::connect(
         prosody.account("alice", &t).await?,
@@ -80,7 +78,7 @@ async fn half_open_then_resume_on_a_new_network_leaving_the_old_socket() -> anyh
 }
 
 async fn half_open_then_resume(new_network: bool) -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let mut phone = PhoneAccount::connect(
         prosody.account("alice", &t).await?,
@@ -119,7 +117,7 @@ async fn half_open_then_resume(new_network: bool) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn mam_catch_up_with_paging_when_the_app_was_killed() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options::default()).await?;
+    let prosody = Prosody::start(ProsodyOptions::peer_suite()).await?;
     let t = Timeline::new();
     let mut phone = PhoneAccount::connect(
         prosody.account("alice", &t).await?,
@@ -164,9 +162,9 @@ async fn mam_catch_up_with_paging_when_the_app_was_killed() -> anyhow::Result<()
 
 #[tokio::test]
 async fn hibernation_timeout_fails_resume_then_new_session_catches_up() -> anyhow::Result<()> {
-    let prosody = Prosody::start(Options {
+    let prosody = Prosody::start(ProsodyOptions {
         hibernation_secs: 1,
-        ..Options::default()
+        ..ProsodyOptions::peer_suite()
     })
     .await?;
     let t = Timeline::new();

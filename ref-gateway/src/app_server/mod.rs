@@ -7,12 +7,10 @@
 //! - [`policy`]: alert or background for messages, body or not, cancel push or nothing.
 //! - [`faults`]: the switchable mistakes and the XMPP requirement ids each breaks.
 //! - [`server`]: the running component ([`AppServer`]).
-//! - [`prosody`]: a real Prosody 0.12 with mod_cloud_notify, for tests and the XMPP target.
 
 pub mod classify;
 pub mod faults;
 pub mod policy;
-pub mod prosody;
 pub mod registry;
 pub mod server;
 
@@ -20,6 +18,3 @@ pub use faults::{AppFault, AppFaults};
 pub use policy::{CallEndPush, MessagePush, Policy};
 pub use registry::{Registration, Registry};
 pub use server::{Answer, ApnsClients, AppServer, AppServerConfig, Outcome};
-/// The XMPP crate the app server speaks through (re-exported for crates that drive it, e.g. the
-/// bench's XMPP steps, without their own dependency on it).
-pub use xmpp_peer;

@@ -5,12 +5,9 @@
 //! Per call: Bob's INVITE → the VoIP push at mock-apns → the phone wakes on a new TCP connection
 //! and REGISTERs → the INVITE reaches it → 200 → ACK → BYE.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use sip_peer::Transport;
 use std::time::{Duration, Instant};
-use support::*;
+use testkit::gateway::*;
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort_unstable();

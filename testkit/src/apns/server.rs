@@ -3,6 +3,7 @@
 //! see exactly what goes over the wire).
 
 use super::wire;
+pub use mock_apns::Environment;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,31 +17,6 @@ use std::time::{Duration, Instant};
 const STARTUP: Duration = Duration::from_secs(30);
 /// Deadline for one control API exchange.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Which listener (APNs environment) a client talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Env {
-    Sandbox,
-    Production,
-}
-
-impl Env {
-    /// The value used by the control API and the manifest.
-    pub fn name(self) -> &'static str {
-        match self {
-            Env::Sandbox => "sandbox",
-            Env::Production => "production",
-        }
-    }
-
-    /// Apple's host name for this environment (the SNI a real client sends).
-    pub fn host(self) -> &'static str {
-        match self {
-            Env::Sandbox => "api.sandbox.push.apple.com",
-            Env::Production => "api.push.apple.com",
-        }
-    }
-}
 
 /// A provider client certificate listed in the manifest.
 #[derive(Clone, Debug)]
@@ -126,11 +102,11 @@ impl Manifest {
     }
 
     /// The client certificate for `env`.
-    pub fn client_cert(&self, env: Env) -> &ClientCert {
+    pub fn client_cert(&self, env: Environment) -> &ClientCert {
         self.client_certs
             .iter()
-            .find(|c| c.environment == env.name())
-            .unwrap_or_else(|| panic!("manifest has no {} client certificate", env.name()))
+            .find(|c| c.environment == env.as_str())
+            .unwrap_or_else(|| panic!("manifest has no {} client certificate", env.as_str()))
     }
 
     /// The VoIP topic of the default bundle.
@@ -149,9 +125,26 @@ pub struct MockServer {
     pub manifest: Manifest,
 }
 
-/// The `mock-apns` binary built by cargo for these tests.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_mock-apns")
+/// The `mock-apns` binary cargo built for the running test: `$CARGO_BIN_EXE_mock-apns` when set,
+/// else `mock-apns` in the target directory the test executable runs from (cargo builds a
+/// package's binaries for its integration tests).
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_mock-apns") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/mock-apns
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("the test executable lives in target/<profile>/deps");
+    let bin = dir.join("mock-apns");
+    assert!(
+        bin.is_file(),
+        "{} is missing: these tests run as mock-apns's integration tests",
+        bin.display()
+    );
+    bin
 }
 
 /// The `status` of every record in a `GET /pushes` answer, in order (0 where it has none).
@@ -231,10 +224,10 @@ impl MockServer {
     }
 
     /// The listener address for `env`.
-    pub fn addr(&self, env: Env) -> SocketAddr {
+    pub fn addr(&self, env: Environment) -> SocketAddr {
         match env {
-            Env::Sandbox => self.sandbox,
-            Env::Production => self.production,
+            Environment::Sandbox => self.sandbox,
+            Environment::Production => self.production,
         }
     }
 
@@ -255,7 +248,7 @@ impl MockServer {
 
     /// Sends SIGTERM (a graceful shutdown) to the server.
     pub fn terminate(&self) {
-        let out = crate::support::process::run(
+        let out = crate::process::run(
             Command::new("kill").args(["-TERM", &self.child.id().to_string()]),
             None,
             Duration::from_secs(10),
@@ -303,14 +296,13 @@ impl MockServer {
     }
 
     /// Registers an online device for `topics` in `env`.
-    pub fn register_device(&self, token: &str, topics: &[String], env: Env) {
-        let body =
-            json!({"token": token, "topics": topics, "environment": env.name(), "state": "online"});
+    pub fn register_device(&self, token: &str, topics: &[String], env: Environment) {
+        let body = json!({"token": token, "topics": topics, "environment": env.as_str(), "state": "online"});
         self.control_ok("POST", "/devices", Some(&body));
     }
 
     /// A fresh device token, registered online in `env` for the bundle's own topic.
-    pub fn bundle_device(&self, env: Env) -> String {
+    pub fn bundle_device(&self, env: Environment) -> String {
         let token = fresh_device_token();
         self.register_device(&token, std::slice::from_ref(&self.manifest.bundle_id), env);
         token
@@ -325,7 +317,7 @@ impl MockServer {
     ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
         use tokio::io::AsyncWriteExt;
         let config = wire::tls_config(&self.manifest.ca_file, true);
-        let mut tls = wire::tls_connect(self.sandbox, Env::Sandbox.host(), config)
+        let mut tls = wire::tls_connect(self.sandbox, Environment::Sandbox.host(), config)
             .await
             .expect("TLS to the sandbox listener");
         let mut bytes = wire::PREFACE.to_vec();
@@ -345,7 +337,7 @@ impl MockServer {
             (b":method", b"POST"),
             (b":scheme", b"https"),
             (b":path", path.as_bytes()),
-            (b":authority", Env::Sandbox.host().as_bytes()),
+            (b":authority", Environment::Sandbox.host().as_bytes()),
             (b"authorization", authorization.as_bytes()),
             (b"apns-topic", self.manifest.bundle_id.as_bytes()),
         ]);
@@ -396,13 +388,13 @@ impl MockServer {
 
     /// A valid provider token for the manifest's key, signed here (raw signature).
     pub fn valid_jwt(&self) -> String {
-        let key = crate::support::jwt::read_p8(&self.manifest.key_file);
-        crate::support::jwt::es256(
+        let key = crate::apns::jwt::read_p8(&self.manifest.key_file);
+        crate::apns::jwt::es256(
             &key,
             &self.manifest.key_id,
             &self.manifest.team_id,
-            crate::support::jwt::now(),
-            crate::support::jwt::Signature::Raw,
+            crate::apns::jwt::now(),
+            crate::apns::jwt::Signature::Raw,
         )
     }
 
@@ -422,8 +414,7 @@ impl Drop for MockServer {
 /// Runs the `mock-apns` binary with `args` (a non-serving subcommand) and returns its stdout;
 /// panics with its stderr if it fails.
 pub fn cli(args: &[&str]) -> String {
-    crate::support::process::run_ok(Command::new(binary()).args(args), Duration::from_secs(30))
-        .stdout
+    crate::process::run_ok(Command::new(binary()).args(args), Duration::from_secs(30)).stdout
 }
 
 /// A 64-hex-digit device token nobody else uses.

@@ -2,9 +2,9 @@
 //! SNI with `--connect-to`) and nghttp (nghttp2's client). Each turns pushes into one process run
 //! and parses what the client printed.
 
-use crate::support::cases::{payload_of_size, provider_token, Case, Reply};
-use crate::support::process::{require_program, run, run_ok};
-use crate::support::server::{Env, MockServer};
+use crate::apns::cases::{payload_of_size, provider_token, Case, Reply};
+use crate::apns::server::{Environment, MockServer};
+use crate::process::{require_program, run, run_ok};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +24,7 @@ pub enum ClientAuth {
 
 impl ClientAuth {
     /// Certificate auth with the manifest's certificate for `env`.
-    pub fn certificate(server: &MockServer, env: Env) -> ClientAuth {
+    pub fn certificate(server: &MockServer, env: Environment) -> ClientAuth {
         let c = server.manifest.client_cert(env);
         ClientAuth::Certificate {
             cert: c.cert_file.clone(),
@@ -101,13 +101,13 @@ impl PushResponse {
 /// Where a client finds a mock APNs: its listener per environment and the CA to trust.
 pub trait ApnsTarget {
     /// The listener of `env`.
-    fn apns_addr(&self, env: Env) -> SocketAddr;
+    fn apns_addr(&self, env: Environment) -> SocketAddr;
     /// The CA certificate (PEM) the server certificate is issued by.
     fn ca_file(&self) -> &Path;
 }
 
 impl ApnsTarget for MockServer {
-    fn apns_addr(&self, env: Env) -> SocketAddr {
+    fn apns_addr(&self, env: Environment) -> SocketAddr {
         self.addr(env)
     }
 
@@ -119,7 +119,7 @@ impl ApnsTarget for MockServer {
 /// Runs `requests` through one `curl --http2` process (one connection, reused via `--next`).
 pub fn curl(
     server: &impl ApnsTarget,
-    env: Env,
+    env: Environment,
     auth: &ClientAuth,
     requests: &[PushRequest],
 ) -> Vec<PushResponse> {
@@ -197,7 +197,7 @@ pub fn curl(
 /// against the mock's CA (nghttp warns on stderr otherwise, and that fails the test).
 pub fn nghttp(
     server: &MockServer,
-    env: Env,
+    env: Environment,
     auth: &ClientAuth,
     request: &PushRequest,
 ) -> PushResponse {
@@ -210,10 +210,10 @@ pub fn nghttp(
 /// exit status; fails only if nghttp did not trust the mock's certificate.
 pub fn nghttp_verbose(
     server: &MockServer,
-    env: Env,
+    env: Environment,
     auth: &ClientAuth,
     request: &PushRequest,
-) -> crate::support::process::Output {
+) -> crate::process::Output {
     let nghttp = require_program("nghttp");
     let work = tempfile::tempdir().expect("temp dir");
     let body = work.path().join("body");
@@ -298,7 +298,7 @@ fn parse_nghttp(stdout: &str) -> PushResponse {
 /// Runs every case through curl; each case on its own connection (the provider token differs).
 pub fn curl_cases(
     server: &MockServer,
-    env: Env,
+    env: Environment,
     auth: &ClientAuth,
     cases: &[Case],
 ) -> Vec<(Case, Reply)> {
@@ -322,7 +322,7 @@ pub fn curl_cases(
 /// Runs every case through nghttp.
 pub fn nghttp_cases(
     server: &MockServer,
-    env: Env,
+    env: Environment,
     auth: &ClientAuth,
     cases: &[Case],
 ) -> Vec<(Case, Reply)> {

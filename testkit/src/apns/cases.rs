@@ -2,7 +2,8 @@
 //! each one needs registered first. A client runner turns a [`Case`] into its own invocation and
 //! hands back a [`Reply`]; [`check`] compares it with the expectation.
 
-use crate::support::server::{fresh_device_token, Env, MockServer};
+use crate::apns::server::{fresh_device_token, MockServer};
+pub use mock_apns::{AuthMethod, Environment};
 
 /// The provider token a case sends (token auth only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,13 +31,6 @@ impl Jwt {
             Jwt::Hs256 => "hs256",
         }
     }
-}
-
-/// How the provider authenticates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMode {
-    Token,
-    Certificate,
 }
 
 /// One push and the answer Apple would give.
@@ -86,8 +80,8 @@ pub fn payload_of_size(size: usize) -> Vec<u8> {
 }
 
 /// Registers the devices and returns the standard catalogue for one client, environment and
-/// auth mode. Token-auth-only cases (provider token errors) are included for [`AuthMode::Token`].
-pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
+/// auth mode. Token-auth-only cases (provider token errors) are included for [`AuthMethod::Token`].
+pub fn standard(server: &MockServer, env: Environment, auth: AuthMethod) -> Vec<Case> {
     let m = &server.manifest;
     let bundle = m.bundle_id.clone();
     let voip = m.voip_topic();
@@ -99,7 +93,7 @@ pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
     server.register_device(&foreign, &["com.example.someone-else".to_string()], env);
     let gone = fresh_device_token();
     server.register_device(&gone, &topics, env);
-    let gone_at = crate::support::jwt::now_ms() - 3_600_000;
+    let gone_at = crate::apns::jwt::now_ms() - 3_600_000;
     server.set_state(&gone, "unregistered", Some(gone_at));
     let stale = fresh_device_token();
     server.register_device(&stale, &topics, env);
@@ -200,7 +194,7 @@ pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
             ..base.clone()
         },
     ];
-    if auth == AuthMode::Token {
+    if auth == AuthMethod::Token {
         let token_error = |name, jwt, status, reason| Case {
             name,
             jwt,
@@ -240,7 +234,7 @@ pub fn standard(server: &MockServer, env: Env, auth: AuthMode) -> Vec<Case> {
 
 /// The provider token for `jwt` (token auth).
 pub fn provider_token(server: &MockServer, jwt: Jwt) -> String {
-    use crate::support::jwt as j;
+    use crate::apns::jwt as j;
     let m = &server.manifest;
     let key = j::read_p8(&m.key_file);
     match jwt {

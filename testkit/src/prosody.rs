@@ -1,15 +1,20 @@
-//! A real Prosody 0.12 (Debian `prosody` + `prosody-modules`) on loopback, for the tests of this
-//! crate and of the app server, and for the bench's Prosody target: a config template the caller
-//! gives, a temp dir, free loopback ports, a CA and server certificate made with rcgen, and a
-//! deadline on "listening". Killed on drop.
+//! A real Prosody 0.12 (Debian `prosody` + `prosody-modules`) on loopback, for the tests of
+//! xmpp-peer ([`ProsodyOptions::peer_suite`]) and of the app server ([`target_options`]: the
+//! bench's Prosody target configuration): a config template, a temp dir, free loopback ports, a CA
+//! and server certificate from the test PKI, and a deadline on "listening". Killed on drop.
 
-use crate::{ClientConfig, ComponentConfig, TlsClient};
-use std::net::{SocketAddr, TcpListener};
+use crate::log::{tail_lines, wait_for_text};
+use crate::net::free_port;
+use crate::pki::TlsChain;
+use crate::workspace_root;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use timeline::{Protocol, Timeline};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
+use xmpp_peer::{register_account, ClientConfig, ComponentConfig, Mechanism, TlsClient};
 
 /// The virtual host.
 pub const DOMAIN: &str = "localhost";
@@ -17,6 +22,39 @@ pub const DOMAIN: &str = "localhost";
 pub const PUSH_JID: &str = "push.localhost";
 /// Where Debian installs mod_cloud_notify.
 pub const CLOUD_NOTIFY_DIR: &str = "/usr/lib/prosody/modules/mod_cloud_notify";
+/// The component secret of the default options.
+pub const COMPONENT_SECRET: &str = "pushsecret";
+/// The password of the accounts [`Prosody::account`] registers.
+pub const PASSWORD: &str = "pencil-9";
+/// A generous per-step deadline for the bench's clients: Prosody on a loaded 2-core CI box.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// The bench's Prosody target configuration (`targets/prosody/prosody.cfg.lua.in`: smacks, mam,
+/// offline, cloud_notify, component `push.localhost`; placeholders `@@NAME@@`).
+pub const TARGET_CONFIG_TEMPLATE: &str = include_str!("../../targets/prosody/prosody.cfg.lua.in");
+/// The target's module that marks JMI actions in the notification.
+pub const JMI_MODULE: &str = include_str!("../../targets/prosody/mod_cloud_notify_jmi.lua");
+
+/// Options for the bench's Prosody target; with `jmi_module` false it runs vanilla
+/// mod_cloud_notify (to observe what it publishes for a call).
+pub fn target_options(jmi_module: bool) -> ProsodyOptions {
+    let (config_template, modules) = if jmi_module {
+        (
+            TARGET_CONFIG_TEMPLATE.to_owned(),
+            vec![("mod_cloud_notify_jmi.lua".to_owned(), JMI_MODULE.to_owned())],
+        )
+    } else {
+        (
+            TARGET_CONFIG_TEMPLATE.replace("\"cloud_notify_jmi\";", ""),
+            Vec::new(),
+        )
+    };
+    ProsodyOptions {
+        config_template,
+        modules,
+        ..ProsodyOptions::default()
+    }
+}
 
 /// Why Prosody could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +72,19 @@ pub enum ProsodyError {
         /// The error.
         source: std::io::Error,
     },
-    /// Test certificates.
-    #[error("certificates: {0}")]
-    Certificates(#[from] rcgen::Error),
     /// Prosody exited or never listened; the log tail shows why.
     #[error("{0}")]
     NotListening(String),
+    /// In-band registration of an account failed.
+    #[error("registering {user}: {source}\n{log}")]
+    Register {
+        /// The account.
+        user: String,
+        /// Why.
+        source: xmpp_peer::Error,
+        /// The end of Prosody's log.
+        log: String,
+    },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProsodyError {
@@ -64,12 +109,24 @@ pub struct ProsodyOptions {
     pub modules: Vec<(String, String)>,
 }
 
+impl ProsodyOptions {
+    /// The options of xmpp-peer's own suite (`xmpp-peer/tests/prosody/prosody.cfg.lua.in`).
+    pub fn peer_suite() -> ProsodyOptions {
+        let path = workspace_root().join("xmpp-peer/tests/prosody/prosody.cfg.lua.in");
+        ProsodyOptions {
+            config_template: std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            ..ProsodyOptions::default()
+        }
+    }
+}
+
 impl Default for ProsodyOptions {
     fn default() -> Self {
         ProsodyOptions {
             password_hash: "SHA-1",
             hibernation_secs: 60,
-            component_secret: "pushsecret".into(),
+            component_secret: COMPONENT_SECRET.into(),
             config_template: String::new(),
             modules: Vec::new(),
         }
@@ -95,30 +152,13 @@ impl Drop for Prosody {
     }
 }
 
-fn free_port() -> Result<u16, ProsodyError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
-    Ok(l.local_addr().map_err(io("free port address"))?.port())
-}
-
 fn make_certs(dir: &Path) -> Result<String, ProsodyError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "pushbench Prosody CA");
-    let ca = ca_params.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec![DOMAIN.to_string(), PUSH_JID.to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, DOMAIN);
-    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    let chain = TlsChain::generate("pushbench Prosody CA", &[DOMAIN, PUSH_JID]);
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).map_err(io("creating certs/"))?;
-    std::fs::write(certs.join("localhost.crt"), cert.pem()).map_err(io("writing the cert"))?;
-    std::fs::write(certs.join("localhost.key"), key.serialize_pem())
-        .map_err(io("writing the key"))?;
-    Ok(ca.pem())
+    std::fs::write(certs.join("localhost.crt"), chain.cert_pem).map_err(io("writing the cert"))?;
+    std::fs::write(certs.join("localhost.key"), chain.key_pem).map_err(io("writing the key"))?;
+    Ok(chain.ca_pem)
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
@@ -152,7 +192,7 @@ impl Prosody {
                 .map_err(io(format!("writing {name}")))?;
         }
         let ca_pem = make_certs(dir.path())?;
-        let (c2s_port, comp_port) = (free_port()?, free_port()?);
+        let (c2s_port, comp_port) = (free_port(), free_port());
         let cfg = opts
             .config_template
             .replace("@@DIR@@", &dir.path().display().to_string())
@@ -221,12 +261,16 @@ impl Prosody {
     }
 
     /// The client trust for this server.
-    pub fn tls(&self) -> Result<TlsClient, crate::Error> {
+    pub fn tls(&self) -> Result<TlsClient, xmpp_peer::Error> {
         TlsClient::from_ca_pem(self.ca_pem.as_bytes(), DOMAIN)
     }
 
     /// A client config for `user@localhost` (resource "phone"; not registered yet).
-    pub fn client_config(&self, user: &str, password: &str) -> Result<ClientConfig, crate::Error> {
+    pub fn client_config(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<ClientConfig, xmpp_peer::Error> {
         let mut c = ClientConfig::new(
             &format!("{user}@{DOMAIN}"),
             password,
@@ -244,14 +288,10 @@ impl Prosody {
 
     /// The last `n` lines of Prosody's logs (for failure messages).
     pub fn log_tail(&self, n: usize) -> String {
-        let mut out = String::new();
-        for f in ["prosody.log", "stderr.log", "stdout.log"] {
-            let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let from = lines.len().saturating_sub(n);
-            out.push_str(&format!("--- {f} ---\n{}\n", lines[from..].join("\n")));
-        }
-        out
+        ["prosody.log", "stderr.log", "stdout.log"]
+            .iter()
+            .map(|f| tail_lines(&self.dir.path().join(f), n) + "\n")
+            .collect()
     }
 
     /// Prosody's debug log so far.
@@ -264,18 +304,46 @@ impl Prosody {
     /// Polls Prosody's debug log (every 50 ms) until it contains `needle`, within `within`: how
     /// tests observe server-internal events such as "Session going into hibernation".
     pub async fn wait_log(&self, needle: &str, within: Duration) -> Result<(), ProsodyError> {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log().contains(needle) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(ProsodyError::NotListening(format!(
-                    "Prosody never logged {needle:?} within {within:?}:\n{}",
-                    self.log_tail(40)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if wait_for_text(|| self.log(), needle, within).await {
+            return Ok(());
         }
+        Err(ProsodyError::NotListening(format!(
+            "Prosody never logged {needle:?} within {within:?}:\n{}",
+            self.log_tail(40)
+        )))
+    }
+
+    /// A config for `user` with [`PASSWORD`] and [`STEP`] (not registered).
+    pub fn config(&self, user: &str) -> ClientConfig {
+        let mut c = self.client_config(user, PASSWORD).expect("the test CA");
+        c.step_timeout = STEP;
+        c
+    }
+
+    /// Registers `user` by in-band registration and returns its config; the error carries the
+    /// end of Prosody's log.
+    pub async fn account(
+        &self,
+        user: &str,
+        timeline: &Timeline,
+    ) -> Result<ClientConfig, ProsodyError> {
+        let cfg = self.config(user);
+        register_account(
+            &cfg,
+            &timeline.recorder(format!("{user}-register"), Protocol::Xmpp),
+        )
+        .await
+        .map_err(|source| ProsodyError::Register {
+            user: user.to_owned(),
+            source,
+            log: self.log_tail(40),
+        })?;
+        Ok(cfg)
+    }
+
+    /// `cfg` allowing only `mech`.
+    pub fn with_mechanism(mut cfg: ClientConfig, mech: Mechanism) -> ClientConfig {
+        cfg.mechanisms = vec![mech];
+        cfg
     }
 }

@@ -1,9 +1,12 @@
 //! xorshift64*: a fixed sequence of pseudo-random numbers, so a failing mutation reproduces. For
 //! the corpus tests that mutate seeds (no crates, no seeding from the clock).
 
+/// The generator; its state is the seed.
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// The next number.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;

@@ -1,16 +1,20 @@
-//! Running external programs with a deadline: a missing program or a hang fails the test loudly.
+//! Running external programs with a deadline: a missing program or a hang fails the test loudly
+//! (never a skip), and a long-running peer is stopped the way it can clean up.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// What a finished program printed.
 #[derive(Debug)]
 pub struct Output {
+    /// How it exited.
     pub status: ExitStatus,
+    /// Its standard output.
     pub stdout: String,
+    /// Its standard error.
     pub stderr: String,
 }
 
@@ -28,16 +32,19 @@ impl Output {
     }
 }
 
-/// The full path of `name` on PATH, or a panic telling how to install it. Never a skip.
+/// The full path of `name` on PATH (or in `/usr/sbin`, `/sbin`), or a panic telling how to
+/// install it. Never a skip.
 pub fn require_program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
+    for dir in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
         }
     }
-    panic!("`{name}` is required by this test but is not on PATH: run scripts/install-deps.sh");
+    panic!("`{name}` is required by this test but is not installed: run scripts/install-deps.sh");
 }
 
 /// Runs `cmd` with `stdin` fed to it; kills it and panics if it is still running after `limit`.
@@ -100,4 +107,33 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
         let _ = pipe.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
+}
+
+/// Waits for `child` to exit, at most `deadline`; `None` when it is still running.
+pub fn wait_child(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a long-running peer: SIGTERM (so a main process stops its workers; SIGKILL would
+/// orphan them), then, after `grace`, a kill.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        if wait_child(child, grace).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

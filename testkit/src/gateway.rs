@@ -1,8 +1,8 @@
-//! Shared set-up for the SIP end-to-end tests: a mock APNs, the reference gateway pointed at it
-//! with short timers, and sip-peer callers and phones registered through it.
+//! The reference gateway's SIP bench: a mock APNs, the reference gateway pointed at it with
+//! short timers, and sip-peer callers and phones registered through it, all on one timeline; and
+//! raw UDP peers that write SIP by hand.
 
-#![allow(dead_code)]
-
+use crate::pki::TlsChain;
 use mock_apns::{Config, DeviceSpec, Environment, MockApns, PushRecord};
 use ref_gateway::config::{ApnsSettings, GatewayConfig, TlsIdentity};
 use ref_gateway::{CancelPolicy, Faults, RefGateway};
@@ -10,13 +10,13 @@ use sip_peer::{
     Caller, CallerConfig, EndpointConfig, PhoneAccount, PhoneConfig, PushParams, SipUri, TlsConfig,
     Transport,
 };
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use timeline::{Protocol, Timeline};
 
-/// Every await without its own deadline gets this one.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+/// How long this bench waits for one message (shorter than [`crate::DEADLINE`]: the gateway
+/// answers on loopback at once).
+pub const WAIT: Duration = Duration::from_secs(5);
 /// The Bucket Timer of these tests.
 pub const BUCKET: Duration = Duration::from_millis(1000);
 /// How long "nothing happens" is watched.
@@ -24,14 +24,8 @@ pub const QUIET: Duration = Duration::from_millis(700);
 /// The gateway's T1 in these tests (UDP retransmissions).
 pub const T1: Duration = Duration::from_millis(100);
 
+/// The gateway's SIP domain.
 pub const DOMAIN: &str = "example.com";
-
-/// Awaits `fut` or fails after `DEADLINE`.
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
-}
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -44,34 +38,27 @@ pub fn token() -> String {
     format!("{a}{b}")
 }
 
-/// A CA-signed certificate for the gateway's TLS listener: (ca_pem, cert_pem, key_pem).
-pub fn tls_identity() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "ref-gateway test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// One scenario's parties.
 pub struct Bench {
+    /// Everything every party sent and received.
     pub timeline: Timeline,
+    /// The mock APNs the gateway pushes to.
     pub apns: MockApns,
+    /// The gateway.
     pub gw: RefGateway,
+    /// The CA the gateway's TLS certificate chains to.
     pub tls_ca: String,
 }
 
+/// How the gateway of a [`Bench`] runs.
 pub struct Options {
+    /// Its cancel policy.
     pub cancel: CancelPolicy,
+    /// Its faults.
     pub faults: Faults,
+    /// Digest accounts (none: no authentication).
     pub accounts: Vec<ref_gateway::config::Account>,
+    /// How long it holds each push.
     pub push_delay: Duration,
     /// Listen on `[::1]` instead of 127.0.0.1 (the parties follow).
     pub ipv6: bool,
@@ -90,10 +77,12 @@ impl Default for Options {
 }
 
 impl Bench {
+    /// A bench with the default options.
     pub async fn start() -> Bench {
         Bench::with(Options::default()).await
     }
 
+    /// A bench whose gateway runs with `opts`.
     pub async fn with(opts: Options) -> Bench {
         let timeline = Timeline::new();
         let apns = MockApns::start(Config::default()).await.unwrap();
@@ -110,7 +99,11 @@ impl Bench {
             ca_pem: std::fs::read(creds.ca_path()).unwrap(),
             auth,
         };
-        let (ca, cert, key) = tls_identity();
+        let TlsChain {
+            ca_pem: ca,
+            cert_pem: cert,
+            key_pem: key,
+        } = TlsChain::localhost();
         let mut cfg = GatewayConfig::new(DOMAIN, settings);
         let any = if opts.ipv6 {
             SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
@@ -145,10 +138,12 @@ impl Bench {
         }
     }
 
+    /// The app's bundle id.
     pub fn bundle(&self) -> String {
         self.apns.credentials().bundle_id().to_owned()
     }
 
+    /// The APNs team id.
     pub fn team(&self) -> String {
         self.apns.credentials().team_id().to_owned()
     }
@@ -162,6 +157,7 @@ impl Bench {
         ));
     }
 
+    /// A loopback endpoint on `t` of the gateway's address family (T1 100 ms).
     pub fn endpoint(&self, t: Transport) -> EndpointConfig {
         let local = match self.gw.addr(t) {
             Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
@@ -178,6 +174,7 @@ impl Bench {
         .with_t1(Duration::from_millis(100))
     }
 
+    /// `sip:<user>@example.com`.
     pub fn aor(user: &str) -> SipUri {
         SipUri::parse(&format!("sip:{user}@{DOMAIN}")).unwrap()
     }
@@ -211,6 +208,7 @@ impl Bench {
         .unwrap()
     }
 
+    /// Bob, calling through the gateway on `t`.
     pub async fn caller(&self, t: Transport) -> Caller {
         let cfg = CallerConfig::new(
             SipUri::parse(&format!("sip:bob@{DOMAIN}")).unwrap(),

@@ -213,9 +213,7 @@ pub struct Devices {
     unknown: crate::UnknownTokens,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use timeline::lock;
 
 fn default_name(token: &str) -> String {
     format!("device-{}", token.chars().take(8).collect::<String>())

@@ -22,7 +22,7 @@ fn splitmix64() -> u64 {
 }
 
 /// A random (version 4) UUID in canonical lowercase form. Not for secrets.
-pub fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&splitmix64().to_le_bytes());
     bytes[8..].copy_from_slice(&splitmix64().to_le_bytes());

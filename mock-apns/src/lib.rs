@@ -28,8 +28,17 @@ pub mod devices;
 #[cfg(test)]
 mod e2e_tests;
 pub mod faults;
+/// Entry points for fuzzers (a fixed signing key, the request check, the HTTP/2 engine fed raw
+/// bytes): public only with the `fuzzing` feature, compiled for the crate's own tests.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+/// The HTTP/2 server engine: public only with the `fuzzing` feature (the fuzz targets and the
+/// corpus tests drive it directly); otherwise an internal of the server.
+#[cfg(feature = "fuzzing")]
 pub mod http2;
+#[cfg(not(feature = "fuzzing"))]
+#[allow(unreachable_pub, dead_code, unused_imports)] // what only the fuzzing API uses
+mod http2;
 mod ids;
 pub mod jwt;
 pub mod push_log;

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -28,12 +28,7 @@ const IO_DEADLINE: Duration = Duration::from_secs(10);
 /// the engine's GOAWAY grace (2 s) and close grace (1 s), and a margin.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(3500);
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use timeline::now_ms;
 
 /// State shared by every listener and the control API.
 pub(crate) struct Shared {
@@ -47,7 +42,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: &crate::Config, providers: Providers) -> Self {
+    pub(crate) fn new(config: &crate::Config, providers: Providers) -> Self {
         Shared {
             providers,
             devices: Devices::new(config.unknown_tokens),

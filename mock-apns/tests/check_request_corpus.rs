@@ -3,7 +3,9 @@
 //! `fuzz/seeds/check_request/` and tens of thousands of deterministic mutations of them. Every
 //! input must give a status APNs uses, with an Apple reason of that status for every rejection.
 
+// The fuzz crate's own module, shared as is: its items are public for the fuzz targets.
 #[path = "../fuzz/src/input.rs"]
+#[allow(unreachable_pub)]
 mod input;
 
 use std::path::Path;

@@ -26,7 +26,7 @@ pub enum EntryState {
 
 /// One parked request for one binding.
 #[derive(Clone, Debug)]
-pub struct BucketEntry {
+pub(crate) struct BucketEntry {
     /// The binding pushed.
     pub binding_id: u64,
     /// Its AOR key.
@@ -41,12 +41,12 @@ pub struct BucketEntry {
 
 impl BucketEntry {
     /// RFC 8599 §5.3, matching on the pn-* parameters alone (host and port may have changed).
-    pub fn matches(&self, aor: &str, binding: &Binding) -> bool {
+    pub(crate) fn matches(&self, aor: &str, binding: &Binding) -> bool {
         self.aor == aor && binding.push.as_ref() == Some(&self.push)
     }
 
     /// True while the call still waits for this entry (a push pending or out).
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         matches!(self.state, EntryState::Delayed | EntryState::Pushed)
     }
 }

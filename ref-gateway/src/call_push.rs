@@ -9,20 +9,20 @@ use bytes::Bytes;
 use phone::{CancelReason, PushPayload, PushType};
 
 /// How long a faulty gateway asks APNs to keep a call push (Flexisip's `call-fork-timeout`).
-pub const FAULTY_EXPIRATION_SECS: u64 = 90;
+pub(crate) const FAULTY_EXPIRATION_SECS: u64 = 90;
 /// How long APNs may keep a message notification (a message is still worth showing later).
-pub const MESSAGE_EXPIRATION_SECS: u64 = 24 * 3600;
+pub(crate) const MESSAGE_EXPIRATION_SECS: u64 = 24 * 3600;
 
 /// Builds pushes for one app (bundle id) with the given faults.
 #[derive(Clone, Debug)]
-pub struct PushBuilder {
+pub(crate) struct PushBuilder {
     bundle_id: String,
     faults: Faults,
 }
 
 impl PushBuilder {
     /// Pushes for `bundle_id` (topic `<bundle_id>.voip` for VoIP).
-    pub fn new(bundle_id: impl Into<String>, faults: Faults) -> Self {
+    pub(crate) fn new(bundle_id: impl Into<String>, faults: Faults) -> Self {
         PushBuilder {
             bundle_id: bundle_id.into(),
             faults,
@@ -30,13 +30,13 @@ impl PushBuilder {
     }
 
     /// The push for an incoming call to `voip_token`, sent at `now_ms` (Unix milliseconds).
-    pub fn call(&self, voip_token: &str, call_id: &str, caller: &str, now_ms: u64) -> Push {
+    pub(crate) fn call(&self, voip_token: &str, call_id: &str, caller: &str, now_ms: u64) -> Push {
         let payload = PushPayload::call(call_id, caller, now_ms);
         self.voip(voip_token, payload, now_ms)
     }
 
     /// The "call ended" push of the `cancel-push` profile.
-    pub fn call_ended(
+    pub(crate) fn call_ended(
         &self,
         voip_token: &str,
         call_id: &str,
@@ -49,7 +49,7 @@ impl PushBuilder {
 
     /// The push for a message, if any: an `alert` push to the app's alert token when the binding
     /// has one, otherwise none (a message never goes as VoIP — unless that fault is on).
-    pub fn message(
+    pub(crate) fn message(
         &self,
         voip_token: &str,
         alert_token: Option<&str>,

@@ -37,7 +37,7 @@ impl std::fmt::Display for Flow {
 
 /// A parsed message and the flow it arrived on.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     /// The flow.
     pub flow: Flow,
     /// The message.
@@ -46,7 +46,7 @@ pub struct Inbound {
 
 /// Why a message could not be sent.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The connection of the flow is closed.
     #[error("flow {0} is closed")]
     Closed(Flow),
@@ -59,7 +59,7 @@ pub enum SendError {
 }
 
 /// The bound listeners and the open connections.
-pub struct Listeners {
+pub(crate) struct Listeners {
     udp: Option<Arc<UdpSocket>>,
     addrs: HashMap<Transport, SocketAddr>,
     conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Bytes>>>,
@@ -68,13 +68,11 @@ pub struct Listeners {
     recorder: Recorder,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use timeline::lock;
 
 impl Listeners {
     /// Binds every configured listener and starts receiving; parsed messages go to `inbound`.
-    pub async fn bind(
+    pub(crate) async fn bind(
         udp: Option<SocketAddr>,
         tcp: Option<SocketAddr>,
         tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
@@ -135,17 +133,17 @@ impl Listeners {
     }
 
     /// The bound address of a transport's listener.
-    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+    pub(crate) fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
         self.addrs.get(&t).copied()
     }
 
     /// True when `addr` is one of our listeners.
-    pub fn is_local(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn is_local(&self, addr: SocketAddr) -> bool {
         self.addrs.values().any(|a| *a == addr)
     }
 
     /// Records and sends bytes over a flow. Never blocks.
-    pub fn send(&self, flow: &Flow, bytes: Bytes, summary: &str) -> Result<(), SendError> {
+    pub(crate) fn send(&self, flow: &Flow, bytes: Bytes, summary: &str) -> Result<(), SendError> {
         self.recorder.sent(
             &flow.remote.to_string(),
             flow.transport.as_str(),
@@ -168,17 +166,17 @@ impl Listeners {
     }
 
     /// True while the flow's connection is open (always true for UDP).
-    pub fn is_open(&self, flow: &Flow) -> bool {
+    pub(crate) fn is_open(&self, flow: &Flow) -> bool {
         flow.transport == Transport::Udp || lock(&self.conns).contains_key(&flow.conn)
     }
 
     /// Number of open TCP/TLS connections.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         lock(&self.conns).len()
     }
 
     /// Stops every task and closes every connection.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
@@ -340,7 +338,7 @@ impl Listeners {
 }
 
 /// A rustls server configuration (ring provider) from PEM text.
-pub fn tls_server_config(
+pub(crate) fn tls_server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, sip_peer::SipError> {

@@ -5,7 +5,7 @@
 //! Done now:
 //! - [`apns`]: the APNs provider client (HTTP/2 over TLS, token or certificate auth, one long-lived
 //!   connection, bounded retries, every request and answer on the timeline).
-//! - [`call_push`]: the pushes for a call, a call that ended and a message, with the faults applied.
+//! - `call_push`: the pushes for a call, a call that ended and a message, with the faults applied.
 //! - [`faults`]: the ten fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
 //! - [`cancel`]: the three CANCEL policies ([`CancelPolicy`]) and what a bucket entry becomes when
 //!   its call ends under each.
@@ -17,14 +17,14 @@
 //! - [`config`]: the gateway's TOML (listen addresses, domain, APNs client, cancel policy, timers,
 //!   faults,
 //!   digest accounts), also buildable in-process.
-//! - [`flow`]: UDP/TCP/TLS listeners and the flows messages arrive on; everything goes back over a
+//! - `flow`: UDP/TCP/TLS listeners and the flows messages arrive on; everything goes back over a
 //!   flow (responses to the request's, requests to a phone over its last REGISTER's).
-//! - [`registrar`]: bindings per AOR keyed by `+sip.instance` (else Contact URI) with their pn-*
+//! - `registrar`: bindings per AOR keyed by `+sip.instance` (else Contact URI) with their pn-*
 //!   params (Linphone dialect included), expiry and flow; token rotation and new source addresses
 //!   update the binding; un-REGISTER stops pushes; optional digest (401) per account.
-//! - [`bucket`]: the SIP Request Push Bucket (RFC 8599 §5.2) entries and their §5.3 match.
-//! - [`push`]: the binding's tokens, and the APNs clients (production / sandbox) that send what
-//!   [`call_push::PushBuilder`] makes; 410 evicts the binding, other failures answer 480 at once.
+//! - `bucket`: the SIP Request Push Bucket (RFC 8599 §5.2) entries and their §5.3 match.
+//! - `push`: the binding's tokens, and the APNs clients (production / sandbox) that send what
+//!   `call_push::PushBuilder` makes; 410 evicts the binding, other failures answer 480 at once.
 //! - `proxy` (private): the stateful proxy core — 100 Trying, forking (awake contacts at once,
 //!   push-bound ones through the bucket), de-duplicated pushes per (Call-ID, token), release on a
 //!   matching REGISTER, Bucket Timer → 480, CANCEL → 200 + 487 and the cancel policy, first 2xx wins and
@@ -33,16 +33,16 @@
 
 pub mod apns;
 pub mod app_server;
-pub mod bucket;
-pub mod call_push;
+mod bucket;
+mod call_push;
 pub mod cancel;
 pub mod config;
 pub mod faults;
-pub mod flow;
+mod flow;
 pub mod gateway;
 mod proxy;
-pub mod push;
-pub mod registrar;
+mod push;
+mod registrar;
 
 pub use cancel::CancelPolicy;
 pub use config::GatewayConfig;

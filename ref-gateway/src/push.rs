@@ -8,12 +8,11 @@ use crate::config::{ApnsSettings, Timers};
 use crate::faults::{Fault, Faults};
 use mock_apns::Environment;
 use sip_peer::{PushError, PushParams};
-use std::time::{SystemTime, UNIX_EPOCH};
 use timeline::Recorder;
 
 /// Where pushes for a binding go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushTarget {
+pub(crate) struct PushTarget {
     /// The VoIP token (hex).
     pub voip_token: String,
     /// The alert ("remote") token, Linphone dialect only.
@@ -26,7 +25,7 @@ pub struct PushTarget {
 
 /// Why no push can be sent for a binding.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     /// The push parameters name no usable VoIP token.
     #[error(transparent)]
     Params(#[from] PushError),
@@ -63,7 +62,7 @@ fn alert_token(p: &PushParams) -> Option<String> {
 }
 
 /// The push target of a binding's parameters.
-pub fn target(p: &PushParams) -> Result<PushTarget, TargetError> {
+pub(crate) fn target(p: &PushParams) -> Result<PushTarget, TargetError> {
     let v = p.apns_voip()?;
     if !is_token(&v.token) {
         return Err(TargetError::MalformedToken(v.token));
@@ -78,7 +77,7 @@ pub fn target(p: &PushParams) -> Result<PushTarget, TargetError> {
 
 /// [`target`], with the faults that change it (`first-prid-token`: the first token of a
 /// multi-token `pn-prid` is pushed whatever its service).
-pub fn target_for(p: &PushParams, faults: &Faults) -> Result<PushTarget, TargetError> {
+pub(crate) fn target_for(p: &PushParams, faults: &Faults) -> Result<PushTarget, TargetError> {
     let mut t = target(p)?;
     if faults.has(Fault::FirstPridToken) {
         let first = p.prid.split('&').next().unwrap_or_default();
@@ -90,17 +89,11 @@ pub fn target_for(p: &PushParams, faults: &Faults) -> Result<PushTarget, TargetE
     Ok(t)
 }
 
-/// Now, Unix milliseconds (the payload's `send-time`).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use timeline::now_ms;
 
 /// What became of a push.
 #[derive(Debug)]
-pub enum PushOutcome {
+pub(crate) enum PushOutcome {
     /// APNs accepted it.
     Accepted,
     /// 410: the token is dead; drop the binding.
@@ -113,7 +106,7 @@ pub enum PushOutcome {
 
 impl PushOutcome {
     /// One line for logs.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             PushOutcome::Accepted => "accepted".into(),
             PushOutcome::Unregistered => "410 Unregistered".into(),
@@ -125,14 +118,14 @@ impl PushOutcome {
 
 /// The APNs clients, one per environment.
 #[derive(Clone)]
-pub struct Pusher {
+pub(crate) struct Pusher {
     production: ApnsClient,
     sandbox: ApnsClient,
 }
 
 impl Pusher {
     /// Clients for both environments (connections open on first use).
-    pub fn new(
+    pub(crate) fn new(
         settings: &ApnsSettings,
         timers: &Timers,
         recorder: &Recorder,
@@ -152,7 +145,7 @@ impl Pusher {
     }
 
     /// Sends a push to the environment and classifies the answer.
-    pub async fn send(&self, sandbox: bool, push: &Push) -> PushOutcome {
+    pub(crate) async fn send(&self, sandbox: bool, push: &Push) -> PushOutcome {
         let client = if sandbox {
             &self.sandbox
         } else {

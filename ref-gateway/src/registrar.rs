@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Longest binding lifetime granted (7 days, as the Flexisip wiki recommends for push clients).
-pub const MAX_EXPIRES: u32 = 7 * 24 * 3600;
+pub(crate) const MAX_EXPIRES: u32 = 7 * 24 * 3600;
 /// Lifetime when the REGISTER names none.
-pub const DEFAULT_EXPIRES: u32 = 3600;
+pub(crate) const DEFAULT_EXPIRES: u32 = 3600;
 
 /// One registered contact of an AOR.
 #[derive(Clone, Debug)]
@@ -40,7 +40,7 @@ impl Binding {
 
 /// Why a REGISTER is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     /// The request lacks To or has an unusable Contact.
     #[error("bad REGISTER: {0}")]
     Malformed(String),
@@ -55,7 +55,7 @@ pub enum RegisterError {
 
 impl RegisterError {
     /// The SIP status to answer with.
-    pub fn status(&self) -> (u16, &'static str) {
+    pub(crate) fn status(&self) -> (u16, &'static str) {
         match self {
             RegisterError::Malformed(_) => (400, "Bad Request"),
             RegisterError::UnsupportedProvider(_) => {
@@ -68,7 +68,7 @@ impl RegisterError {
 
 /// What a successful REGISTER changed.
 #[derive(Debug, Default)]
-pub struct RegisterOutcome {
+pub(crate) struct RegisterOutcome {
     /// Bindings added or refreshed by this REGISTER (with push parameters or not).
     pub updated: Vec<Binding>,
     /// Bindings removed by it.
@@ -78,7 +78,7 @@ pub struct RegisterOutcome {
 }
 
 /// The key of an AOR: its user part (one domain per gateway), else its host.
-pub fn aor_key(uri: &SipUri) -> String {
+pub(crate) fn aor_key(uri: &SipUri) -> String {
     match uri.user_name() {
         Some(u) => u.to_owned(),
         None => uri.host.to_ascii_lowercase(),
@@ -86,7 +86,7 @@ pub fn aor_key(uri: &SipUri) -> String {
 }
 
 /// The push parameters of a contact, checked: `None` for a contact without `pn-prid`.
-pub fn checked_push(uri: &SipUri) -> Result<Option<PushParams>, RegisterError> {
+pub(crate) fn checked_push(uri: &SipUri) -> Result<Option<PushParams>, RegisterError> {
     let Some(p) = PushParams::from_uri(uri) else {
         return Ok(None);
     };
@@ -113,19 +113,19 @@ fn instance_of(c: &Contact) -> Option<String> {
 
 /// Every binding, per AOR.
 #[derive(Debug, Default)]
-pub struct Registrar {
+pub(crate) struct Registrar {
     by_aor: HashMap<String, Vec<Binding>>,
     next_id: u64,
 }
 
 impl Registrar {
     /// An empty registrar.
-    pub fn new() -> Registrar {
+    pub(crate) fn new() -> Registrar {
         Registrar::default()
     }
 
     /// Applies a REGISTER that arrived on `flow` (authentication already checked).
-    pub fn register(
+    pub(crate) fn register(
         &mut self,
         req: &Message,
         flow: Flow,
@@ -210,7 +210,7 @@ impl Registrar {
     }
 
     /// The live bindings of an AOR (expired ones are dropped first).
-    pub fn lookup(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
+    pub(crate) fn lookup(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
         let Some(list) = self.by_aor.get_mut(aor) else {
             return Vec::new();
         };
@@ -223,7 +223,7 @@ impl Registrar {
     }
 
     /// Removes a binding by id (APNs said 410 for its token). True if it was there.
-    pub fn remove(&mut self, aor: &str, id: u64) -> bool {
+    pub(crate) fn remove(&mut self, aor: &str, id: u64) -> bool {
         let Some(list) = self.by_aor.get_mut(aor) else {
             return false;
         };
@@ -234,14 +234,6 @@ impl Registrar {
             self.by_aor.remove(aor);
         }
         removed
-    }
-
-    /// The binding whose Contact URI is `uri` (for in-dialog requests), any AOR.
-    pub fn find_by_contact(&self, uri: &SipUri) -> Option<&Binding> {
-        self.by_aor
-            .values()
-            .flatten()
-            .find(|b| same_address(&b.contact, uri))
     }
 }
 

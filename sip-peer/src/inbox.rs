@@ -21,7 +21,7 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(core: Arc<Core>, rx: mpsc::UnboundedReceiver<Event>) -> Inbox {
+    pub(crate) fn new(core: Arc<Core>, rx: mpsc::UnboundedReceiver<Event>) -> Inbox {
         Inbox {
             core,
             rx,
@@ -31,7 +31,7 @@ impl Inbox {
     }
 
     /// Takes the first untaken message matching `pred`.
-    pub fn take(&mut self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
+    pub(crate) fn take(&mut self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
         let i = (0..self.history.len()).find(|&i| !self.taken[i] && pred(&self.history[i]))?;
         self.taken[i] = true;
         Some(self.history[i].clone())
@@ -39,38 +39,38 @@ impl Inbox {
 
     /// The first untaken message matching `pred`, left in place (a failed step does not eat
     /// what a later step may want, e.g. the 486 that made "await 180" fail).
-    pub fn peek(&self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
+    pub(crate) fn peek(&self, mut pred: impl FnMut(&Message) -> bool) -> Option<Message> {
         (0..self.history.len())
             .find(|&i| !self.taken[i] && pred(&self.history[i]))
             .map(|i| self.history[i].clone())
     }
 
     /// Marks message `i` as taken (handled internally, e.g. an answered challenge).
-    pub fn mark_taken(&mut self, i: usize) {
+    pub(crate) fn mark_taken(&mut self, i: usize) {
         if let Some(t) = self.taken.get_mut(i) {
             *t = true;
         }
     }
 
     /// A counter to pass to [`Inbox::timeout_error`] later (malformed messages seen so far).
-    pub fn malformed_mark(&self) -> u64 {
+    pub(crate) fn malformed_mark(&self) -> u64 {
         self.core.net().malformed_mark()
     }
 
     /// The timeout error (or the malformed message that arrived meanwhile).
-    pub fn timeout_error(&self, mark: u64, what: String, within: Duration) -> SipError {
+    pub(crate) fn timeout_error(&self, mark: u64, what: String, within: Duration) -> SipError {
         self.core
             .net()
             .timeout_error(mark, what, within, self.summaries())
     }
 
     /// Summaries of everything received.
-    pub fn summaries(&self) -> Vec<String> {
+    pub(crate) fn summaries(&self) -> Vec<String> {
         self.history.iter().map(Message::summary).collect()
     }
 
     /// Receives one more message (its index), `Ok(None)` at the deadline.
-    pub async fn pull(&mut self, deadline: Instant) -> Result<Option<usize>, SipError> {
+    pub(crate) async fn pull(&mut self, deadline: Instant) -> Result<Option<usize>, SipError> {
         match tokio::time::timeout_at(deadline, self.rx.recv()).await {
             Err(_) => Ok(None),
             Ok(None) => Err(SipError::State(
@@ -91,7 +91,7 @@ impl Inbox {
     }
 
     /// Waits for a message matching `matches`; fails at once on one matching `fails`.
-    pub async fn wait(
+    pub(crate) async fn wait(
         &mut self,
         what: &str,
         within: Duration,

@@ -96,7 +96,7 @@ pub mod message;
 pub mod phone;
 pub mod push;
 pub mod sdp;
-pub mod syntax;
+mod syntax;
 mod transaction;
 pub mod transport;
 pub mod uri;

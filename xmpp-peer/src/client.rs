@@ -78,11 +78,16 @@ impl ClientConfig {
 /// How a wake-up went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WakeOutcome {
-    /// The hibernated session was resumed; `h` is how many of our stanzas the server had.
-    Resumed { h: u32 },
-    /// A new session was bound (resumption failed or was not possible); `failed` is the
-    /// server's `<failed/>`, if it sent one.
-    NewSession { failed: Option<String> },
+    /// The hibernated session was resumed.
+    Resumed {
+        /// How many of our stanzas the server had.
+        h: u32,
+    },
+    /// A new session was bound (resumption failed or was not possible).
+    NewSession {
+        /// The server's `<failed/>`, if it sent one.
+        failed: Option<String>,
+    },
 }
 
 /// A logged-in c2s client.

@@ -28,9 +28,7 @@ pub enum SleepMode {
 
 pub(crate) type Shared<T> = Arc<Mutex<T>>;
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use timeline::lock;
 
 enum Command {
     Send(Element, oneshot::Sender<Result<(), Error>>),
@@ -42,7 +40,7 @@ enum Command {
 }
 
 /// A handle to the connection task.
-pub struct Connection {
+pub(crate) struct Connection {
     cmd: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
 }
@@ -71,32 +69,32 @@ impl Connection {
     }
 
     /// Sends one element (a stanza is counted and queued for stream management).
-    pub async fn send(&self, e: Element) -> Result<(), Error> {
+    pub(crate) async fn send(&self, e: Element) -> Result<(), Error> {
         self.ask(|tx| Command::Send(e, tx)).await?
     }
 
     /// Sends `<r/>`.
-    pub async fn request_ack(&self) -> Result<(), Error> {
+    pub(crate) async fn request_ack(&self) -> Result<(), Error> {
         self.ask(Command::RequestAck).await?
     }
 
     /// Turns automatic answers to `<r/>` on or off.
-    pub fn set_auto_ack(&self, on: bool) {
+    pub(crate) fn set_auto_ack(&self, on: bool) {
         let _ = self.cmd.send(Command::SetAutoAck(on));
     }
 
     /// Leaves the connection the given way.
-    pub async fn sleep(&self, mode: SleepMode) -> Result<(), Error> {
+    pub(crate) async fn sleep(&self, mode: SleepMode) -> Result<(), Error> {
         self.ask(|tx| Command::Sleep(mode, tx)).await
     }
 
     /// Sends `</stream:stream>` and waits for the server's, within `within`.
-    pub async fn close(&self, within: Duration) -> Result<(), Error> {
+    pub(crate) async fn close(&self, within: Duration) -> Result<(), Error> {
         self.ask(|tx| Command::Close(within, tx)).await?
     }
 
     /// Drops the socket with a reset (the end of a half-open connection).
-    pub async fn drop_reset(&self) {
+    pub(crate) async fn drop_reset(&self) {
         let _ = self.ask(Command::Drop).await;
     }
 }

@@ -9,11 +9,11 @@ use crate::xml::{parse_element, read_start, resolve_start, Element, NsScope, Xml
 use bytes::Bytes;
 
 /// Largest single top-level element accepted before the stream is declared broken.
-pub const MAX_ELEMENT_BYTES: usize = 1 << 20;
+pub(crate) const MAX_ELEMENT_BYTES: usize = 1 << 20;
 
 /// One complete unit of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamEvent {
+pub(crate) enum StreamEvent {
     /// The `<stream:stream …>` opening (its attributes; the element has no children).
     Header { header: Element, raw: Bytes },
     /// A top-level element (a stanza or a stream-level element such as `<r/>`).
@@ -34,7 +34,7 @@ pub struct FramingError {
 
 /// The incremental parser for one stream (restartable after STARTTLS and SASL).
 #[derive(Debug, Default)]
-pub struct StreamParser {
+pub(crate) struct StreamParser {
     buf: Vec<u8>,
     scope: Option<NsScope>,
 }
@@ -46,28 +46,23 @@ enum Scan {
 
 impl StreamParser {
     /// A parser waiting for a stream header.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Forgets the stream so the next bytes must start a new header (stream restart). Bytes
     /// already buffered are kept (a server never pipelines past a restart point, but be safe).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.scope = None;
     }
 
     /// Appends received bytes.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// True when bytes are buffered that did not make a complete event yet.
-    pub fn has_partial(&self) -> bool {
-        self.buf.iter().any(|b| !b.is_ascii_whitespace())
-    }
-
     /// The next complete event, `Ok(None)` when more bytes are needed.
-    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, FramingError> {
+    pub(crate) fn next_event(&mut self) -> Result<Option<StreamEvent>, FramingError> {
         match self.scope {
             None => self.next_header(),
             Some(_) => self.next_element(),

@@ -12,28 +12,29 @@
 
 pub mod client;
 pub mod component;
-pub mod conn;
+mod conn;
 pub mod error;
 pub mod forms;
-pub mod framing;
-pub mod inbox;
+mod framing;
+mod inbox;
 pub mod jmi;
 pub mod mam;
 pub mod message;
 pub mod ns;
 pub mod push;
 pub mod roles;
-pub mod sasl;
-pub mod sm;
-pub mod summary;
-pub mod transport;
-pub mod wire;
+mod sasl;
+mod sm;
+mod summary;
+mod transport;
+mod wire;
 pub mod xml;
 
 pub use client::{register_account, Client, ClientConfig, WakeOutcome};
 pub use component::{Component, ComponentConfig};
 pub use conn::SleepMode;
 pub use error::Error;
+pub use inbox::Inbox;
 pub use roles::{Caller, PhoneAccount};
 pub use sasl::Mechanism;
 pub use transport::TlsClient;

@@ -307,11 +307,16 @@ impl PhoneAccount {
 /// How the callee answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// `<proceed/>` from this full JID.
-    Proceed { from: String },
-    /// `<reject/>` with its reason.
-    Reject {
+    /// `<proceed/>`.
+    Proceed {
+        /// The full JID that proceeded.
         from: String,
+    },
+    /// `<reject/>`.
+    Reject {
+        /// The full JID that rejected.
+        from: String,
+        /// Its reason, if it gave one.
         reason: Option<Reason>,
     },
 }

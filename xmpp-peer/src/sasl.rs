@@ -70,13 +70,13 @@ pub enum SaslError {
 }
 
 /// The PLAIN initial response (`\0user\0password`).
-pub fn plain_initial(username: &str, password: &str) -> Vec<u8> {
+pub(crate) fn plain_initial(username: &str, password: &str) -> Vec<u8> {
     format!("\0{username}\0{password}").into_bytes()
 }
 
 /// Client state of one SCRAM exchange.
 #[derive(Debug, Clone)]
-pub struct Scram {
+pub(crate) struct Scram {
     alg: ScramAlg,
     password: String,
     client_nonce: String,
@@ -120,13 +120,17 @@ fn saslname(s: &str) -> String {
 
 impl Scram {
     /// Starts SCRAM for `mechanism` (must be a SCRAM one) with a random nonce.
-    pub fn new(mechanism: Mechanism, username: &str, password: &str) -> Result<Self, SaslError> {
+    pub(crate) fn new(
+        mechanism: Mechanism,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, SaslError> {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         Self::with_nonce(mechanism, username, password, &nonce)
     }
 
     /// Starts SCRAM with a given client nonce (for the RFC test vectors).
-    pub fn with_nonce(
+    pub(crate) fn with_nonce(
         mechanism: Mechanism,
         username: &str,
         password: &str,
@@ -149,12 +153,12 @@ impl Scram {
     }
 
     /// The client-first message (GS2 header `n,,` + bare).
-    pub fn client_first(&self) -> Vec<u8> {
+    pub(crate) fn client_first(&self) -> Vec<u8> {
         format!("n,,{}", self.client_first_bare).into_bytes()
     }
 
     /// Consumes server-first, returns client-final.
-    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, SaslError> {
+    pub(crate) fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, SaslError> {
         let sf = std::str::from_utf8(server_first).map_err(|_| SaslError::Malformed {
             message: String::from_utf8_lossy(server_first).into(),
             reason: "not UTF-8".into(),
@@ -221,7 +225,7 @@ impl Scram {
     }
 
     /// Verifies server-final (the `<success>` payload).
-    pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), SaslError> {
+    pub(crate) fn verify_server_final(&self, server_final: &[u8]) -> Result<(), SaslError> {
         let sf = String::from_utf8_lossy(server_final);
         if let Some(e) = sf.strip_prefix("e=") {
             return Err(SaslError::Server(e.to_string()));

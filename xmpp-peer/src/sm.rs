@@ -68,13 +68,13 @@ impl SmState {
 }
 
 /// True for the stanzas XEP-0198 counts.
-pub fn is_stanza(e: &Element) -> bool {
+pub(crate) fn is_stanza(e: &Element) -> bool {
     (e.ns() == ns::CLIENT || e.ns() == ns::COMPONENT)
         && matches!(e.name(), "message" | "presence" | "iq")
 }
 
 /// Parses the `h` attribute.
-pub fn parse_h(e: &Element) -> Result<u32, String> {
+pub(crate) fn parse_h(e: &Element) -> Result<u32, String> {
     e.get_attr("h")
         .ok_or_else(|| format!("no h in {e}"))?
         .parse::<u32>()

@@ -6,7 +6,7 @@ use crate::xml::Element;
 const BODY_MAX: usize = 60;
 
 /// Summarizes a top-level element for the timeline.
-pub fn summarize(e: &Element) -> String {
+pub(crate) fn summarize(e: &Element) -> String {
     let mut out = match e.ns() {
         ns::CLIENT | ns::COMPONENT => stanza(e),
         ns::SM => sm(e),

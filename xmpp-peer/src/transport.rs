@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// TCP, or TLS over TCP.
-pub enum Transport {
+pub(crate) enum Transport {
     /// Plain TCP (before STARTTLS, or a component connection).
     Tcp(TcpStream),
     /// TLS after STARTTLS.
@@ -19,7 +19,7 @@ pub enum Transport {
 
 impl Transport {
     /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             Transport::Tcp(t) => t,
             Transport::Tls(t) => t.get_ref().0,
@@ -27,7 +27,7 @@ impl Transport {
     }
 
     /// "tcp" or "tls", for the timeline.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Transport::Tcp(_) => "tcp",
             Transport::Tls(_) => "tls",
@@ -35,7 +35,7 @@ impl Transport {
     }
 
     /// Upgrades a TCP transport to TLS (STARTTLS).
-    pub async fn start_tls(self, tls: &TlsClient) -> Result<Transport, Error> {
+    pub(crate) async fn start_tls(self, tls: &TlsClient) -> Result<Transport, Error> {
         let Transport::Tcp(tcp) = self else {
             return Err(Error::Tls("already TLS".into()));
         };

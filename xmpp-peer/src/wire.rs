@@ -12,10 +12,10 @@ use tokio::time::Instant;
 
 /// How long one write may wait for the peer to read before it is an error (a peer that
 /// stops reading must not hang the sender).
-pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A stream endpoint: the transport, the incremental parser and the recorder.
-pub struct Wire {
+pub(crate) struct Wire {
     pub(crate) io: Transport,
     pub(crate) parser: StreamParser,
     pub(crate) rec: Recorder,
@@ -25,7 +25,12 @@ pub struct Wire {
 
 impl Wire {
     /// Wraps a fresh transport.
-    pub fn new(io: Transport, rec: Recorder, peer: String, default_ns: &'static str) -> Self {
+    pub(crate) fn new(
+        io: Transport,
+        rec: Recorder,
+        peer: String,
+        default_ns: &'static str,
+    ) -> Self {
         Wire {
             io,
             parser: StreamParser::new(),
@@ -36,7 +41,7 @@ impl Wire {
     }
 
     /// Writes raw bytes and records them with `summary`.
-    pub async fn send_raw(&mut self, bytes: Vec<u8>, summary: String) -> Result<(), Error> {
+    pub(crate) async fn send_raw(&mut self, bytes: Vec<u8>, summary: String) -> Result<(), Error> {
         let write = async {
             self.io.write_all(&bytes).await?;
             self.io.flush().await
@@ -56,13 +61,13 @@ impl Wire {
     }
 
     /// Writes one element.
-    pub async fn send(&mut self, e: &Element) -> Result<(), Error> {
+    pub(crate) async fn send(&mut self, e: &Element) -> Result<(), Error> {
         let xml = e.to_xml_in(self.default_ns);
         self.send_raw(xml.into_bytes(), summarize(e)).await
     }
 
     /// Opens (or reopens) the stream to `to`.
-    pub async fn open_stream(&mut self, to: &str) -> Result<(), Error> {
+    pub(crate) async fn open_stream(&mut self, to: &str) -> Result<(), Error> {
         self.parser.restart();
         let header = format!(
             "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' to='{}' version='1.0'>",
@@ -75,7 +80,7 @@ impl Wire {
     }
 
     /// Reads until one event is complete or `deadline` passes; records it.
-    pub async fn recv(
+    pub(crate) async fn recv(
         &mut self,
         deadline: Instant,
         waiting_for: &str,
@@ -107,7 +112,7 @@ impl Wire {
     }
 
     /// Records a received event.
-    pub fn record(&self, ev: &StreamEvent) {
+    pub(crate) fn record(&self, ev: &StreamEvent) {
         let t = self.io.name();
         match ev {
             StreamEvent::Header { header, raw } => self.rec.received(
@@ -128,7 +133,7 @@ impl Wire {
     }
 
     /// Reads the next element (a stream header or end here is an error).
-    pub async fn recv_element(
+    pub(crate) async fn recv_element(
         &mut self,
         deadline: Instant,
         waiting_for: &str,
@@ -152,7 +157,7 @@ impl Wire {
     }
 
     /// Reads a stream header.
-    pub async fn recv_header(&mut self, deadline: Instant) -> Result<Element, Error> {
+    pub(crate) async fn recv_header(&mut self, deadline: Instant) -> Result<Element, Error> {
         match self.recv(deadline, "stream header").await? {
             StreamEvent::Header { header, .. } => Ok(header),
             StreamEvent::Element { raw, .. } | StreamEvent::End { raw } => Err(Error::Unexpected {

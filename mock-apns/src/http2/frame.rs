@@ -59,15 +59,25 @@ pub const FRAME_SIZE_RANGE: std::ops::RangeInclusive<u32> = 16_384..=16_777_215;
 /// HTTP/2 error codes (RFC 9113 §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// NO_ERROR: a graceful shutdown.
     NoError = 0x0,
+    /// PROTOCOL_ERROR: the peer broke the protocol.
     ProtocolError = 0x1,
+    /// INTERNAL_ERROR: this endpoint failed.
     InternalError = 0x2,
+    /// FLOW_CONTROL_ERROR: a window was overrun.
     FlowControlError = 0x3,
+    /// STREAM_CLOSED: a frame on a half-closed stream.
     StreamClosed = 0x5,
+    /// FRAME_SIZE_ERROR: a frame of the wrong size.
     FrameSizeError = 0x6,
+    /// REFUSED_STREAM: a stream refused before any processing.
     RefusedStream = 0x7,
+    /// CANCEL: the stream is no longer needed.
     Cancel = 0x8,
+    /// COMPRESSION_ERROR: the HPACK state cannot be kept.
     CompressionError = 0x9,
+    /// ENHANCE_YOUR_CALM: the peer is abusive.
     EnhanceYourCalm = 0xb,
 }
 

@@ -37,14 +37,14 @@ mod environment_name {
     use mock_apns::Environment;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(e: &Environment, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(e: &Environment, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(match e {
             Environment::Sandbox => "sandbox",
             Environment::Production => "production",
         })
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Environment, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Environment, D::Error> {
         match String::deserialize(d)?.as_str() {
             "sandbox" | "development" => Ok(Environment::Sandbox),
             "production" => Ok(Environment::Production),

@@ -18,7 +18,7 @@ use crate::call_push::{PushBuilder, MESSAGE_EXPIRATION_SECS};
 use mock_apns::Environment;
 use phone::{CancelReason, PushPayload, PushType};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use timeline::Recorder;
 use tokio::sync::{broadcast, mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -164,12 +164,7 @@ struct Handler {
     rec: Recorder,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use timeline::now_ms;
 
 impl AppServer {
     /// Connects the component (handshake within the config's step timeout) and starts serving.

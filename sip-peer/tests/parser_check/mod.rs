@@ -10,7 +10,7 @@ use sip_peer::transport::StreamFramer;
 use sip_peer::uri::SipUri;
 
 /// What a receiver does with a message: read every typed view. None may panic.
-pub fn exercise(m: &Message) {
+pub(crate) fn exercise(m: &Message) {
     let _ = m.summary();
     let _ = m.call_id();
     let _ = m.cseq();
@@ -49,7 +49,7 @@ pub fn exercise(m: &Message) {
 
 /// Runs the whole property on one input; `Err` says what broke (a panic is a failure too).
 /// Returns whether the datagram parser accepted the input.
-pub fn check(input: &[u8], cut: usize) -> Result<bool, String> {
+pub(crate) fn check(input: &[u8], cut: usize) -> Result<bool, String> {
     let accepted = match Message::parse(input) {
         Ok(m) => {
             exercise(&m);

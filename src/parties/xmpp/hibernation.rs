@@ -20,7 +20,7 @@ pub struct HibernationLog<'a> {
     pub line: &'a str,
 }
 
-/// Where the server's log ended when a step looked at it: [`HibernationLog::more_than`] reads
+/// Where the server's log ended when a step looked at it: `HibernationLog::more_than` reads
 /// only what the server wrote after it, so a long-running server's log is not read again whole
 /// every poll.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -387,7 +387,7 @@ impl XmppCast {
         self.last_move = what;
     }
 
-    /// Moves what the app server handled since the last look into [`XmppCast::outcomes`].
+    /// Moves what the app server handled since the last look into its outcomes.
     fn take_outcomes(&mut self) {
         loop {
             match self.outcome_rx.try_recv() {
@@ -398,7 +398,7 @@ impl XmppCast {
         }
     }
 
-    /// Takes the app server's handled publishes into [`XmppCast::outcomes`], waiting until
+    /// Takes the app server's handled publishes into its outcomes, waiting until
     /// `pred` accepts one for `node` (or `deadline`). Returns the first accepted one.
     pub async fn outcome_for(
         &mut self,

@@ -36,15 +36,23 @@ impl Jwt {
 /// One push and the answer Apple would give.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// What the case is about.
     pub name: &'static str,
+    /// The device token in the path.
     pub device_token: String,
+    /// `apns-topic`.
     pub topic: String,
+    /// `apns-push-type`, if sent.
     pub push_type: Option<&'static str>,
+    /// `apns-priority`, if sent.
     pub priority: Option<&'static str>,
+    /// `apns-collapse-id`, if sent.
     pub collapse_id: Option<String>,
     /// Payload size in bytes (a JSON object padded to exactly this size).
     pub payload_bytes: usize,
+    /// The provider token it sends (token auth).
     pub jwt: Jwt,
+    /// The status Apple answers.
     pub expect_status: u16,
     /// None for 200.
     pub expect_reason: Option<&'static str>,
@@ -55,9 +63,13 @@ pub struct Case {
 /// What a client saw.
 #[derive(Clone, Debug, Default)]
 pub struct Reply {
+    /// `:status`.
     pub status: u16,
+    /// The JSON body's `reason`.
     pub reason: Option<String>,
+    /// `apns-id`.
     pub apns_id: Option<String>,
+    /// The JSON body's `timestamp` (410).
     pub timestamp: Option<u64>,
 }
 

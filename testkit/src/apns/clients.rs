@@ -19,7 +19,12 @@ pub enum ClientAuth {
     /// `authorization: bearer <jwt>` per request.
     Token,
     /// The manifest's client certificate for the environment.
-    Certificate { cert: PathBuf, key: PathBuf },
+    Certificate {
+        /// The certificate file.
+        cert: PathBuf,
+        /// Its key file.
+        key: PathBuf,
+    },
 }
 
 impl ClientAuth {
@@ -36,8 +41,11 @@ impl ClientAuth {
 /// One HTTP/2 request to `/3/device/<device_token>`.
 #[derive(Clone, Debug)]
 pub struct PushRequest {
+    /// The device token in the path.
     pub device_token: String,
+    /// Header fields (name, value).
     pub headers: Vec<(String, String)>,
+    /// The payload.
     pub body: Vec<u8>,
     /// The provider token, sent as `authorization: bearer …`.
     pub bearer: Option<String>,
@@ -68,9 +76,11 @@ impl PushRequest {
 /// What a client printed for one request.
 #[derive(Clone, Debug, Default)]
 pub struct PushResponse {
+    /// `:status`.
     pub status: u16,
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
+    /// The body, as text.
     pub body: String,
     /// curl only: new connections this transfer opened (0 = reused).
     pub new_connections: Option<u32>,
@@ -79,6 +89,7 @@ pub struct PushResponse {
 }
 
 impl PushResponse {
+    /// A header's value by its lower-cased name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

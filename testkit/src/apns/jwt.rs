@@ -28,12 +28,7 @@ pub fn now() -> i64 {
 }
 
 /// Milliseconds since the UNIX epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
-}
+pub use timeline::now_ms;
 
 /// The PKCS#8 DER inside a `.p8` file.
 pub fn read_p8(path: &Path) -> Vec<u8> {
@@ -52,6 +47,7 @@ pub fn stranger_key() -> Vec<u8> {
         .to_vec()
 }
 
+/// Base64url without padding (JWT encoding).
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

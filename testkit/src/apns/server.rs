@@ -21,22 +21,34 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A provider client certificate listed in the manifest.
 #[derive(Clone, Debug)]
 pub struct ClientCert {
+    /// `sandbox`, `production` or `universal`.
     pub environment: String,
+    /// The certificate (PEM).
     pub cert_file: PathBuf,
+    /// Its key (PEM).
     pub key_file: PathBuf,
+    /// The topics it covers.
     pub topics: Vec<String>,
 }
 
 /// `manifest.json`, with paths resolved against the credentials directory.
 #[derive(Clone, Debug)]
 pub struct Manifest {
+    /// The team id.
     pub team_id: String,
+    /// The app's bundle id.
     pub bundle_id: String,
+    /// The app's topics.
     pub topics: Vec<String>,
+    /// The signing key's id.
     pub key_id: String,
+    /// The `.p8` signing key.
     pub key_file: PathBuf,
+    /// The CA that signed the server certificate.
     pub ca_file: PathBuf,
+    /// The provider client certificates.
     pub client_certs: Vec<ClientCert>,
+    /// The whole file.
     pub raw: Value,
 }
 
@@ -118,10 +130,15 @@ impl Manifest {
 /// A running `mock-apns serve`, killed on drop.
 pub struct MockServer {
     child: Child,
+    /// Its credentials directory (and log).
     pub dir: tempfile::TempDir,
+    /// The production listener.
     pub production: SocketAddr,
+    /// The sandbox listener.
     pub sandbox: SocketAddr,
+    /// The control API.
     pub control: SocketAddr,
+    /// Its credentials.
     pub manifest: Manifest,
 }
 

@@ -65,8 +65,11 @@ pub async fn tls_connect(
 pub enum Outcome {
     /// A response: status, `reason` from the JSON body, `apns-id`.
     Answer {
+        /// `:status`.
         status: u16,
+        /// The JSON body's `reason`.
         reason: Option<String>,
+        /// `apns-id`.
         apns_id: Option<String>,
     },
     /// The stream was reset with this HTTP/2 error code.
@@ -76,6 +79,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The status and reason of an answer (`None` for a reset or a closed connection).
     pub fn status_reason(&self) -> Option<(u16, Option<&str>)> {
         match self {
             Outcome::Answer { status, reason, .. } => Some((*status, reason.as_deref())),
@@ -87,10 +91,13 @@ impl Outcome {
 /// One request over a fresh HTTP/2 connection (ALPN h2) made with the `h2` crate.
 #[derive(Clone, Debug)]
 pub struct H2Request {
+    /// The method.
     pub method: Method,
     /// Path and query, e.g. `/3/device/<token>`.
     pub path: String,
+    /// Header fields.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body.
     pub body: Bytes,
 }
 
@@ -212,13 +219,21 @@ async fn one_request(
 
 /// HTTP/2 frame types used by the raw writer.
 pub mod frame {
+    /// DATA.
     pub const DATA: u8 = 0x0;
+    /// HEADERS.
     pub const HEADERS: u8 = 0x1;
+    /// RST_STREAM.
     pub const RST_STREAM: u8 = 0x3;
+    /// SETTINGS.
     pub const SETTINGS: u8 = 0x4;
+    /// GOAWAY.
     pub const GOAWAY: u8 = 0x7;
+    /// CONTINUATION.
     pub const CONTINUATION: u8 = 0x9;
+    /// The END_STREAM flag.
     pub const END_STREAM: u8 = 0x1;
+    /// The END_HEADERS flag.
     pub const END_HEADERS: u8 = 0x4;
 }
 
@@ -327,9 +342,13 @@ pub async fn tcp_exchange(addr: SocketAddr, bytes: &[u8]) -> RawEnd {
 /// One frame as read from the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// Its type.
     pub kind: u8,
+    /// Its flags.
     pub flags: u8,
+    /// Its stream id.
     pub stream: u32,
+    /// Its payload.
     pub payload: Vec<u8>,
 }
 

@@ -344,5 +344,5 @@ pub(crate) fn tls_server_config(
 ) -> Result<Arc<rustls::ServerConfig>, sip_peer::SipError> {
     TlsConfig::server(cert_pem, key_pem)?
         .server
-        .ok_or_else(|| sip_peer::SipError::Config("no server configuration".into()))
+        .ok_or_else(|| sip_peer::ConfigError::Missing("server configuration").into())
 }

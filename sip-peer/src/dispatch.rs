@@ -60,7 +60,7 @@ impl NetUser for Core {
         }
     }
 
-    fn on_connection_failed(&self, dest: SocketAddr, why: &str) {
+    fn on_connection_failed(&self, dest: SocketAddr, why: &crate::error::ConnectionError) {
         self.clients.connection_failed(dest, why);
     }
 }

@@ -105,7 +105,7 @@ pub use auth::Credentials;
 pub use caller::{Call, Caller, CallerConfig};
 pub use dialog::Dialog;
 pub use endpoint::Endpoint;
-pub use error::SipError;
+pub use error::{ConfigError, ConnectionError, SipError, TransportError};
 pub use headers::{CSeq, Challenge, Contact, NameAddr, Via};
 pub use message::{
     build_non2xx_ack, build_response, reason_phrase, Header, Limits, Message, StartLine,

@@ -1,6 +1,7 @@
 //! In-process tests: our caller calling our phone account directly over UDP, TCP and TLS on
 //! loopback (IPv4 and IPv6), plus scripted raw-socket peers for timers, digest and errors.
 
+use crate::error::{ConnectionError, TransportError};
 use crate::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -160,10 +161,16 @@ async fn call_over_tls_with_a_generated_ca() {
     .await;
     let mut call = p.caller.invite(&target(&p)).unwrap();
     let err = call.await_status(180, D).await.unwrap_err();
-    assert!(
-        matches!(err, SipError::Transport(ref e) if e.contains("TLS")),
-        "{err}"
-    );
+    // The handshake's own error is kept as the source, not flattened into text.
+    let SipError::Transport(TransportError::Connection {
+        source: ConnectionError::TlsHandshake(io),
+        ..
+    }) = &err
+    else {
+        panic!("expected a TLS handshake failure, got {err}");
+    };
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    assert_eq!(io.kind(), std::io::ErrorKind::InvalidData, "{io}");
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ pub enum ProsodyError {
         /// The account.
         user: String,
         /// Why.
-        source: xmpp_peer::Error,
+        source: Box<xmpp_peer::Error>,
         /// The end of Prosody's log.
         log: String,
     },
@@ -335,7 +335,7 @@ impl Prosody {
         .await
         .map_err(|source| ProsodyError::Register {
             user: user.to_owned(),
-            source,
+            source: Box::new(source),
             log: self.log_tail(40),
         })?;
         Ok(cfg)

@@ -16,7 +16,7 @@ pub enum Error {
     },
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     /// The deadline passed before the awaited thing arrived.
     #[error(
         "timed out waiting for {waiting_for}; arrived meanwhile: {}",
@@ -76,6 +76,14 @@ pub enum Error {
     /// A bad argument (unreadable CA file, bad JID).
     #[error("configuration: {0}")]
     Config(String),
+    /// The CA file the configuration names cannot be read.
+    #[error("reading CA file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 fn list(items: &[String]) -> String {
@@ -120,4 +128,42 @@ impl From<InvalidStanza> for Error {
             raw: e.xml,
         }
     }
+}
+
+/// Why TLS could not be set up or negotiated.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// STARTTLS on a connection that is already TLS.
+    #[error("already TLS")]
+    AlreadyTls,
+    /// The name to verify is not a valid server name.
+    #[error("bad server name {name}: {source}")]
+    ServerName {
+        /// The name.
+        name: String,
+        /// Why it is not one.
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The handshake failed.
+    #[error("handshake with {name}: {source}")]
+    Handshake {
+        /// The server name.
+        name: String,
+        /// The handshake's error.
+        source: std::io::Error,
+    },
+    /// CA PEM text that does not read.
+    #[error("bad CA PEM: {0}")]
+    CaPem(#[source] std::io::Error),
+    /// CA PEM text without a certificate.
+    #[error("no certificate in the CA PEM")]
+    NoCaCertificate,
+    /// rustls refused the material or the protocol versions.
+    #[error("{what}: {source}")]
+    Rustls {
+        /// What was being set up.
+        what: &'static str,
+        /// rustls' error.
+        source: rustls::Error,
+    },
 }

@@ -33,7 +33,7 @@ pub mod xml;
 pub use client::{register_account, Client, ClientConfig, WakeOutcome};
 pub use component::{Component, ComponentConfig};
 pub use conn::SleepMode;
-pub use error::Error;
+pub use error::{Error, TlsError};
 pub use inbox::Inbox;
 pub use roles::{Caller, PhoneAccount};
 pub use sasl::Mechanism;

@@ -1,6 +1,6 @@
 //! The byte transport under a stream: plain TCP, or TLS after STARTTLS, and the TLS client setup.
 
-use crate::error::Error;
+use crate::error::{Error, TlsError};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,15 +37,23 @@ impl Transport {
     /// Upgrades a TCP transport to TLS (STARTTLS).
     pub(crate) async fn start_tls(self, tls: &TlsClient) -> Result<Transport, Error> {
         let Transport::Tcp(tcp) = self else {
-            return Err(Error::Tls("already TLS".into()));
+            return Err(TlsError::AlreadyTls.into());
         };
-        let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
-            .map_err(|e| Error::Tls(format!("bad server name {}: {e}", tls.server_name)))?;
+        let name =
+            rustls::pki_types::ServerName::try_from(tls.server_name.clone()).map_err(|source| {
+                TlsError::ServerName {
+                    name: tls.server_name.clone(),
+                    source,
+                }
+            })?;
         let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
         let stream = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| Error::Tls(format!("handshake with {}: {e}", tls.server_name)))?;
+            .map_err(|source| TlsError::Handshake {
+                name: tls.server_name.clone(),
+                source,
+            })?;
         Ok(Transport::Tls(Box::new(stream)))
     }
 }
@@ -68,8 +76,10 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// Trusts the CA certificates in a PEM file and verifies `server_name` (the XMPP domain).
     pub fn from_ca_file(ca_file: &Path, server_name: &str) -> Result<Self, Error> {
-        let pem = std::fs::read(ca_file)
-            .map_err(|e| Error::Config(format!("reading CA file {}: {e}", ca_file.display())))?;
+        let pem = std::fs::read(ca_file).map_err(|source| Error::CaFile {
+            path: ca_file.to_owned(),
+            source,
+        })?;
         Self::from_ca_pem(&pem, server_name)
     }
 
@@ -77,19 +87,23 @@ impl TlsClient {
     pub fn from_ca_pem(pem: &[u8], server_name: &str) -> Result<Self, Error> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert.map_err(|e| Error::Config(format!("bad CA PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| Error::Config(format!("bad CA certificate: {e}")))?;
+            let cert = cert.map_err(TlsError::CaPem)?;
+            roots.add(cert).map_err(|source| TlsError::Rustls {
+                what: "bad CA certificate",
+                source,
+            })?;
         }
         if roots.is_empty() {
-            return Err(Error::Config("no certificate in the CA PEM".into()));
+            return Err(TlsError::NoCaCertificate.into());
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
+        .map_err(|source| TlsError::Rustls {
+            what: "protocol versions",
+            source,
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(TlsClient {

@@ -3,7 +3,7 @@
 //! proceeding), and the hop-by-hop ACK of a non-2xx final response to an INVITE.
 
 use super::{txn_key, Event, SentAck};
-use crate::error::SipError;
+use crate::error::{ConnectionError, SipError, TransportError};
 use crate::message::{build_non2xx_ack, Message};
 use crate::transport::net::{self, NetUser};
 use crate::transport::Offline;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 /// What a client transaction task receives.
 enum TxInput {
     Response(Box<Message>),
-    TransportFailed(String),
+    TransportFailed(ConnectionError),
 }
 
 /// The client transactions in progress, by key, with where their request went.
@@ -41,10 +41,10 @@ impl ClientTxns {
     }
 
     /// Ends the transactions whose request went to `dest`: the connection failed.
-    pub(crate) fn connection_failed(&self, dest: SocketAddr, why: &str) {
+    pub(crate) fn connection_failed(&self, dest: SocketAddr, why: &ConnectionError) {
         for (to, tx) in lock(&self.map).values() {
             if *to == dest {
-                let _ = tx.send(TxInput::TransportFailed(why.to_owned()));
+                let _ = tx.send(TxInput::TransportFailed(why.clone()));
             }
         }
     }
@@ -102,7 +102,7 @@ pub(crate) fn start<U: ClientUser>(
                         None => break,
                         Some(TxInput::Response(r)) => *r,
                         Some(TxInput::TransportFailed(why)) => {
-                            let _ = events.send(Event::Transport(why));
+                            let _ = events.send(Event::Transport(TransportError::Connection { peer: dest, source: why }));
                             break;
                         }
                     };
@@ -186,7 +186,7 @@ pub(crate) async fn request<U: ClientUser>(
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) => return Err(up.net().timeout_error(mark, what, within, seen)),
-            Ok(None) => return Err(SipError::Transport("transaction ended".into())),
+            Ok(None) => return Err(TransportError::TransactionEnded.into()),
             Ok(Some(Event::Response(m))) if m.status().unwrap_or(0) >= 200 => return Ok(*m),
             Ok(Some(Event::Response(m))) => seen.push(m.summary()),
             Ok(Some(Event::TxTimeout { request, timer })) => {

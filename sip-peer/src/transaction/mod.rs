@@ -6,6 +6,7 @@
 //! It sits on the transport layer and imports nothing from the dispatch above it: what it needs
 //! from there (remembering an ACK for a call, ACKing a 2xx) is the [`client::ClientUser`] trait.
 
+use crate::error::TransportError;
 use crate::message::Message;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ pub(crate) enum Event {
     /// A client transaction ended without a final response.
     TxTimeout { request: String, timer: char },
     /// Sending failed.
-    Transport(String),
+    Transport(TransportError),
 }
 
 /// An ACK already sent, kept for retransmitted final responses.

@@ -3,7 +3,7 @@
 //! the sockets and connections themselves (`net`). It imports only the message layer below it;
 //! what arrives goes up through the `NetUser` trait the layer above implements.
 
-use crate::error::SipError;
+use crate::error::{ConfigError, SipError};
 use crate::message::Limits;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,17 +82,21 @@ impl TlsConfig {
     pub fn client_trusting(ca_pem: &[u8], server_name: &str) -> Result<TlsConfig, SipError> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-            let cert = cert.map_err(|e| SipError::Config(format!("CA PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| SipError::Config(format!("CA certificate: {e}")))?;
+            let cert = cert.map_err(|source| ConfigError::Pem { what: "CA", source })?;
+            roots.add(cert).map_err(|source| ConfigError::Tls {
+                what: "CA certificate",
+                source,
+            })?;
         }
         if roots.is_empty() {
-            return Err(SipError::Config("no certificate in the CA PEM".into()));
+            return Err(ConfigError::Missing("certificate in the CA PEM").into());
         }
         let client = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| SipError::Config(e.to_string()))?
+            .map_err(|source| ConfigError::Tls {
+                what: "protocol versions",
+                source,
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(TlsConfig {
@@ -122,22 +126,37 @@ impl TlsConfig {
     }
 }
 
-fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, SipError> {
+fn server_config(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::ServerConfig, ConfigError> {
     let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_chain_pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| SipError::Config(format!("certificate PEM: {e}")))?;
+        .map_err(|source| ConfigError::Pem {
+            what: "certificate",
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(SipError::Config("no certificate in the chain PEM".into()));
+        return Err(ConfigError::Missing("certificate in the chain PEM"));
     }
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| SipError::Config(format!("key PEM: {e}")))?
-        .ok_or_else(|| SipError::Config("no private key in the key PEM".into()))?;
+        .map_err(|source| ConfigError::Pem {
+            what: "key",
+            source,
+        })?
+        .ok_or(ConfigError::Missing("private key in the key PEM"))?;
     rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| SipError::Config(e.to_string()))?
+        .map_err(|source| ConfigError::Tls {
+            what: "protocol versions",
+            source,
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| SipError::Config(format!("server certificate: {e}")))
+        .map_err(|source| ConfigError::Tls {
+            what: "server certificate",
+            source,
+        })
 }
 
 /// RFC 3261 timer base values. Tests shrink T1 to run fast.

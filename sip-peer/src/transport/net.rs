@@ -8,7 +8,7 @@
 //! connection that cannot be opened is reported through [`NetUser::on_connection_failed`].
 
 use super::{EndpointConfig, Offline, StreamFramer, Transport};
-use crate::error::SipError;
+use crate::error::{ConfigError, ConnectionError, SipError, TransportError};
 use crate::message::Message;
 use crate::syntax::{host_of, random_hex, ParseError};
 use crate::uri::SipUri;
@@ -32,7 +32,7 @@ pub(crate) trait NetUser: Send + Sync + Sized + 'static {
     /// A message arrived (already recorded; never called in flight mode).
     fn on_message(this: &Arc<Self>, msg: Message, raw: Bytes, from: SocketAddr);
     /// A stream connection to `dest` could not be opened or was refused.
-    fn on_connection_failed(&self, dest: SocketAddr, why: &str);
+    fn on_connection_failed(&self, dest: SocketAddr, why: &ConnectionError);
 }
 
 struct Conn {
@@ -67,17 +67,22 @@ impl Net {
         peer: String,
     ) -> Result<(Net, Option<TcpListener>), SipError> {
         if cfg.transport == Transport::Tls && cfg.tls.is_none() {
-            return Err(SipError::Config("a TLS endpoint needs a TlsConfig".into()));
+            return Err(ConfigError::NoTls.into());
         }
+        let bind = cfg.bind;
+        let socket = |source| TransportError::Socket {
+            context: format!("binding {bind}"),
+            source,
+        };
         let (udp, listener, local) = match cfg.transport {
             Transport::Udp => {
-                let s = bind_udp(cfg.bind)?;
-                let local = s.local_addr()?;
+                let s = bind_udp(bind).map_err(socket)?;
+                let local = s.local_addr().map_err(socket)?;
                 (Some(Arc::new(s)), None, local)
             }
             Transport::Tcp | Transport::Tls => {
-                let l = TcpListener::bind(cfg.bind).await?;
-                let local = l.local_addr()?;
+                let l = TcpListener::bind(bind).await.map_err(socket)?;
+                let local = l.local_addr().map_err(socket)?;
                 (None, Some(l), local)
             }
         };
@@ -279,7 +284,7 @@ pub(crate) fn send<U: NetUser>(
     let net = up.net();
     if net.offline() == Offline::Disconnected {
         net.recorder.note(format!("offline: not sent: {summary}"));
-        return Err(SipError::Transport("offline (flight mode)".into()));
+        return Err(TransportError::Offline.into());
     }
     net.recorder
         .sent(&net.peer, net.transport_name(), summary, bytes.clone());
@@ -293,7 +298,7 @@ pub(crate) fn send<U: NetUser>(
                 });
                 Ok(())
             }
-            Err(e) => Err(SipError::Transport(format!("send to {dest}: {e}"))),
+            Err(source) => Err(TransportError::Send { dest, source }.into()),
         },
         None => {
             let mut conns = lock(&net.conns);
@@ -330,8 +335,10 @@ fn connect_and_send<U: NetUser>(
         .await
         {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return connection_failed(&u, dest, id, e.to_string()),
-            Err(_) => return connection_failed(&u, dest, id, "connect timed out".into()),
+            Ok(Err(e)) => {
+                return connection_failed(&u, dest, id, ConnectionError::Connect(Arc::new(e)))
+            }
+            Err(_) => return connection_failed(&u, dest, id, ConnectionError::ConnectTimeout),
         };
         let _ = stream.set_nodelay(true);
         if net.cfg.transport == Transport::Tls {
@@ -341,12 +348,20 @@ fn connect_and_send<U: NetUser>(
                 .clone()
                 .and_then(|t| t.client.map(|c| (c, t.server_name)));
             let Some((client, name)) = tls else {
-                return connection_failed(&u, dest, id, "no TLS client configuration".into());
+                return connection_failed(&u, dest, id, ConnectionError::NoTlsClient);
             };
             let name = match rustls::pki_types::ServerName::try_from(name.clone()) {
                 Ok(n) => n,
-                Err(e) => {
-                    return connection_failed(&u, dest, id, format!("server name {name:?}: {e}"))
+                Err(source) => {
+                    return connection_failed(
+                        &u,
+                        dest,
+                        id,
+                        ConnectionError::ServerName {
+                            name,
+                            source: Arc::new(source),
+                        },
+                    )
                 }
             };
             match tokio_rustls::TlsConnector::from(client)
@@ -354,7 +369,9 @@ fn connect_and_send<U: NetUser>(
                 .await
             {
                 Ok(s) => run_conn(u, s, dest, id, rx).await,
-                Err(e) => connection_failed(&u, dest, id, format!("TLS handshake: {e}")),
+                Err(e) => {
+                    connection_failed(&u, dest, id, ConnectionError::TlsHandshake(Arc::new(e)))
+                }
             }
         } else {
             run_conn(u, stream, dest, id, rx).await
@@ -371,7 +388,7 @@ fn connect_and_send<U: NetUser>(
     Ok(())
 }
 
-fn connection_failed<U: NetUser>(up: &Arc<U>, dest: SocketAddr, id: u64, why: String) {
+fn connection_failed<U: NetUser>(up: &Arc<U>, dest: SocketAddr, id: u64, why: ConnectionError) {
     let net = up.net();
     net.recorder.note(format!(
         "{} connection to {dest} failed: {why}",
@@ -448,10 +465,12 @@ async fn accept_loop<U: NetUser>(up: Arc<U>, listener: TcpListener) {
             match (transport, acceptor) {
                 (Transport::Tls, Some(acc)) => match acc.accept(stream).await {
                     Ok(s) => run_conn(u, s, peer, id, rx).await,
-                    Err(e) => connection_failed(&u, peer, id, format!("TLS accept: {e}")),
+                    Err(e) => {
+                        connection_failed(&u, peer, id, ConnectionError::TlsAccept(Arc::new(e)))
+                    }
                 },
                 (Transport::Tls, None) => {
-                    connection_failed(&u, peer, id, "no TLS server identity configured".into())
+                    connection_failed(&u, peer, id, ConnectionError::NoTlsServer)
                 }
                 _ => run_conn(u, stream, peer, id, rx).await,
             }
@@ -510,7 +529,7 @@ async fn run_conn<U: NetUser, S: AsyncRead + AsyncWrite + Unpin>(
 
 /// A UDP socket with large kernel buffers: under load the default ~200 KiB receive buffer
 /// overflows on loopback and the "lost" datagrams turn into retransmissions.
-fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SipError> {
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
@@ -518,5 +537,5 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SipError> {
     let _ = socket.set_send_buffer_size(1 << 20);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into())?)
+    UdpSocket::from_std(socket.into())
 }

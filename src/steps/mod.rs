@@ -1,7 +1,7 @@
 //! The Gherkin step library: the sentences of `features/REQUIREMENTS.md` ("Step library"),
 //! glued to the parties ([`crate::parties`]) through the World ([`crate::world`]).
 //!
-//! - [`registration`], [`calls`], [`apns`], [`iphone`]: the SIP steps, by area ([`iphone`] and
+//! - [`registration`], [`calls`], [`answers`], [`apns`], [`iphone`]: the SIP steps, by area ([`iphone`] and
 //!   the "no VoIP push" step of [`apns`] serve XMPP scenarios too, through [`crate::parties::Alice`]).
 //! - [`xmpp`]: the XMPP steps.
 //!
@@ -13,6 +13,7 @@
 //! Then-steps await with the step's deadline and fail saying what was expected and what was
 //! observed; a precondition the bench cannot establish is [`StepError::Inconclusive`].
 
+pub mod answers;
 pub mod apns;
 pub mod calls;
 pub mod iphone;

@@ -726,6 +726,11 @@ impl SipCast {
             .ok_or_else(|| StepError::inconclusive("Bob has not called yet"))
     }
 
+    /// The Call-ID of Bob's latest call.
+    pub fn call_id(&self) -> Result<String, StepError> {
+        Ok(self.call()?.call_id.clone())
+    }
+
     /// Bob's latest call, mutably.
     pub fn call_mut(&mut self) -> Result<&mut BobCall, StepError> {
         self.bob

@@ -106,7 +106,7 @@ pub type Shared = Arc<Mutex<Collected>>;
 
 /// Locks the shared state (a poisoned lock still holds valid data: every update is one insert).
 pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Collected> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    timeline::lock(shared)
 }
 
 /// The writer.

@@ -70,7 +70,7 @@ fn run(target: &str, faults: AppFaults) -> Run {
 
 /// One run of `features` against `target` with these app-server faults.
 fn run_features(target: &str, faults: AppFaults, features: PathBuf) -> Run {
-    let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = timeline::lock(&TARGET);
     let started = Instant::now();
     let opts = RunOptions {
         target: Some(root().join(target)),

@@ -109,14 +109,14 @@ impl Faults {
         if fault.count == 0 {
             return;
         }
-        let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = timeline::lock(&self.active);
         a.push(fault);
         self.len.store(a.len(), Ordering::Release);
     }
 
     /// Removes every fault.
     pub fn clear(&self) {
-        let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = timeline::lock(&self.active);
         a.clear();
         self.len.store(0, Ordering::Release);
     }
@@ -126,7 +126,7 @@ impl Faults {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = timeline::lock(&self.active);
         let i = a.iter().position(|f| f.matches(token, topic))?;
         let action = a[i].action.clone();
         a[i].count -= 1;
@@ -139,10 +139,7 @@ impl Faults {
 
     /// The faults still active.
     pub fn list(&self) -> Vec<Fault> {
-        self.active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        timeline::lock(&self.active).clone()
     }
 }
 

@@ -285,19 +285,11 @@ impl MockApns {
     /// The error lists every request actually received.
     pub async fn next_push_for(&self, token: &str, within: Duration) -> Result<PushRecord, NoPush> {
         let key = token.to_ascii_lowercase();
-        let after = *self
-            .cursors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .unwrap_or(&0);
+        let after = *timeline::lock(&self.cursors).get(&key).unwrap_or(&0);
         let deadline = tokio::time::Instant::now() + within;
         match self.shared.log.wait_for(&key, after, deadline).await {
             Some(r) => {
-                self.cursors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, r.seq);
+                timeline::lock(&self.cursors).insert(key, r.seq);
                 Ok(r)
             }
             None => Err(NoPush {

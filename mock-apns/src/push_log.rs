@@ -176,7 +176,7 @@ impl PushLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        timeline::lock(&self.inner)
     }
 
     /// Appends a record (its `seq` is assigned here) and wakes waiters.

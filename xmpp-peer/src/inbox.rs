@@ -41,7 +41,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        timeline::lock(&self.inner.state)
     }
 
     /// Adds a received stanza and wakes waiters.

@@ -98,7 +98,7 @@ impl TokenSigner {
     /// The current token: the cached one while younger than [`TOKEN_LIFETIME`] at `now`, else a
     /// new one issued at `now`.
     pub fn token_at(&self, now: SystemTime) -> Result<String, ApnsError> {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = timeline::lock(&self.cached);
         if let Some((issued, token)) = cached.as_ref() {
             let age = now.duration_since(*issued).unwrap_or(Duration::MAX);
             if age < TOKEN_LIFETIME {
@@ -117,7 +117,7 @@ impl TokenSigner {
 
     /// Drops the cached token (after APNs answered `ExpiredProviderToken`).
     pub fn invalidate(&self) {
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *timeline::lock(&self.cached) = None;
     }
 
     fn sign(&self, now: SystemTime) -> Result<String, ApnsError> {

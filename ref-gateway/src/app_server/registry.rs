@@ -106,7 +106,7 @@ impl Registry {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Registration>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        timeline::lock(&self.inner)
     }
 
     /// Adds or replaces the registration for its node.

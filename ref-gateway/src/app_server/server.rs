@@ -226,7 +226,7 @@ impl AppServer {
 
     fn take_task(&self) -> Option<JoinHandle<()>> {
         // A poisoned lock only means a panic elsewhere; the handle is still valid.
-        self.task.lock().unwrap_or_else(|p| p.into_inner()).take()
+        timeline::lock(&self.task).take()
     }
 
     /// Closes the component stream (within 2 s) and stops. Takes `&self` so that a shared app

@@ -62,6 +62,26 @@ async fn rings_before_register(w: &mut BenchWorld) {
     )
 }
 
+/// Waits until the cancelled call `id` is not ringing, at most until `until`. Not
+/// [`stops_ringing`]: that also needs the call to have rung under its Call-ID, which a push without
+/// a Call-ID (fault `no-call-id-in-payload`) never gives; this check is only about the call not
+/// ringing, and the fault matrix keeps that fault out of SIP-C6.
+async fn no_longer_ringing(
+    p: &phone::PhoneHandle,
+    id: &str,
+    until: Instant,
+) -> Result<(), StepError> {
+    let within = until.saturating_duration_since(Instant::now());
+    p.wait_until(
+        &format!("the cancelled call 1 ({id}) no longer ringing"),
+        within,
+        |s| !s.is_ringing(id),
+    )
+    .await
+    .map(|_| ())
+    .map_err(wait_err)
+}
+
 async fn stops_ringing(
     p: &phone::PhoneHandle,
     id: &str,
@@ -104,18 +124,7 @@ async fn stops_ringing_after_register(w: &mut BenchWorld, d: Dur) {
             let origin = c.wake_origin()?;
             let reg = c.register_after(DeviceKind::Iphone, origin).await?;
             let p = c.device(DeviceKind::Iphone)?.phone()?;
-            let within = (reg + d).saturating_duration_since(Instant::now());
-            // Not `stops_ringing`: that also needs call 1 to have rung under its Call-ID, which a push
-            // without a Call-ID (fault `no-call-id-in-payload`) never gives; this check is only about
-            // call 1 not ringing, and the fault matrix keeps that fault out of SIP-C6.
-            p.wait_until(
-                &format!("the cancelled call 1 ({id}) no longer ringing"),
-                within,
-                |s| !s.is_ringing(&id),
-            )
-            .await
-            .map(|_| ())
-            .map_err(wait_err)
+            no_longer_ringing(&p, &id, reg + d).await
         }
         .await,
     )
@@ -153,18 +162,7 @@ async fn stops_ringing_call_1(w: &mut BenchWorld, d: Dur) {
             };
             let reg = c.register_after(DeviceKind::Iphone, started).await?;
             let p = c.device(DeviceKind::Iphone)?.phone()?;
-            let within = (reg + d).saturating_duration_since(Instant::now());
-            // Not `stops_ringing`: that also needs call 1 to have rung under its Call-ID, which a push
-            // without a Call-ID (fault `no-call-id-in-payload`) never gives; this check is only about
-            // call 1 not ringing, and the fault matrix keeps that fault out of SIP-C6.
-            p.wait_until(
-                &format!("the cancelled call 1 ({id}) no longer ringing"),
-                within,
-                |s| !s.is_ringing(&id),
-            )
-            .await
-            .map(|_| ())
-            .map_err(wait_err)
+            no_longer_ringing(&p, &id, reg + d).await
         }
         .await,
     )

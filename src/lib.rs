@@ -5,6 +5,7 @@
 //! `ref-gateway`; their shared vocabulary, the recorded timeline, is the `timeline` crate.
 //!
 //! - [`target`]: the gateway under test, described by a TOML file.
+//! - [`container`]: the target's `[container]` section: the gateway as a container image.
 //! - [`catalog`]: the feature files, their `@req:` and `@profile:` tags.
 //! - [`world`]: one scenario's parties and timeline.
 //! - [`verdict`]: pass / fail / inconclusive / not-applicable and the error steps return.
@@ -16,6 +17,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod collector;
+pub mod container;
 pub mod demo_steps;
 pub mod expected;
 pub mod report;

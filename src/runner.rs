@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub teardown_timeout: Duration,
     /// Print a line per finished scenario, the failures and the table.
     pub print: bool,
+    /// Start and stop the target's `[container]` (default true); false when Compose or
+    /// testcontainers runs the gateway container (`pushbench run --no-container`).
+    pub manage_container: bool,
 }
 
 impl Default for RunOptions {
@@ -66,6 +69,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(600),
             teardown_timeout: Duration::from_secs(5),
             print: true,
+            manage_container: true,
         }
     }
 }
@@ -107,6 +111,9 @@ pub enum RunError {
     /// The APNs credentials an external target's configuration points at could not be written.
     #[error("apns.credentials_dir: {0}")]
     Credentials(#[from] mock_apns::CredentialsError),
+    /// The target's gateway container could not be started.
+    #[error("container: {0}")]
+    Container(#[from] crate::container::ContainerError),
     /// A start or reset command failed.
     #[error("target command {} failed ({}): {}", .0.which, .0.run, command_failure(.0))]
     Command(Box<CommandRun>),
@@ -258,6 +265,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         )?;
     }
     let mut commands = Vec::new();
+    let mut gateway = crate::container::Managed::start_for(&target, opts.manage_container).await?;
+    commands.extend(gateway.as_ref().map(|g| g.start_record()));
     for (which, c) in [
         ("start", &target.commands.start),
         ("reset", &target.commands.reset),
@@ -273,7 +282,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             let ok = r.succeeded();
             commands.push(r.clone());
             if !ok {
-                stop(&target, &dir, &mut commands).await;
+                stop(&target, &dir, &mut commands, gateway.take()).await;
                 return Err(RunError::Command(Box::new(r)));
             }
         }
@@ -295,7 +304,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     )
     .await
     .is_err();
-    stop(&target, &dir, &mut commands).await;
+    stop(&target, &dir, &mut commands, gateway.take()).await;
 
     let mut c = collector::lock(&shared);
     warnings.append(&mut c.warnings);
@@ -346,7 +355,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     Ok(report)
 }
 
-async fn stop(target: &Target, dir: &Path, commands: &mut Vec<CommandRun>) {
+async fn stop(
+    target: &Target,
+    dir: &Path,
+    commands: &mut Vec<CommandRun>,
+    gateway: Option<crate::container::Managed>,
+) {
     if let Some(c) = &target.commands.stop {
         match c.execute("stop", dir).await {
             Ok(r) => commands.push(r),
@@ -360,6 +374,9 @@ async fn stop(target: &Target, dir: &Path, commands: &mut Vec<CommandRun>) {
                 took: Duration::ZERO,
             }),
         }
+    }
+    if let Some(g) = gateway {
+        commands.push(g.stop().await);
     }
 }
 

@@ -9,6 +9,7 @@
 //! With no target file the bench uses [`Target::embedded_reference`], the in-process reference
 //! gateway.
 
+use crate::container::{ContainerSection, ContainerSectionError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -107,6 +108,9 @@ pub enum TargetError {
         /// What is wrong.
         reason: String,
     },
+    /// A `[container]` value that cannot work.
+    #[error(transparent)]
+    Container(#[from] ContainerSectionError),
 }
 
 impl TargetError {
@@ -125,6 +129,7 @@ impl TargetError {
             | TargetError::NoProtocol { key }
             | TargetError::ZeroTimer { key }
             | TargetError::BadCommand { key, .. } => key,
+            TargetError::Container(e) => &e.key,
         }
     }
 }
@@ -168,6 +173,9 @@ pub struct Target {
     pub commands: Commands,
     /// The expected-failures file for this target, relative to the target file.
     pub expected_failures: Option<PathBuf>,
+    /// The gateway as a container image the bench starts and stops itself (see
+    /// [`crate::container`]).
+    pub container: Option<ContainerSection>,
 }
 
 /// `[sip]`.
@@ -394,7 +402,7 @@ impl Default for Timers {
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
@@ -559,6 +567,9 @@ impl Target {
                 fix(p);
             }
         }
+        if let Some(c) = self.container.as_mut() {
+            c.resolve_paths(base);
+        }
     }
 
     /// The in-process reference gateway: the target when none is given.
@@ -620,6 +631,7 @@ impl Target {
             timers: Timers::default(),
             commands: Commands::default(),
             expected_failures: None,
+            container: None,
         }
     }
 
@@ -764,6 +776,9 @@ impl Target {
                     });
                 }
             }
+        }
+        if let Some(c) = &self.container {
+            c.validate()?;
         }
         Ok(())
     }

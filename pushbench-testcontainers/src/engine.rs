@@ -85,15 +85,71 @@ fn start_bridge() -> Result<Option<String>, EngineError> {
     let Some(socket) = engine_socket() else {
         return Ok(None);
     };
-    // A runtime of its own on a thread of its own: the bridge outlives the test's runtime.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // A runtime of its own on a thread of its own (the caller may be inside a runtime, and the
+    // bridge must outlive the test's runtime): it checks the version, then serves.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let upstream = socket.clone();
+    std::thread::Builder::new()
+        .name("docker-api-bridge".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(source) => {
+                    let _ = tx.send(Err(EngineError::Bridge {
+                        path: upstream,
+                        source,
+                    }));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match prepare(&upstream).await {
+                    Ok(Some(b)) => {
+                        let _ = tx.send(Ok(Some((b.engine.clone(), b.path.clone()))));
+                        serve(b.listener, upstream, b.from, b.to).await;
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Ok(None));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })
         .map_err(|source| EngineError::Bridge {
             path: socket.clone(),
             source,
         })?;
-    let engine = rt.block_on(engine_api_version(&socket))?;
+    let answer = rx.recv().map_err(|_| EngineError::Version {
+        socket,
+        reason: "the bridge thread ended without an answer".into(),
+    })?;
+    match answer? {
+        Some((engine, path)) => {
+            // testcontainers reads DOCKER_HOST when it makes its client, after this.
+            std::env::set_var("DOCKER_HOST", format!("unix://{}", path.display()));
+            Ok(Some(engine))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A bridge ready to serve.
+struct Prepared {
+    engine: String,
+    path: PathBuf,
+    listener: UnixListener,
+    from: Vec<u8>,
+    to: Vec<u8>,
+}
+
+/// Asks the engine its version; binds the bridge's socket when the engine is older.
+async fn prepare(socket: &Path) -> Result<Option<Prepared>, EngineError> {
+    let engine = engine_api_version(socket).await?;
     let client = client_api_version();
     let older = match (parse_version(&engine), parse_version(&client)) {
         (Some(e), Some(c)) => e < c,
@@ -107,26 +163,17 @@ fn start_bridge() -> Result<Option<String>, EngineError> {
     }
     let path = std::env::temp_dir().join(format!("pushbench-docker-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let listener = {
-        let _guard = rt.enter();
-        UnixListener::bind(&path).map_err(|source| EngineError::Bridge {
-            path: path.clone(),
-            source,
-        })?
-    };
-    let from = format!(" /v{client}/").into_bytes();
-    let to = format!(" /v{engine}/").into_bytes();
-    let upstream = socket.clone();
-    std::thread::Builder::new()
-        .name("docker-api-bridge".into())
-        .spawn(move || rt.block_on(serve(listener, upstream, from, to)))
-        .map_err(|source| EngineError::Bridge {
-            path: path.clone(),
-            source,
-        })?;
-    // testcontainers reads DOCKER_HOST when it makes its client, after this.
-    std::env::set_var("DOCKER_HOST", format!("unix://{}", path.display()));
-    Ok(Some(engine))
+    let listener = UnixListener::bind(&path).map_err(|source| EngineError::Bridge {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(Prepared {
+        from: format!(" /v{client}/").into_bytes(),
+        to: format!(" /v{engine}/").into_bytes(),
+        engine,
+        path,
+        listener,
+    }))
 }
 
 /// `GET /version` on the engine's socket: its `ApiVersion`.

@@ -145,12 +145,13 @@ impl ContainerSection {
         Ok(())
     }
 
-    /// Makes `shared_dir` absolute against `base` (the target file's folder).
+    /// Makes `shared_dir` absolute against `base` (the target file's folder), and against the
+    /// working directory when `base` is relative: docker takes a relative `-v` source for a
+    /// volume name.
     pub fn resolve_paths(&mut self, base: &Path) {
         if let Some(d) = &mut self.shared_dir {
-            if d.is_relative() {
-                *d = base.join(&*d);
-            }
+            let joined = base.join(&*d);
+            *d = std::path::absolute(&joined).unwrap_or(joined);
         }
     }
 
@@ -505,6 +506,14 @@ env = { SIP_PORT = "26060", APNS_URL = "https://127.0.0.1:29443" }
         assert_eq!(s.startup_timeout, Duration::from_secs(120));
         assert_eq!(s.mount, "/pushbench");
         s.resolve_paths(Path::new("/srv/targets"));
+        let mut relative = s.clone();
+        relative.shared_dir = Some("kamailio".into());
+        relative.resolve_paths(Path::new("targets"));
+        let dir = relative.shared_dir.unwrap();
+        assert!(
+            dir.is_absolute() && dir.ends_with("targets/kamailio"),
+            "{dir:?}"
+        );
         let args = s.run_args("pushbench-gateway-k");
         let line = args.join(" ");
         assert_eq!(

@@ -64,11 +64,10 @@ if wanted pushbench || wanted mock-apns; then
 fi
 
 bench_image() {
-  # The build context: the binary (without debug information) and the feature files.
+  # The build context: the binary, without debug information (the features are in it).
   local ctx
   ctx=$(mktemp -d)
   objcopy --strip-debug "$BINARIES/pushbench" "$ctx/pushbench"
-  cp -r "$ROOT/features" "$ctx/features"
   cp "$HERE/pushbench/Dockerfile" "$ctx/Dockerfile"
   build_image pushbench "$ctx/Dockerfile" "$ctx" --quiet
   rm -rf "$ctx"

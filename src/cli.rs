@@ -28,10 +28,16 @@ pub enum Command {
     Run(RunArgs),
     /// List the scenarios with their requirement ids, and whether the target runs them.
     List(ListArgs),
+    /// Check features and a target without running anything: Gherkin errors, unknown steps,
+    /// scenarios without a Then, requirement ids and capabilities nobody defines. Exit 2 on any
+    /// finding (`run` performs the same check first).
+    Check(CheckArgs),
     /// Write what a gateway's APNs client needs to talk to the bench's mock APNs: the CA to trust,
     /// a `.p8` signing key (token auth) and client certificates (certificate auth). A directory
     /// that already holds credentials is reused, so a configured gateway keeps working.
     Credentials(CredentialsArgs),
+    /// The scenario suite embedded in the binary.
+    Features(FeaturesArgs),
 }
 
 /// `pushbench credentials`.
@@ -50,6 +56,26 @@ pub struct CredentialsArgs {
     /// gateway reaches the bench under another name.
     #[arg(long = "server-name")]
     pub server_names: Vec<String>,
+    /// Replace credentials the folder holds for another bundle id, team id or server name
+    /// (gateways configured with the old ones must then be given the new ones).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Why `pushbench credentials` wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsCommandError {
+    /// Generating or loading failed.
+    #[error(transparent)]
+    Credentials(#[from] mock_apns::CredentialsError),
+    /// The folder holds credentials made for something else.
+    #[error("{dir} holds credentials made for {}; nothing was changed (--force replaces them, and every gateway configured with the old ones must then be given the new ones)", .differences.join(", "))]
+    Mismatch {
+        /// The folder.
+        dir: PathBuf,
+        /// What differs (`bundle id com.a (asked: com.b)`).
+        differences: Vec<String>,
+    },
 }
 
 /// `pushbench run`.
@@ -65,6 +91,15 @@ pub struct RunArgs {
     /// Tag expression selecting scenarios, e.g. '@req:SIP-C2 or @apns'.
     #[arg(long)]
     pub tags: Option<String>,
+    /// Only scenarios whose name ("Feature: scenario") matches this regular expression.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only scenarios with a requirement id starting with PREFIX (repeatable), e.g. SIP-B.
+    #[arg(long, value_name = "PREFIX")]
+    pub req: Vec<String>,
+    /// Start no further scenario once one has failed the run (the rest are reported "not run").
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -83,8 +118,18 @@ pub struct RunArgs {
     /// Do not start the target's [container]: it is already running (Compose, testcontainers).
     #[arg(long)]
     pub no_container: bool,
-    /// Feature files or directories.
-    #[arg(default_value = "features")]
+    /// Feature files or directories, or FILE:LINE for one scenario (default: the suite embedded
+    /// in the binary; a path not on disk may name a part of it, e.g. `features/xmpp`).
+    pub features: Vec<PathBuf>,
+}
+
+/// `pushbench check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The target file, whose capabilities are checked too; without it, the embedded gateway.
+    #[arg(long, env = "PUSHBENCH_TARGET")]
+    pub target: Option<PathBuf>,
+    /// Feature files or directories (default: the embedded suite).
     pub features: Vec<PathBuf>,
 }
 
@@ -100,9 +145,36 @@ pub struct ListArgs {
     /// Tag expression selecting scenarios.
     #[arg(long)]
     pub tags: Option<String>,
-    /// Feature files or directories.
-    #[arg(default_value = "features")]
+    /// Only scenarios whose name matches this regular expression.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only scenarios with a requirement id starting with PREFIX (repeatable).
+    #[arg(long, value_name = "PREFIX")]
+    pub req: Vec<String>,
+    /// Feature files or directories, or FILE:LINE (default: the embedded suite).
     pub features: Vec<PathBuf>,
+}
+
+/// `pushbench features`.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// What to do with the embedded suite.
+    #[command(subcommand)]
+    pub action: FeaturesAction,
+}
+
+/// `pushbench features …`.
+#[derive(Debug, Subcommand)]
+pub enum FeaturesAction {
+    /// Write the embedded feature files and REQUIREMENTS.md under DIR, for editing; run them with
+    /// `pushbench run DIR`.
+    Export {
+        /// The folder to write (created if missing).
+        dir: PathBuf,
+        /// Overwrite files that already exist (they are kept otherwise).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl From<RunArgs> for RunOptions {
@@ -111,6 +183,9 @@ impl From<RunArgs> for RunOptions {
             target: a.target,
             embedded_cancel: a.embedded_cancel,
             tags: a.tags,
+            name: a.name,
+            req: a.req,
+            fail_fast: a.fail_fast,
             features: a.features,
             junit: a.junit,
             json: a.json,
@@ -165,6 +240,47 @@ where
                 ExitCode::from(2)
             }
         },
+        Command::Features(FeaturesArgs {
+            action: FeaturesAction::Export { dir, force },
+        }) => match crate::bundle::export(&dir, force) {
+            Ok((written, kept)) => {
+                say(&format!(
+                    "wrote {} files under {}{}\n",
+                    written.len(),
+                    dir.display(),
+                    if kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; kept {} that already exist (--force overwrites them)",
+                            kept.len()
+                        )
+                    }
+                ));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                say_err(&format!(
+                    "pushbench: features export {}: {e}\n",
+                    dir.display()
+                ));
+                ExitCode::from(2)
+            }
+        },
+        Command::Check(a) => match check(&a) {
+            Ok(report) if report.findings.is_empty() => {
+                say(&format!("{report}\n"));
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                say_err(&format!("{report}\n"));
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                say_err(&format!("pushbench: {e}\n"));
+                ExitCode::from(2)
+            }
+        },
         Command::List(a) => match list(&a) {
             Ok(text) => {
                 say(&text);
@@ -187,17 +303,15 @@ pub fn list(a: &ListArgs) -> Result<String, RunError> {
         ..RunOptions::default()
     };
     let (target, _) = runner::load_target(&opts)?;
-    let catalog = Catalog::load(&a.features)?;
-    let planned = runner::plan(&catalog, a.tags.as_deref(), &target)?;
+    let (paths, positions) = runner::split_positions(&a.features)?;
+    let catalog = Catalog::load(&paths)?;
+    let selection =
+        runner::Selection::new(a.tags.as_deref(), a.name.as_deref(), &a.req, positions)?;
+    let planned = runner::plan(&catalog, &selection, &target)?;
     if planned.is_empty() {
         return Err(RunError::NothingSelected {
-            features: a
-                .features
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            tags: a.tags.clone().unwrap_or_else(|| "(none)".into()),
+            features: runner::describe_features(&a.features),
+            tags: selection.describe(a.tags.as_deref()),
         });
     }
     let mut out = String::new();
@@ -225,8 +339,38 @@ pub fn list(a: &ListArgs) -> Result<String, RunError> {
     Ok(out)
 }
 
-/// Writes (or reuses) the credentials through mock-apns and says which file is for what.
-pub fn credentials(a: &CredentialsArgs) -> Result<String, mock_apns::CredentialsError> {
+/// The static check `pushbench check` prints (see [`crate::check`]).
+pub fn check(a: &CheckArgs) -> Result<crate::check::CheckReport, RunError> {
+    let opts = RunOptions {
+        target: a.target.clone(),
+        ..RunOptions::default()
+    };
+    let (target, _) = runner::load_target(&opts)?;
+    let (paths, _) = runner::split_positions(&a.features)?;
+    Ok(crate::check::check(&paths, &target)?)
+}
+
+/// Writes (or reuses) the credentials through mock-apns and says which file is for what. A
+/// folder made for another bundle id, team id or server name is refused unless `--force`.
+pub fn credentials(a: &CredentialsArgs) -> Result<String, CredentialsCommandError> {
+    let differences = crate::credentials::differences(
+        &a.out,
+        &a.bundle_id,
+        a.team_id.as_deref(),
+        &a.server_names,
+    );
+    if !differences.is_empty() {
+        if !a.force {
+            return Err(CredentialsCommandError::Mismatch {
+                dir: a.out.clone(),
+                differences,
+            });
+        }
+        crate::credentials::remove(&a.out).map_err(|source| mock_apns::CredentialsError::Io {
+            path: a.out.clone(),
+            source,
+        })?;
+    }
     let c = mock_apns::Credentials::generate_or_load(
         &a.out,
         &a.bundle_id,

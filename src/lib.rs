@@ -5,21 +5,29 @@
 //! `ref-gateway`; their shared vocabulary, the recorded timeline, is the `timeline` crate.
 //!
 //! - [`target`]: the gateway under test, described by a TOML file.
+//! - [`bundle`]: the scenario suite embedded in the binary.
 //! - [`container`]: the target's `[container]` section: the gateway as a container image.
 //! - [`catalog`]: the feature files, their `@req:` and `@profile:` tags.
+//! - [`check`]: `pushbench check`, the static check `run` also performs first.
+//! - [`credentials`]: what a credentials folder was made for.
 //! - [`world`]: one scenario's parties and timeline.
 //! - [`verdict`]: pass / fail / inconclusive / not-applicable and the error steps return.
 //! - [`expected`]: the per-target expected-failures baseline (xfail / xpass).
+//! - [`preflight`]: probes that tell a gateway that is down from one that is wrong.
 //! - [`runner`]: runs the selected scenarios on cucumber; [`collector`] is its event writer.
 //! - [`report`]: terminal summary, JUnit XML, Cucumber JSON, HTML.
 //! - [`cli`]: the `pushbench` command line.
 
+pub mod bundle;
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod collector;
 pub mod container;
+pub mod credentials;
 pub mod demo_steps;
 pub mod expected;
+pub mod preflight;
 pub mod report;
 pub mod runner;
 pub mod steps;

@@ -11,7 +11,8 @@ mod rng;
 use rng::Rng;
 use std::path::Path;
 
-/// Apple's reasons and their statuses (reference/apns.md §1.7).
+/// Apple's reasons and their statuses (Apple, "Handling notification responses from APNs";
+/// `docs/evidence.md` A2).
 const REASONS: &[(&str, u16)] = &[
     ("BadCollapseId", 400),
     ("BadDeviceToken", 400),

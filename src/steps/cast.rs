@@ -591,7 +591,7 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
                 Some(p) => Some((
                     std::fs::read(p)
                         .map_err(|e| StepError::inconclusive(format!("{}: {e}", p.display())))?,
-                    "localhost".to_owned(),
+                    target.sip_tls_name(),
                 )),
                 None => None,
             };
@@ -646,8 +646,19 @@ async fn set_up(w: &mut BenchWorld) -> Result<Cast, StepError> {
     w.timeline.note(
         "bench",
         format!(
-            "cast: Alice = {}, Bob = {}, gateway udp={:?} tcp={:?} tls={:?}, bucket timer {:?}",
-            c.alice_aor, c.bob_aor, c.gateway.udp, c.gateway.tcp, c.gateway.tls, c.bucket
+            "cast: Alice = {}, Bob = {}, gateway {}, bucket timer {} ms",
+            c.alice_aor,
+            c.bob_aor,
+            [
+                ("udp", c.gateway.udp),
+                ("tcp", c.gateway.tcp),
+                ("tls", c.gateway.tls)
+            ]
+            .iter()
+            .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+            .collect::<Vec<_>>()
+            .join(", "),
+            c.bucket.as_millis()
         ),
     );
     Ok(c)

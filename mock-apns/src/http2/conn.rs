@@ -57,7 +57,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// APNs' SETTINGS as seen on the wire (`../shared/reference/apns.md` §1.8).
+    /// APNs' SETTINGS as seen on the wire (`docs/evidence.md` A1: jchambers/pushy#878,
+    /// sideshow/apns2#117).
     pub fn apns(id: u64, max_streams: u32) -> Self {
         Settings {
             id,

@@ -6,6 +6,7 @@
 //!
 //! - [`target`]: the gateway under test, described by a TOML file.
 //! - [`bundle`]: the scenario suite embedded in the binary.
+//! - [`container`]: the target's `[container]` section: the gateway as a container image.
 //! - [`catalog`]: the feature files, their `@req:` and `@profile:` tags.
 //! - [`check`]: `pushbench check`, the static check `run` also performs first.
 //! - [`credentials`]: what a credentials folder was made for.
@@ -22,6 +23,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod collector;
+pub mod container;
 pub mod credentials;
 pub mod demo_steps;
 pub mod expected;

@@ -162,6 +162,9 @@ pub struct RunArgs {
     /// Deadline of the whole run, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Do not start the target's [container]: it is already running (Compose, testcontainers).
+    #[arg(long)]
+    pub no_container: bool,
     /// Feature files or directories, or FILE:LINE for one scenario (default: the suite embedded
     /// in the binary; a path not on disk may name a part of it, e.g. `features/xmpp`).
     pub features: Vec<PathBuf>,
@@ -236,6 +239,7 @@ impl From<RunArgs> for RunOptions {
             html: a.html,
             concurrency: a.concurrency,
             timeout: Duration::from_secs(a.timeout.max(1)),
+            manage_container: !a.no_container,
             ..RunOptions::default()
         }
     }

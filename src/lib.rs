@@ -6,6 +6,7 @@
 //!
 //! - [`target`]: the gateway under test, described by a TOML file.
 //! - [`bundle`]: the scenario suite embedded in the binary.
+//! - [`container`]: the target's `[container]` section: the gateway as a container image.
 //! - [`catalog`]: the feature files, their `@req:` and `@profile:` tags.
 //! - [`check`]: `pushbench check`, the static check `run` also performs first.
 //! - [`coverage`]: the conformance map `features/COVERAGE.md`: standard statements → requirement ids.
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod collector;
+pub mod container;
 pub mod coverage;
 pub mod credentials;
 pub mod demo_steps;

@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub teardown_timeout: Duration,
     /// Print a line per finished scenario, the failures and the table.
     pub print: bool,
+    /// Start and stop the target's `[container]` (default true); false when Compose or
+    /// testcontainers runs the gateway container (`pushbench run --no-container`).
+    pub manage_container: bool,
 }
 
 impl Default for RunOptions {
@@ -97,6 +100,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(600),
             teardown_timeout: Duration::from_secs(5),
             print: true,
+            manage_container: true,
         }
     }
 }
@@ -160,6 +164,9 @@ pub enum RunError {
     /// The APNs credentials an external target's configuration points at could not be written.
     #[error("apns.credentials_dir: {0}")]
     Credentials(#[from] mock_apns::CredentialsError),
+    /// The target's gateway container could not be started.
+    #[error("container: {0}")]
+    Container(#[from] crate::container::ContainerError),
     /// A start or reset command failed.
     #[error("target command {} failed ({}): {}", .0.which, .0.run, command_failure(.0))]
     Command(Box<CommandRun>),
@@ -639,6 +646,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut interrupted = None;
     let groups = ProcessGroups::default();
     let mut commands = Vec::new();
+    let mut gateway = crate::container::Managed::start_for(&target, opts.manage_container).await?;
+    commands.extend(gateway.as_ref().map(|g| g.start_record()));
     for (which, c) in [
         ("start", &target.commands.start),
         ("reset", &target.commands.reset),
@@ -657,14 +666,30 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
-                finish_commands(&target, &dir, &groups, &mut commands, &mut warnings).await;
+                finish_commands(
+                    &target,
+                    &dir,
+                    &groups,
+                    &mut commands,
+                    &mut warnings,
+                    &mut gateway,
+                )
+                .await;
                 return Err(e);
             }
         };
         let ok = r.succeeded();
         commands.push(r.clone());
         if !ok {
-            finish_commands(&target, &dir, &groups, &mut commands, &mut warnings).await;
+            finish_commands(
+                &target,
+                &dir,
+                &groups,
+                &mut commands,
+                &mut warnings,
+                &mut gateway,
+            )
+            .await;
             return Err(RunError::Command(Box::new(r)));
         }
     }
@@ -678,7 +703,15 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             }
         };
         if let Err(e) = checked {
-            finish_commands(&target, &dir, &groups, &mut commands, &mut warnings).await;
+            finish_commands(
+                &target,
+                &dir,
+                &groups,
+                &mut commands,
+                &mut warnings,
+                &mut gateway,
+            )
+            .await;
             return Err(e);
         }
     }
@@ -725,7 +758,15 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     if let Some(sig) = interrupted {
         interrupts.second_one_exits(sig);
     }
-    finish_commands(&target, &dir, &groups, &mut commands, &mut warnings).await;
+    finish_commands(
+        &target,
+        &dir,
+        &groups,
+        &mut commands,
+        &mut warnings,
+        &mut gateway,
+    )
+    .await;
 
     let down = liveness.down();
     let gateway_down = down.as_ref().map(|d| {
@@ -841,15 +882,19 @@ async fn watch_gateway(probes: Probes, liveness: Liveness, gate: Gate) {
     }
 }
 
-/// The `stop` command, then whatever a command left running.
+/// The `stop` command, the target's container, then whatever a command left running.
 async fn finish_commands(
     target: &Target,
     dir: &Path,
     groups: &ProcessGroups,
     commands: &mut Vec<CommandRun>,
     warnings: &mut Vec<String>,
+    gateway: &mut Option<crate::container::Managed>,
 ) {
     stop(target, dir, groups, commands).await;
+    if let Some(g) = gateway.take() {
+        commands.push(g.stop().await);
+    }
     warnings.extend(groups.stop_leftovers(Duration::from_secs(2)).await);
 }
 

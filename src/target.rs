@@ -9,6 +9,7 @@
 //! With no target file the bench uses [`Target::embedded_reference`], the in-process reference
 //! gateway.
 
+use crate::container::{ContainerSection, ContainerSectionError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -117,6 +118,9 @@ pub enum TargetError {
         /// What is wrong.
         reason: String,
     },
+    /// A `[container]` value that cannot work.
+    #[error(transparent)]
+    Container(#[from] ContainerSectionError),
 }
 
 impl TargetError {
@@ -136,6 +140,7 @@ impl TargetError {
             | TargetError::NoProtocol { key }
             | TargetError::ZeroTimer { key }
             | TargetError::BadCommand { key, .. } => key,
+            TargetError::Container(e) => &e.key,
         }
     }
 }
@@ -179,6 +184,9 @@ pub struct Target {
     pub commands: Commands,
     /// The expected-failures file for this target, relative to the target file.
     pub expected_failures: Option<PathBuf>,
+    /// The gateway as a container image the bench starts and stops itself (see
+    /// [`crate::container`]).
+    pub container: Option<ContainerSection>,
     /// Addresses given as host names, as resolved when the run started (for the report).
     #[serde(skip)]
     pub resolved: Vec<ResolvedAddress>,
@@ -408,7 +416,7 @@ impl Default for Timers {
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
@@ -685,6 +693,9 @@ impl Target {
                 fix(p);
             }
         }
+        if let Some(c) = self.container.as_mut() {
+            c.resolve_paths(base);
+        }
     }
 
     /// Resolves every address written as a host name (`kamailio:5060`) to a numeric one, which
@@ -796,6 +807,7 @@ impl Target {
             timers: Timers::default(),
             commands: Commands::default(),
             expected_failures: None,
+            container: None,
             resolved: Vec::new(),
         }
     }
@@ -952,6 +964,9 @@ impl Target {
                     });
                 }
             }
+        }
+        if let Some(c) = &self.container {
+            c.validate()?;
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
-//! The scenario suite the binary carries: every `features/**/*.feature` file and
-//! `features/REQUIREMENTS.md`, embedded at build time (`build.rs`), so `pushbench run` and
-//! `pushbench list` work from any folder, and `pushbench features export DIR` writes them out for
-//! editing.
+//! The scenario suite the binary carries: every `features/**/*.feature` file,
+//! `features/REQUIREMENTS.md` and the conformance map `features/COVERAGE.md`, embedded at build
+//! time (`build.rs`), so `pushbench run` and `pushbench list` work from any folder, and
+//! `pushbench features export DIR` writes them out for editing.
 //!
 //! Feature paths given on the command line are read from disk when they exist there; a path that
 //! does not exist on disk but names an embedded file or folder (`features/xmpp`, or just `xmpp`)
@@ -53,6 +53,15 @@ pub fn requirements() -> &'static str {
         .find(|(p, _)| *p == "features/REQUIREMENTS.md")
         .map(|(_, t)| *t)
         .unwrap_or_default()
+}
+
+/// The embedded `COVERAGE.md` (the conformance map, see [`crate::coverage`]), if the crate was
+/// built with one.
+pub fn coverage() -> Option<&'static str> {
+    FILES
+        .iter()
+        .find(|(p, _)| *p == "features/COVERAGE.md")
+        .map(|(_, t)| *t)
 }
 
 /// The embedded folders and files a command line may name (for error messages).
@@ -121,6 +130,7 @@ mod tests {
             .iter()
             .all(|f| f.embedded && f.text.contains("Feature:")));
         assert!(requirements().contains("SIP-B1"));
+        assert!(coverage().is_some_and(|c| c.contains("8599-5.6.2-h")));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The `pushbench` command line (clap): `run` the scenarios against a target, `list` them, and
-//! write the APNs `credentials` a gateway under test needs.
+//! The `pushbench` command line (clap): `run` the scenarios against a target, `list` them, write
+//! the APNs `credentials` a gateway under test needs, and print the conformance map's `coverage`.
 
 use crate::catalog::Catalog;
+use crate::coverage::{CoverageMap, Status};
 use crate::report::{say, say_err};
 use crate::runner::{self, RunError, RunOptions};
 use crate::target::CancelPolicy;
@@ -38,6 +39,52 @@ pub enum Command {
     Credentials(CredentialsArgs),
     /// The scenario suite embedded in the binary.
     Features(FeaturesArgs),
+    /// Print the conformance map's totals (features/COVERAGE.md): per document, its normative
+    /// statements and how many MUST and SHOULD statements binding the gateway are covered,
+    /// partly covered or planned. Exit 2 when the map cannot be read.
+    Coverage(CoverageArgs),
+}
+
+/// `pushbench coverage`.
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Read this map instead of the one embedded in the binary.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Print the totals as the markdown table COVERAGE.md carries.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Also list the statements with this status (covered, partly, planned, not testable,
+    /// not applicable, other PNS, optional).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Also list the statements a requirement id checks (repeatable).
+    #[arg(long = "req", value_name = "ID")]
+    pub reqs: Vec<String>,
+}
+
+/// Why `pushbench coverage` printed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CoverageCommandError {
+    /// The file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The map has malformed rows.
+    #[error("{origin} is not a valid coverage map:\n{source}")]
+    Parse {
+        /// Where it came from.
+        origin: String,
+        /// Every problem.
+        source: crate::coverage::ParseError,
+    },
+    /// This binary was built without features/COVERAGE.md.
+    #[error("this pushbench carries no features/COVERAGE.md; give one with --file")]
+    NotEmbedded,
 }
 
 /// `pushbench credentials`.
@@ -166,8 +213,8 @@ pub struct FeaturesArgs {
 /// `pushbench features …`.
 #[derive(Debug, Subcommand)]
 pub enum FeaturesAction {
-    /// Write the embedded feature files and REQUIREMENTS.md under DIR, for editing; run them with
-    /// `pushbench run DIR`.
+    /// Write the embedded feature files, REQUIREMENTS.md and COVERAGE.md under DIR, for editing;
+    /// run them with `pushbench run DIR`.
     Export {
         /// The folder to write (created if missing).
         dir: PathBuf,
@@ -196,6 +243,12 @@ impl From<RunArgs> for RunOptions {
             ..RunOptions::default()
         }
     }
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| {
+        format!("{s:?}: expected covered, partly, planned, not testable, not applicable, other PNS or optional")
+    })
 }
 
 fn parse_cancel(s: &str) -> Result<CancelPolicy, String> {
@@ -230,16 +283,7 @@ where
             }
             runner::exit_code(&result)
         }
-        Command::Credentials(a) => match credentials(&a) {
-            Ok(text) => {
-                say(&text);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                say_err(&format!("pushbench: credentials: {e}\n"));
-                ExitCode::from(2)
-            }
-        },
+        Command::Credentials(a) => print_or_fail(credentials(&a), "credentials: "),
         Command::Features(FeaturesArgs {
             action: FeaturesAction::Export { dir, force },
         }) => match crate::bundle::export(&dir, force) {
@@ -281,16 +325,22 @@ where
                 ExitCode::from(2)
             }
         },
-        Command::List(a) => match list(&a) {
-            Ok(text) => {
-                say(&text);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                say_err(&format!("pushbench: {e}\n"));
-                ExitCode::from(2)
-            }
-        },
+        Command::Coverage(a) => print_or_fail(coverage(&a), "coverage: "),
+        Command::List(a) => print_or_fail(list(&a), ""),
+    }
+}
+
+/// Prints a command's text (exit 0) or its error after `pushbench: {what}` (exit 2).
+fn print_or_fail(result: Result<String, impl std::fmt::Display>, what: &str) -> ExitCode {
+    match result {
+        Ok(text) => {
+            say(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say_err(&format!("pushbench: {what}{e}\n"));
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -337,6 +387,88 @@ pub fn list(a: &ListArgs) -> Result<String, RunError> {
         ids.len()
     ));
     Ok(out)
+}
+
+/// The text `pushbench coverage` prints: the totals (plain or markdown), then the statements
+/// `--status` and `--req` ask for.
+pub fn coverage(a: &CoverageArgs) -> Result<String, CoverageCommandError> {
+    let (origin, text) = match &a.file {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|source| CoverageCommandError::Io {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => (
+            "features/COVERAGE.md (embedded)".to_owned(),
+            crate::bundle::coverage()
+                .ok_or(CoverageCommandError::NotEmbedded)?
+                .to_owned(),
+        ),
+    };
+    let map = crate::coverage::parse(&text).map_err(|source| CoverageCommandError::Parse {
+        origin: origin.clone(),
+        source,
+    })?;
+    if a.markdown {
+        return Ok(map.totals_markdown());
+    }
+    let mut out = format!(
+        "{origin}: {} normative statements, {} requirement ids named\n\n",
+        map.statements.len(),
+        map.named_requirements().len()
+    );
+    out.push_str(&map.totals_text());
+    if let Some(status) = a.status {
+        let rows: Vec<_> = map
+            .statements
+            .iter()
+            .filter(|s| s.status == status)
+            .collect();
+        out.push_str(&format!("\n{status} ({}):\n", rows.len()));
+        for s in rows {
+            out.push_str(&statement_line(s));
+        }
+    }
+    for id in &a.reqs {
+        out.push_str(&requirement_lines(&map, id));
+    }
+    Ok(out)
+}
+
+fn statement_line(s: &crate::coverage::Statement) -> String {
+    let mut out = format!(
+        "  {}  §{}  {}  {}\n",
+        s.id,
+        s.section,
+        s.keyword.as_str(),
+        s.text
+    );
+    if !s.note.is_empty() {
+        out.push_str(&format!("      {}\n", s.note));
+    }
+    out
+}
+
+fn requirement_lines(map: &CoverageMap, id: &str) -> String {
+    let checked = map.statements_checked_by(id);
+    let mut out = String::new();
+    if !checked.is_empty() {
+        out.push_str(&format!("\n{id} checks {} statements:\n", checked.len()));
+        for s in checked {
+            out.push_str(&format!("  ({}) ", s.status));
+            out.push_str(statement_line(s).trim_start());
+        }
+    }
+    match map.unmapped_reason(id) {
+        Some(why) => out.push_str(&format!("\n{id} checks no standard statement: {why}\n")),
+        None if out.is_empty() => {
+            out.push_str(&format!("\n{id} is not in the coverage map\n"));
+        }
+        None => {}
+    }
+    out
 }
 
 /// The static check `pushbench check` prints (see [`crate::check`]).

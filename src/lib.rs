@@ -9,6 +9,7 @@
 //! - [`container`]: the target's `[container]` section: the gateway as a container image.
 //! - [`catalog`]: the feature files, their `@req:` and `@profile:` tags.
 //! - [`check`]: `pushbench check`, the static check `run` also performs first.
+//! - [`coverage`]: the conformance map `features/COVERAGE.md`: standard statements → requirement ids.
 //! - [`credentials`]: what a credentials folder was made for.
 //! - [`world`]: one scenario's parties and timeline.
 //! - [`verdict`]: pass / fail / inconclusive / not-applicable and the error steps return.
@@ -24,6 +25,7 @@ pub mod check;
 pub mod cli;
 pub mod collector;
 pub mod container;
+pub mod coverage;
 pub mod credentials;
 pub mod demo_steps;
 pub mod expected;

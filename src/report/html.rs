@@ -1,12 +1,15 @@
 //! The HTML report: one self-contained page (inline CSS, no script, nothing fetched), to be read in
 //! one pass. On top, the run: when, which pushbench, against which target with which declared
-//! profile, capabilities and timers. Then the table of verdicts by requirement id, then one section
+//! profile, capabilities and timers. Then the table of verdicts by requirement id, each id with
+//! the standard statements it checks (from the conformance map, `features/COVERAGE.md`, folded in
+//! a `<details>`), then one section
 //! per scenario, failures first, with its Gherkin steps, its verdict and why, and its timeline as
 //! an inline SVG sequence diagram (hover an arrow for the raw message; the raw messages are also
 //! listed under it). What the timeline recorded after the verdict was known is greyed and labelled
 //! teardown: it is the bench tearing the parties down, not the gateway misbehaving.
 
 use super::{xml_escape as esc, RunReport, ScenarioResult, StepStatus};
+use crate::coverage::CoverageMap;
 use crate::expected::Outcome;
 use std::fmt::Write as _;
 use timeline::{Direction, Event};
@@ -22,11 +25,17 @@ section{border-top:2px solid #ddd;margin-top:1.5em;padding-top:.5em}
 ol.steps li.passed{color:#2a7d2a}ol.steps li.failed{color:#c0392b;font-weight:bold}
 ol.steps li.inconclusive,ol.steps li.undefined{color:#d68910;font-weight:bold}ol.steps li.not-run{color:#999}
 pre{background:#f6f6f6;padding:.5em;overflow-x:auto;white-space:pre-wrap}
+td details ul{margin:.2em 0;padding-left:1.2em}td details li{max-width:60em}
 svg text{font-family:monospace;font-size:12px}
 ";
 
-/// The whole page.
+/// The whole page, with the statements of the conformance map the binary carries.
 pub fn render(report: &RunReport) -> String {
+    render_with(report, crate::coverage::embedded())
+}
+
+/// The whole page; `coverage` gives each requirement id the statements it checks.
+pub fn render_with(report: &RunReport, coverage: Option<&CoverageMap>) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -64,7 +73,7 @@ pub fn render(report: &RunReport) -> String {
     if let Some(down) = &report.gateway_down {
         let _ = writeln!(out, "<p><b>The gateway {}.</b></p>", esc(down));
     }
-    out.push_str("<h2>By requirement</h2>\n<table><tr><th>requirement</th><th>pass</th><th>fail</th><th>xfail</th><th>xpass</th><th>inconclusive</th><th>n/a</th><th>not run</th><th>scenarios</th></tr>\n");
+    out.push_str("<h2>By requirement</h2>\n<table><tr><th>requirement</th><th>pass</th><th>fail</th><th>xfail</th><th>xpass</th><th>inconclusive</th><th>n/a</th><th>not run</th><th>scenarios</th><th>standard statements</th></tr>\n");
     for (id, row) in report.by_requirement() {
         let c = &row.counts;
         let links: Vec<String> = report
@@ -82,7 +91,7 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&id),
             c.pass,
             c.fail,
@@ -91,7 +100,8 @@ pub fn render(report: &RunReport) -> String {
             c.inconclusive,
             c.not_applicable,
             c.not_run,
-            links.join("<br>")
+            links.join("<br>"),
+            statements_cell(coverage, &id)
         );
     }
     out.push_str("</table>\n");
@@ -122,6 +132,56 @@ pub fn render(report: &RunReport) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// What the conformance map says of a requirement id: the statements it checks, folded, or why
+/// it checks none.
+fn statements_cell(coverage: Option<&CoverageMap>, id: &str) -> String {
+    let Some(map) = coverage else {
+        return String::new();
+    };
+    let checked = map.statements_checked_by(id);
+    if checked.is_empty() {
+        return match map.unmapped_reason(id) {
+            Some(why) => format!("<small>no standard statement: {}</small>", esc(why)),
+            None => "<small>not in the coverage map</small>".into(),
+        };
+    }
+    let items: Vec<String> = checked
+        .iter()
+        .map(|s| {
+            // A partly covered statement says what its scenarios leave unchecked.
+            let missing = if s.status == crate::coverage::Status::Partly {
+                format!("<br><small>{}</small>", esc(&s.note.replace('`', "")))
+            } else {
+                String::new()
+            };
+            format!(
+                "<li><code>{}</code> {} §{} {} ({}): {}{missing}</li>",
+                esc(&s.id),
+                esc(&s.document),
+                esc(&s.section),
+                s.keyword.as_str(),
+                s.status,
+                esc(&s.text.replace('`', ""))
+            )
+        })
+        .collect();
+    let partly = checked
+        .iter()
+        .filter(|s| s.status == crate::coverage::Status::Partly)
+        .count();
+    format!(
+        "<details><summary>{} statement{}{}</summary><ul>{}</ul></details>",
+        checked.len(),
+        if checked.len() == 1 { "" } else { "s" },
+        if partly > 0 {
+            format!(" ({partly} partly)")
+        } else {
+            String::new()
+        },
+        items.concat()
+    )
 }
 
 /// The run's header: when, which pushbench, the target and what it declares.
@@ -408,6 +468,49 @@ mod tests {
             html.contains("<g opacity=\"0.4\">"),
             "events after the verdict greyed"
         );
+    }
+
+    #[test]
+    fn requirement_ids_link_to_the_statements_they_check() {
+        let map = crate::coverage::parse(
+            "| id | § | keyword | statement | status | requirements | note |\n\
+             |---|---|---|---|---|---|---|\n\
+             | 8599-5.6.2-h | §5.6.2 | MUST | the proxy MUST … send a 480 <now> | covered | R-1 | |\n\
+             | 8599-5.6.2-b | §5.6.2 | MUST | the proxy MUST remove … and forward | partly | R-1 | removal unchecked |\n\
+             \n\
+             | requirement | why no statement |\n\
+             |---|---|\n\
+             | R-2 | Apple's rule |\n",
+        )
+        .unwrap();
+        let r = report(vec![
+            result("a", &["R-1"], Verdict::Pass, false),
+            result("b", &["R-2"], Verdict::Pass, false),
+            result("c", &["R-3"], Verdict::Pass, false),
+        ]);
+        let html = render_with(&r, Some(&map));
+        assert!(
+            html.contains("<details><summary>2 statements (1 partly)</summary><ul><li><code>8599-5.6.2-h</code> RFC 8599 §5.6.2 MUST (covered): the proxy MUST … send a 480 &lt;now&gt;</li>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "<code>8599-5.6.2-b</code> RFC 8599 §5.6.2 MUST (partly): the proxy MUST remove … and forward<br><small>removal unchecked</small></li>"
+        ));
+        assert!(
+            html.contains("no standard statement: Apple&apos;s rule"),
+            "{html}"
+        );
+        assert!(html.contains("not in the coverage map"));
+        assert!(!html.contains("<script"));
+        // Without a map the column stays empty.
+        assert!(!render_with(&r, None).contains("<details><summary>2 statements"));
+    }
+
+    #[test]
+    fn the_embedded_map_feeds_the_default_page() {
+        let r = report(vec![result("c5", &["SIP-C5"], Verdict::Pass, false)]);
+        let html = render(&r);
+        assert!(html.contains("<code>8599-5.6.2-h</code>"), "{html}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The fuzz input format, readable in seed files: one header per line as `name: value` (the first
+//! The `check_request` fuzz input format, readable in seed files: one header per line as `name: value` (the first
 //! `": "` after the first byte splits, so `:path: /3/device/…` works), an empty line, then the
 //! body. Any bytes are allowed anywhere; a line without `": "` is a header with an empty value.
 //! The placeholders `$JWT` and `$DERJWT` become provider tokens of the fuzzing key

@@ -6,7 +6,8 @@
 # hangs), then minimises every crash and hang into fuzz/regressions/TARGET/, where
 # fuzz/tests/replay.rs replays it on every `cargo test` (so fix the code before committing it).
 # AFL's working state stays in target/afl/out/TARGET (a second run resumes from it).
-# FUZZ_BINARY=path skips the build and fuzzes that afl-target binary.
+# FUZZ_BINARY=path skips the build and fuzzes that afl-target binary. FUZZ_MINIMISE=N minimises at
+# most N crashes and hangs (10); the others stay in target/afl/out/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,13 +60,18 @@ echo "corpus:      $(stat corpus_count) inputs ($(stat corpus_found) found by th
 echo "crashes:     $(stat saved_crashes)"
 echo "hangs:       $(stat saved_hangs)"
 
-# Every crash and hang, minimised, named by the hash of its content.
+# The first FUZZ_MINIMISE (10) crashes and hangs, minimised, named by the hash of their content
+# (many are one bug reached by different paths: minimising each takes seconds to minutes).
 mkdir -p "fuzz/regressions/$target"
 found=0
 for kind in crashes hangs; do
     for input in "$out/default/$kind"/id:*; do
         [[ -e $input ]] || continue
         found=$((found + 1))
+        if [[ $found -gt ${FUZZ_MINIMISE:-10} ]]; then
+            echo "left:        $input (over FUZZ_MINIMISE; replay it once the others pass)"
+            continue
+        fi
         tmp=$(mktemp)
         flags=()
         [[ $kind == hangs ]] && flags=(-H)

@@ -34,44 +34,16 @@ for p in h2load nghttpd curl python3; do
   command -v "$p" >/dev/null || { echo "bench-apns: $p is required (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-if [ -n "${BENCH_MOCK_BIN:-}" ]; then
-  MOCK=$BENCH_MOCK_BIN
-else
-  echo "bench-apns: building mock-apns (profile perf: release with fat LTO)" >&2
-  cargo build --profile perf -p mock-apns --bin mock-apns >&2
-  MOCK="${CARGO_TARGET_DIR:-target}/perf/mock-apns"
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. scripts/lib/mock-apns.sh
+MOCK=$(mock_binary "${BENCH_MOCK_BIN:-}" perf)
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # mock-apns: fresh credentials, addresses from its one-line JSON report.
-CREDS="$WORK/creds"
-mkdir -p "$CREDS"
-"$MOCK" serve --listen 127.0.0.1:0 --sandbox-listen 127.0.0.1:0 --control 127.0.0.1:0 \
-  --streams-before-auth "$STREAMS" --credentials "$CREDS" ${BENCH_MOCK_ARGS:-} >"$WORK/mock.out" 2>"$WORK/mock.log" &
-PIDS+=($!)
-for _ in $(seq 1 300); do
-  [ -s "$WORK/mock.out" ] && break
-  kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$WORK/mock.log" >&2; exit 1; }
-  sleep 0.1
-done
-REPORT=$(head -n1 "$WORK/mock.out")
-field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$REPORT" "$1"; }
-MOCK_ADDR=$(field production)
-CONTROL=$(field control)
-BUNDLE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bundle_id"])' "$CREDS/manifest.json")
-TOPIC="$BUNDLE.voip"
+# shellcheck disable=SC2086 # BENCH_MOCK_ARGS is a list of arguments
+start_mock "$MOCK" --streams-before-auth "$STREAMS" ${BENCH_MOCK_ARGS:-}
 DEVICE=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 curl -fsS -X POST "http://$CONTROL/devices" -H 'content-type: application/json' \
   -d "{\"token\":\"$DEVICE\",\"topics\":[\"$BUNDLE\",\"$TOPIC\"],\"environment\":\"production\",\"state\":\"online\"}" >/dev/null
@@ -104,7 +76,6 @@ cpu_ticks() { # pid
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
 TICK_US=$(python3 -c 'import os; print(1e6 / os.sysconf("SC_CLK_TCK"))')
-MOCK_PID=${PIDS[0]}
 NG_PID=${PIDS[1]}
 
 # Runs h2load; prints req/s, or fails if any request did not get a 2xx.

@@ -13,6 +13,9 @@ DEBIAN_PACKAGES=(
   prosody prosody-modules lua-sec
   ejabberd                  # 23.01: the second XMPP target (targets/ejabberd.toml)
   baresip-core
+  debootstrap               # containers/base/build.sh: the base image, with no registry
+  docker-compose            # containers/compose.yml (Compose 1.29; Compose v2 works too)
+  binutils                  # objcopy: containers/build.sh strips the binaries it puts in images
 )
 PYTHON_PACKAGES=(aioapns)
 

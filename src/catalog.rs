@@ -10,6 +10,7 @@
 //!   must all hold. A scenario whose profile tags the target does not meet is not-applicable: it is
 //!   reported, never run.
 
+use crate::bundle::{self, FeatureText};
 use cucumber::feature::Ext as _;
 use cucumber::gherkin;
 use cucumber::tag::Ext as _;
@@ -31,12 +32,24 @@ pub enum LoadError {
     /// A path holds no `.feature` file.
     #[error("{0}: no .feature file here")]
     NoFeatureFiles(PathBuf),
-    /// Gherkin syntax error.
-    #[error("{path}: {message}")]
+    /// A path is neither on disk nor a part of the embedded suite.
+    #[error("{path}: no such file or directory, and not a part of the embedded suite ({known})")]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+        /// The embedded folders, for the message.
+        known: String,
+    },
+    /// Gherkin syntax error, at a line and column (0 when the parser did not say).
+    #[error("{}: {message}", at(path, *line, *col))]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
+        /// The line (1-based).
+        line: usize,
+        /// The column (1-based).
+        col: usize,
+        /// What went wrong.
         message: String,
     },
     /// A scenario without a `@req:` tag.
@@ -146,28 +159,23 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads every `.feature` file under the given files or directories (recursively, sorted).
+    /// Loads every `.feature` file under the given files or directories (recursively, sorted);
+    /// a path that is not on disk but names a part of the embedded suite is taken from the
+    /// binary ([`crate::bundle`]); no path at all loads the whole embedded suite.
     pub fn load(paths: &[PathBuf]) -> Result<Catalog, LoadError> {
-        let mut files = Vec::new();
-        for p in paths {
-            let before = files.len();
-            collect_feature_files(p, &mut files)?;
-            if files.len() == before {
-                return Err(LoadError::NoFeatureFiles(p.clone()));
-            }
-        }
-        files.sort();
-        files.dedup();
+        Catalog::from_texts(resolve(paths)?)
+    }
+
+    /// Parses already-read feature texts (see [`resolve`]).
+    pub fn from_texts(files: Vec<FeatureText>) -> Result<Catalog, LoadError> {
         let mut catalog = Catalog::default();
         for f in files {
-            let feature = gherkin::Feature::parse_path(&f, gherkin::GherkinEnv::default())
-                .map_err(|e| LoadError::Parse {
-                    path: f.clone(),
-                    message: e.to_string(),
-                })?
+            let feature = parse_feature(&f)?
                 .expand_examples()
                 .map_err(|e| LoadError::Parse {
-                    path: f.clone(),
+                    path: f.path.clone(),
+                    line: 0,
+                    col: 0,
                     message: e.to_string(),
                 })?;
             catalog.add_feature(feature)?;
@@ -326,6 +334,177 @@ fn empty_tag(key: &ScenarioKey, tag: &str) -> LoadError {
     }
 }
 
+/// `path:line:col` (or less, when the position is unknown).
+fn at(path: &Path, line: usize, col: usize) -> String {
+    match (line, col) {
+        (0, _) => path.display().to_string(),
+        (l, 0) => format!("{}:{l}", path.display()),
+        (l, c) => format!("{}:{l}:{c}", path.display()),
+    }
+}
+
+/// The feature texts `paths` name (see [`Catalog::load`]), sorted by path, each once.
+pub fn resolve(paths: &[PathBuf]) -> Result<Vec<FeatureText>, LoadError> {
+    let mut out = Vec::new();
+    if paths.is_empty() {
+        out = bundle::embedded_features("").unwrap_or_default();
+    }
+    for p in paths {
+        if std::fs::symlink_metadata(p).is_ok() {
+            let mut files = Vec::new();
+            collect_feature_files(p, &mut files)?;
+            if files.is_empty() {
+                return Err(LoadError::NoFeatureFiles(p.clone()));
+            }
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|source| LoadError::Io {
+                    path: f.clone(),
+                    source,
+                })?;
+                out.push(FeatureText {
+                    path: f,
+                    text,
+                    embedded: false,
+                });
+            }
+        } else {
+            match bundle::embedded_features(&p.to_string_lossy()) {
+                Some(mut files) => out.append(&mut files),
+                None => {
+                    return Err(LoadError::NotFound {
+                        path: p.clone(),
+                        known: bundle::names().join(", "),
+                    })
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+/// Parses one feature, naming the line and column of a syntax error.
+fn parse_feature(f: &FeatureText) -> Result<gherkin::Feature, LoadError> {
+    let mut feature =
+        gherkin::Feature::parse(&f.text, gherkin::GherkinEnv::default()).map_err(|e| {
+            // gherkin's message is "Error at LINE:COL: {expected tokens}".
+            let text = e.to_string();
+            let (line, col, rest) = text
+                .strip_prefix("Error at ")
+                .and_then(|r| {
+                    let (pos, rest) = r.split_once(": ")?;
+                    let (l, c) = pos.split_once(':')?;
+                    Some((l.parse().ok()?, c.parse().ok()?, rest.to_owned()))
+                })
+                .unwrap_or((0, 0, text.clone()));
+            let (line, col, message) = match culprit(&f.text, line) {
+                Some(found) => found,
+                None => {
+                    let source = f.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+                    let expected: Vec<&str> = rest
+                        .trim_matches(|c| c == '{' || c == '}')
+                        .split(", ")
+                        .map(|t| t.trim_matches('"'))
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    let what = if expected.contains(&"unknown keyword") {
+                        "unknown keyword".to_owned()
+                    } else {
+                        format!("expected {}", expected.join(" or "))
+                    };
+                    (
+                        line,
+                        col,
+                        format!("Gherkin syntax error: {what} in {:?}", source.trim()),
+                    )
+                }
+            };
+            LoadError::Parse {
+                path: f.path.clone(),
+                line,
+                col,
+                message,
+            }
+        })?;
+    feature.path = Some(f.path.clone());
+    Ok(feature)
+}
+
+/// The Gherkin keywords a line inside a scenario may start with.
+const KEYWORDS: &[&str] = &[
+    "Feature:",
+    "Rule:",
+    "Background:",
+    "Scenario:",
+    "Scenario Outline:",
+    "Scenario Template:",
+    "Example:",
+    "Examples:",
+    "Scenarios:",
+    "Given ",
+    "When ",
+    "Then ",
+    "And ",
+    "But ",
+    "* ",
+];
+
+/// gherkin reports a construct it cannot finish at the end of the file; find the line that
+/// started it: an unclosed doc string, or a line after a step that is not Gherkin.
+fn culprit(text: &str, reported: usize) -> Option<(usize, usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    if reported <= lines.len() {
+        return None;
+    }
+    let mut open_doc: Option<(usize, &str)> = None;
+    let mut after_step = false;
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim_start();
+        let (n, col) = (i + 1, raw.len() - line.len() + 1);
+        if let Some((_, delim)) = open_doc {
+            if line.starts_with(delim) {
+                open_doc = None;
+            }
+            continue;
+        }
+        if let Some(delim) = ["\"\"\"", "```"].into_iter().find(|d| line.starts_with(d)) {
+            open_doc = Some((n, delim));
+            continue;
+        }
+        if line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with('@')
+            || line.starts_with('|')
+        {
+            continue;
+        }
+        let keyword = KEYWORDS.iter().find(|k| line.starts_with(*k));
+        match keyword {
+            Some(k) => after_step = matches!(*k, "Given " | "When " | "Then " | "And " | "But " | "* "),
+            None if after_step => {
+                return Some((
+                    n,
+                    col,
+                    format!(
+                        "Gherkin syntax error: {line:?} is not a step or a section (lines here start with Given, When, Then, And, But, Scenario:, Examples:, |, \"\"\" or #)"
+                    ),
+                ))
+            }
+            None => {}
+        }
+    }
+    open_doc.map(|(n, delim)| {
+        (
+            n,
+            1,
+            format!(
+                "Gherkin syntax error: the doc string opened here with {delim} is never closed"
+            ),
+        )
+    })
+}
+
 fn collect_feature_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_owned(),
@@ -481,12 +660,14 @@ Feature: Demo
         let p = write(
             dir.path(),
             "x.feature",
-            "Feature x without colon\n  Scenario s\n",
+            "@req:A\nFeature: x\n  Scenario: s\n    Then a\n  Scenari s\n",
         );
-        assert!(matches!(
-            Catalog::load(&[p]).unwrap_err(),
-            LoadError::Parse { .. }
-        ));
+        let e = Catalog::load(std::slice::from_ref(&p)).unwrap_err();
+        assert!(matches!(e, LoadError::Parse { line: 5, .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with(&format!("{}:5:", p.display())),
+            "{e}"
+        );
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
             Catalog::load(&[empty.path().to_owned()]).unwrap_err(),
@@ -494,7 +675,21 @@ Feature: Demo
         ));
         assert!(matches!(
             Catalog::load(&[dir.path().join("missing")]).unwrap_err(),
-            LoadError::Io { .. }
+            LoadError::NotFound { .. }
         ));
+    }
+
+    #[test]
+    fn the_embedded_suite_loads_from_anywhere() {
+        let all = Catalog::load(&[]).unwrap();
+        assert!(all.scenarios.len() > 40);
+        assert!(all.requirement_ids().contains("SIP-B1"));
+        let xmpp = Catalog::load(&[PathBuf::from("features/xmpp-not-on-disk-but")]);
+        assert!(matches!(xmpp, Err(LoadError::NotFound { .. })));
+        let sip = Catalog::load(&[PathBuf::from("sip")]).unwrap();
+        assert!(sip
+            .scenarios
+            .iter()
+            .all(|s| s.key.path.starts_with("features/sip")));
     }
 }

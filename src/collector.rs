@@ -27,6 +27,9 @@ pub struct Attempt {
     pub steps: Vec<StepRun>,
     /// The step running now: (keyword, text, since).
     pub running: Option<(String, String, Instant)>,
+    /// When the last step ended: the verdict is known from then on, and what the timeline
+    /// records after it is teardown.
+    pub steps_ended: Option<Instant>,
     /// What went wrong: (verdict, reason, the step as `Keyword text`).
     pub problems: Vec<(Verdict, String, Option<String>)>,
     /// Verdicts the steps recorded with `BenchWorld::set_verdict`.
@@ -45,6 +48,7 @@ impl Attempt {
             finished: None,
             steps: Vec::new(),
             running: None,
+            steps_ended: None,
             problems: Vec::new(),
             recorded: Vec::new(),
             cucumber_failed: false,
@@ -109,12 +113,30 @@ pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Collected> {
     timeline::lock(shared)
 }
 
+/// A scenario the runner's before hook did not run, and why: not run (`--fail-fast`), or
+/// inconclusive (the gateway stopped answering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    /// True for "not run", false for inconclusive.
+    pub not_run: bool,
+    /// Why.
+    pub why: String,
+}
+
+/// The scenarios skipped so far, shared by the runner's hooks and the collector.
+pub type Skips = Arc<Mutex<HashMap<ScenarioKey, Skip>>>;
+
+/// Called when a scenario's final attempt finishes: (scenario, verdict, deciding step).
+pub type OnFinal = Box<dyn FnMut(&ScenarioKey, Verdict, Option<&str>)>;
+
 /// The writer.
 pub struct Collector {
     shared: Shared,
     infos: Arc<HashMap<ScenarioKey, ScenarioInfo>>,
     total: usize,
     progress: bool,
+    on_final: Option<OnFinal>,
+    skips: Skips,
 }
 
 impl Collector {
@@ -131,7 +153,21 @@ impl Collector {
             infos,
             total,
             progress,
+            on_final: None,
+            skips: Skips::default(),
         }
+    }
+
+    /// Shows the scenarios in `skips` as skipped (not as failed before hooks) in the progress.
+    pub fn with_skips(mut self, skips: Skips) -> Collector {
+        self.skips = skips;
+        self
+    }
+
+    /// Calls `f` when a scenario's final attempt finishes (`--fail-fast` decides from it).
+    pub fn on_final(mut self, f: OnFinal) -> Collector {
+        self.on_final = Some(f);
+        self
     }
 
     fn scenario(
@@ -180,23 +216,40 @@ impl Collector {
                 a.recorded = recorded;
                 let retry = a.cucumber_failed && ev.retries.is_some_and(|r| r.left > 0);
                 a.is_final = !retry;
-                let (verdict, reason, _) = a.decide();
+                let (verdict, reason, step) = a.decide();
                 let took = a.duration();
-                if a.is_final {
+                let is_final = a.is_final;
+                if is_final {
                     c.done += 1;
                 }
                 let done = c.done;
-                if self.progress {
+                let skip = self
+                    .skips
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned();
+                if self.progress && (is_final || skip.is_none()) {
                     let info = self.infos.get(&key);
                     let name = info
                         .map(|i| i.full_name())
                         .unwrap_or_else(|| key.to_string());
                     let reqs = info.map(|i| i.requirements.join(",")).unwrap_or_default();
                     let width = self.total.to_string().len();
-                    let status = if retry {
-                        format!("{verdict} (attempt {number}, retrying)")
-                    } else {
-                        verdict.to_string()
+                    let (status, reason) = match &skip {
+                        Some(skip) => (
+                            if skip.not_run {
+                                "not run"
+                            } else {
+                                "inconclusive"
+                            }
+                            .to_owned(),
+                            Some(skip.why.clone()),
+                        ),
+                        None if retry => {
+                            (format!("{verdict} (attempt {number}, retrying)"), reason)
+                        }
+                        None => (verdict.to_string(), reason),
                     };
                     let mut line = format!(
                         "[{done:>width$}/{}] {status:<12} {name} [{reqs}] ({:.2} s)\n",
@@ -214,6 +267,12 @@ impl Collector {
                         }
                     }
                     crate::report::say(&line);
+                }
+                if is_final {
+                    drop(c);
+                    if let Some(f) = self.on_final.as_mut() {
+                        f(&key, verdict, step.as_deref());
+                    }
                 }
             }
         }
@@ -273,6 +332,7 @@ fn step_event(a: &mut Attempt, step: &gherkin::Step, ev: event::Step<BenchWorld>
     };
     let duration = Some(since(a));
     a.running = None;
+    a.steps_ended = Some(Instant::now());
     a.steps.push(StepRun {
         keyword,
         text: step.value.clone(),

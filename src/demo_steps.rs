@@ -46,6 +46,12 @@ fn check_fails(w: &mut BenchWorld, reason: String) {
     }))
 }
 
+#[then(expr = "the demo check waits {int} ms, then fails because {string}")]
+async fn waits_then_fails(_w: &mut BenchWorld, ms: u64, reason: String) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    outcome(Err(StepError::fail(reason)))
+}
+
 #[then(expr = "the demo precondition cannot be established because {string}")]
 fn precondition(_w: &mut BenchWorld, reason: String) {
     outcome(Err(StepError::inconclusive(reason)))

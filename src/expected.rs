@@ -129,6 +129,8 @@ pub enum Outcome {
     Xfail,
     /// Not run: the target's profile excludes it.
     NotApplicable,
+    /// Not run because the run stopped first (interrupted, or `--fail-fast` after a failure).
+    NotRun,
     /// The bench could not establish the precondition.
     Inconclusive,
     /// Passed although the baseline expects a failure: the baseline is stale.
@@ -156,12 +158,13 @@ impl Outcome {
         matches!(self, Outcome::Fail | Outcome::Xpass | Outcome::Inconclusive)
     }
 
-    /// `pass`, `xfail`, `not-applicable`, `inconclusive`, `xpass`, `fail`.
+    /// `pass`, `xfail`, `not-applicable`, `not-run`, `inconclusive`, `xpass`, `fail`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Xfail => "xfail",
             Outcome::NotApplicable => "not-applicable",
+            Outcome::NotRun => "not-run",
             Outcome::Inconclusive => "inconclusive",
             Outcome::Xpass => "xpass",
             Outcome::Fail => "fail",

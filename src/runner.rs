@@ -1,29 +1,56 @@
 //! The runner: loads the target, its expected failures and the features, decides which scenarios
 //! run and which are not-applicable, runs them on cucumber (concurrently, each with a fresh
-//! [`BenchWorld`]), gates the verdicts on the baseline and writes the reports.
+//! [`BenchWorld`](crate::world::BenchWorld)), gates the verdicts on the baseline and writes the reports.
 //!
 //! Both `pushbench run` and the cucumber test harness (`tests/features.rs`) call [`run_blocking`].
 //!
+//! The order of a run:
+//! 1. load the target (host names resolved), its baseline and the features; the static check of
+//!    [`crate::check`] (an unknown step or capability stops the run here);
+//! 2. create and check the report paths, write the APNs credentials, start the mock APNs (its
+//!    listen address must bind);
+//! 3. the target's `start` and `reset` commands, then the pre-flight probes of
+//!    [`crate::preflight`]: a gateway that does not answer stops the run with one message;
+//! 4. the scenarios; before each one the gateway is probed again (and every 2 s in the
+//!    background), so a gateway that stops answering mid-run is reported as such;
+//! 5. the `stop` command, then every process group a command left running is stopped;
+//! 6. the reports.
+//!
+//! SIGINT or SIGTERM at any point stops the scenarios, runs steps 5 and 6 with what finished (the
+//! rest are "not run") and exits 130 or 143.
+//!
 //! Exit codes ([`exit_code`]): 0 every selected scenario passed, xfailed or is not applicable; 1 a
 //! scenario failed unexpectedly, xpassed (stale baseline) or was inconclusive; 2 the run could not
-//! start (bad target or baseline, Gherkin error, a scenario without `@req:`, a filter that selects
-//! nothing, every selected scenario not applicable, a failed start/reset command).
+//! start (bad target or baseline, a finding of the static check, a filter that selects nothing,
+//! every selected scenario not applicable, a gateway that does not answer, an APNs address that
+//! cannot be bound, a failed start/reset command, a report path that cannot be written); 130 or
+//! 143 interrupted by SIGINT or SIGTERM.
 
-use crate::catalog::{parse_tags, Catalog, LoadError, ScenarioInfo, ScenarioKey};
-use crate::collector::{self, Attempt, Collector, Shared};
-use crate::expected::{Expectation, ExpectedError, ExpectedFailures, Outcome};
-use crate::report::{self, RunReport, ScenarioResult, StepRun, StepStatus};
-use crate::scenario::{GatewayFaults, ScenarioContext};
-use crate::target::{CancelPolicy, CommandRun, Target, TargetError, TargetKind};
+mod control;
+mod results;
+mod scenarios;
+mod selection;
+
+pub use selection::{plan, split_positions, Position, Selection};
+
+use crate::catalog::{Catalog, LoadError, ScenarioInfo, ScenarioKey};
+use crate::check::CheckReport;
+use crate::collector::{self, Shared};
+use crate::expected::{ExpectedError, ExpectedFailures};
+use crate::preflight::{Liveness, ProbeFailure, Probes};
+use crate::report::{self, Interruption, RunReport};
+use crate::scenario::GatewayFaults;
+use crate::target::{CancelPolicy, CommandRun, ProcessGroups, Target, TargetError, TargetKind};
 use crate::verdict::Verdict;
-use crate::world::BenchWorld;
-use cucumber::{cli, gherkin, World as _};
-use futures::FutureExt as _;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+use control::*;
+use results::*;
+use scenarios::*;
 
 /// What to run and where to write.
 #[derive(Clone, Debug)]
@@ -35,7 +62,13 @@ pub struct RunOptions {
     pub embedded_cancel: Option<CancelPolicy>,
     /// A cucumber tag expression (`@req:SIP-C2 or @apns`).
     pub tags: Option<String>,
-    /// Feature files or directories.
+    /// Only scenarios whose name (`Feature: scenario`) matches this regular expression.
+    pub name: Option<String>,
+    /// Only scenarios with a requirement id starting with one of these (`SIP-B`).
+    pub req: Vec<String>,
+    /// Start no scenario after the first one that fails the run; the rest are "not run".
+    pub fail_fast: bool,
+    /// Feature files or directories; empty for the suite embedded in the binary.
     pub features: Vec<PathBuf>,
     /// JUnit XML output.
     pub junit: Option<PathBuf>,
@@ -53,6 +86,9 @@ pub struct RunOptions {
     pub print: bool,
     /// Faults switched on in the bench's own gateways (the fault matrices); none by default.
     pub faults: GatewayFaults,
+    /// Start and stop the target's `[container]` (default true); false when Compose or
+    /// testcontainers runs the gateway container (`pushbench run --no-container`).
+    pub manage_container: bool,
 }
 
 impl Default for RunOptions {
@@ -61,7 +97,10 @@ impl Default for RunOptions {
             target: None,
             embedded_cancel: None,
             tags: None,
-            features: vec![PathBuf::from("features")],
+            name: None,
+            req: Vec::new(),
+            fail_fast: false,
+            features: Vec::new(),
             junit: None,
             json: None,
             html: None,
@@ -70,6 +109,7 @@ impl Default for RunOptions {
             teardown_timeout: Duration::from_secs(5),
             print: true,
             faults: GatewayFaults::default(),
+            manage_container: true,
         }
     }
 }
@@ -86,14 +126,36 @@ pub enum RunError {
     /// The features could not be loaded.
     #[error("features: {0}")]
     Load(#[from] LoadError),
-    /// The tag expression does not parse.
+    /// The tag expression or the name pattern does not parse.
     #[error("{0}")]
     Tags(String),
+    /// The static check found problems (see [`crate::check`]).
+    #[error("{0}")]
+    Check(CheckReport),
+    /// The gateway does not answer on an address the target declares.
+    #[error("the gateway does not answer: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unreachable(Vec<ProbeFailure>),
+    /// The mock APNs cannot listen where the target says the gateway sends its pushes.
+    #[error("apns.listen {address}: the mock APNs cannot listen there: {reason}")]
+    ApnsListen {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// A report file cannot be written.
+    #[error("report {path}: cannot be written: {source}")]
+    ReportPath {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Options that do not go together.
     #[error("{0}")]
     Usage(String),
     /// The selection is empty: never a pass.
-    #[error("no scenario selected (features {features}, tags {tags}): nothing would be tested")]
+    #[error("no scenario selected (features {features}, filter {tags}): nothing would be tested")]
     NothingSelected {
         /// The feature paths.
         features: String,
@@ -111,6 +173,9 @@ pub enum RunError {
     /// The APNs credentials an external target's configuration points at could not be written.
     #[error("apns.credentials_dir: {0}")]
     Credentials(#[from] mock_apns::CredentialsError),
+    /// The target's gateway container could not be started.
+    #[error("container: {0}")]
+    Container(#[from] crate::container::ContainerError),
     /// A start or reset command failed.
     #[error("target command {} failed ({}): {}", .0.which, .0.run, command_failure(.0))]
     Command(Box<CommandRun>),
@@ -137,9 +202,24 @@ fn command_failure(c: &CommandRun) -> String {
     }
 }
 
+/// The feature paths as a message names them (`the embedded suite` for none).
+pub fn describe_features(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "the embedded suite".into();
+    }
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The exit code for a run's result (see the module doc).
 pub fn exit_code(result: &Result<RunReport, RunError>) -> ExitCode {
     match result {
+        Ok(r) if r.interrupted.is_some() => {
+            ExitCode::from(r.interrupted.map(Interruption::exit_code).unwrap_or(1))
+        }
         Ok(r) if r.passed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(_) => ExitCode::from(2),
@@ -157,32 +237,6 @@ pub fn run_blocking(opts: &RunOptions) -> Result<RunReport, RunError> {
             source,
         })?;
     rt.block_on(run(opts))
-}
-
-/// The scenarios of `features` selected by `tags`, each with the reason it is not applicable to
-/// `target` (`None` when it runs).
-pub fn plan<'a>(
-    catalog: &'a Catalog,
-    tags: Option<&str>,
-    target: &Target,
-) -> Result<Vec<(&'a ScenarioInfo, Option<String>)>, RunError> {
-    let expr = tags.map(parse_tags).transpose().map_err(RunError::Tags)?;
-    let declared = target.profile_names();
-    Ok(catalog
-        .select(expr.as_ref())
-        .into_iter()
-        .map(|s| {
-            let unmet = s.unmet_profiles(&declared);
-            let why = (!unmet.is_empty()).then(|| {
-                format!(
-                    "target {:?} does not declare profile {}",
-                    target.name,
-                    unmet.join(", ")
-                )
-            });
-            (s, why)
-        })
-        .collect())
 }
 
 /// Loads the target named in `opts` (or the embedded one) and the directory its commands run in.
@@ -216,22 +270,29 @@ pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
 pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
-    let (target, dir) = load_target(opts)?;
+    let (mut target, dir) = load_target(opts)?;
+    target.resolve_addresses()?;
     let expected = match &target.expected_failures {
         Some(p) => ExpectedFailures::load(p)?,
         None => ExpectedFailures::default(),
     };
-    let catalog = Catalog::load(&opts.features)?;
-    let planned = plan(&catalog, opts.tags.as_deref(), &target)?;
+    let (paths, positions) = split_positions(&opts.features)?;
+    let checked = crate::check::check(&paths, &target)?;
+    if !checked.findings.is_empty() {
+        return Err(RunError::Check(checked));
+    }
+    let catalog = Catalog::load(&paths)?;
+    let selection = Selection::new(
+        opts.tags.as_deref(),
+        opts.name.as_deref(),
+        &opts.req,
+        positions,
+    )?;
+    let planned = plan(&catalog, &selection, &target)?;
     if planned.is_empty() {
         return Err(RunError::NothingSelected {
-            features: opts
-                .features
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            tags: opts.tags.clone().unwrap_or_else(|| "(none)".into()),
+            features: describe_features(&opts.features),
+            tags: selection.describe(opts.tags.as_deref()),
         });
     }
     let to_run: BTreeSet<ScenarioKey> = planned
@@ -245,6 +306,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             target: target.name.clone(),
         });
     }
+    check_report_paths(opts)?;
     let mut warnings: Vec<String> = expected
         .unmatched(&catalog.scenarios)
         .into_iter()
@@ -252,8 +314,23 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         .collect();
 
     // The gateway's configuration points at these files, so they exist before it starts; the mock
-    // APNs loads the same directory when the first scenario starts it.
+    // APNs loads the same directory.
     if target.kind == TargetKind::External && !target.apns.credentials_dir.as_os_str().is_empty() {
+        let differences = crate::credentials::differences(
+            &target.apns.credentials_dir,
+            &target.apns.bundle_id,
+            None,
+            &[],
+        );
+        if !differences.is_empty() {
+            return Err(RunError::Usage(format!(
+                "apns.credentials_dir {} holds credentials made for {}; remove the folder or run `pushbench credentials --force --out {} --bundle-id {}`, then reconfigure the gateway",
+                target.apns.credentials_dir.display(),
+                differences.join(", "),
+                target.apns.credentials_dir.display(),
+                target.apns.bundle_id
+            )));
+        }
         mock_apns::Credentials::generate_or_load(
             &target.apns.credentials_dir,
             &target.apns.bundle_id,
@@ -261,25 +338,79 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             &[],
         )?;
     }
+    start_mock_apns(&target).await?;
+
+    let mut interrupts = Interrupts::new()?;
+    let mut interrupted = None;
+    let groups = ProcessGroups::default();
     let mut commands = Vec::new();
+    let mut gateway = crate::container::Managed::start_for(&target, opts.manage_container).await?;
+    commands.extend(gateway.as_ref().map(|g| g.start_record()));
     for (which, c) in [
         ("start", &target.commands.start),
         ("reset", &target.commands.reset),
     ] {
-        if let Some(c) = c {
-            let r = c
-                .execute(which, &dir)
-                .await
-                .map_err(|source| RunError::Io {
-                    path: PathBuf::from(&c.run),
-                    source,
-                })?;
-            let ok = r.succeeded();
-            commands.push(r.clone());
-            if !ok {
-                stop(&target, &dir, &mut commands).await;
-                return Err(RunError::Command(Box::new(r)));
+        let Some(c) = c else { continue };
+        let r = tokio::select! {
+            r = c.execute(which, &dir, &groups) => r.map_err(|source| RunError::Io {
+                path: PathBuf::from(&c.run),
+                source,
+            }),
+            sig = interrupts.recv() => {
+                interrupted = Some(sig);
+                break;
             }
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                finish_commands(
+                    &target,
+                    &dir,
+                    &groups,
+                    &mut commands,
+                    &mut warnings,
+                    &mut gateway,
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let ok = r.succeeded();
+        commands.push(r.clone());
+        if !ok {
+            finish_commands(
+                &target,
+                &dir,
+                &groups,
+                &mut commands,
+                &mut warnings,
+                &mut gateway,
+            )
+            .await;
+            return Err(RunError::Command(Box::new(r)));
+        }
+    }
+    let probes = Probes::of(&target);
+    if interrupted.is_none() && !probes.is_empty() {
+        let checked = tokio::select! {
+            r = preflight(&probes) => r,
+            sig = interrupts.recv() => {
+                interrupted = Some(sig);
+                Ok(())
+            }
+        };
+        if let Err(e) = checked {
+            finish_commands(
+                &target,
+                &dir,
+                &groups,
+                &mut commands,
+                &mut warnings,
+                &mut gateway,
+            )
+            .await;
+            return Err(e);
         }
     }
 
@@ -292,15 +423,57 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             .collect(),
     );
     let shared: Shared = Shared::default();
-    let features = catalog.features_with(&to_run);
-    let deadline_hit = tokio::time::timeout(
-        opts.timeout,
-        execute(features, &target, &dir, &infos, &shared, opts),
+    let gate = Gate::default();
+    let liveness = Liveness::default();
+    let mut deadline_hit = false;
+    if interrupted.is_none() {
+        let features = catalog.features_with(&to_run);
+        let watch = (!probes.is_empty()).then(|| {
+            tokio::spawn(watch_gateway(
+                probes.clone(),
+                liveness.clone(),
+                gate.clone(),
+            ))
+        });
+        let control = Control {
+            gate: gate.clone(),
+            liveness: liveness.clone(),
+            probes: Arc::new(probes),
+            groups: groups.clone(),
+            expected: opts.fail_fast.then(|| Arc::new(expected.clone())),
+        };
+        tokio::select! {
+            r = tokio::time::timeout(
+                opts.timeout,
+                execute(features, &target, &dir, &infos, &shared, opts, control),
+            ) => deadline_hit = r.is_err(),
+            sig = interrupts.recv() => interrupted = Some(sig),
+        }
+        if let Some(w) = watch {
+            w.abort();
+        }
+    }
+    if let Some(sig) = interrupted {
+        interrupts.second_one_exits(sig);
+    }
+    finish_commands(
+        &target,
+        &dir,
+        &groups,
+        &mut commands,
+        &mut warnings,
+        &mut gateway,
     )
-    .await
-    .is_err();
-    stop(&target, &dir, &mut commands).await;
+    .await;
 
+    let down = liveness.down();
+    let gateway_down = down.as_ref().map(|d| {
+        format!(
+            "stopped answering at +{:.1} s ({})",
+            d.since.saturating_duration_since(started).as_secs_f64(),
+            d.describe()
+        )
+    });
     let mut c = collector::lock(&shared);
     warnings.append(&mut c.warnings);
     if deadline_hit {
@@ -309,25 +482,56 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             opts.timeout
         ));
     }
+    let skipped = gate
+        .skipped
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let scenarios = planned
         .iter()
         .map(|(info, na)| {
             let expectation = expected.lookup(info).cloned();
-            match na {
-                Some(why) => not_applicable(info, why, expectation),
-                None => ran(
-                    info,
-                    c.attempts.get(&info.key),
-                    c.timelines.get(&info.key),
-                    expectation,
-                    opts.timeout,
-                ),
+            if let Some(why) = na {
+                return not_applicable(info, why, expectation);
             }
+            let attempt = c.attempts.get(&info.key);
+            let timeline = c.timelines.get(&info.key);
+            if let Some(skip) = skipped.get(&info.key) {
+                return skipped_result(info, skip.not_run, &skip.why, timeline, expectation);
+            }
+            let finished = attempt.is_some_and(|a| a.finished.is_some());
+            if let (Some(sig), false) = (interrupted, finished) {
+                let why = format!("not run: the run was interrupted by {}", sig.name());
+                return skipped_result(info, true, &why, timeline, expectation);
+            }
+            let mut r = ran(info, attempt, timeline, expectation, opts.timeout);
+            if let (Some(d), Some(a)) = (&down, attempt) {
+                // A scenario that was running when the gateway went quiet failed because of it.
+                let overlapped = a.started <= d.since + Duration::from_secs(1)
+                    && a.finished.is_none_or(|f| f >= d.since);
+                if overlapped && r.verdict != Verdict::Pass {
+                    r.reason = Some(format!(
+                        "the gateway stopped answering at +{:.1} s: {}",
+                        d.since.saturating_duration_since(a.started).as_secs_f64(),
+                        r.reason.unwrap_or_default()
+                    ));
+                }
+            }
+            r
         })
         .collect();
     drop(c);
+    if let Some(d) = &gateway_down {
+        let not_run = skipped.values().filter(|s| !s.not_run).count();
+        warnings.push(format!(
+            "the gateway {d}; {not_run} scenario(s) after that were not run (inconclusive)"
+        ));
+    }
     let report = RunReport {
         target: target.name.clone(),
+        header: header(&target, opts),
+        interrupted,
+        gateway_down,
         started: started_wall,
         duration: started.elapsed(),
         scenarios,
@@ -348,250 +552,4 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         }
     }
     Ok(report)
-}
-
-async fn stop(target: &Target, dir: &Path, commands: &mut Vec<CommandRun>) {
-    if let Some(c) = &target.commands.stop {
-        match c.execute("stop", dir).await {
-            Ok(r) => commands.push(r),
-            Err(e) => commands.push(CommandRun {
-                which: "stop".into(),
-                run: c.run.clone(),
-                exit_code: None,
-                timed_out: false,
-                stdout: String::new(),
-                stderr: format!("could not start: {e}"),
-                took: Duration::ZERO,
-            }),
-        }
-    }
-}
-
-/// Runs the target's `before_scenario` command; a failure is the scenario's precondition failing
-/// (inconclusive). Not noted on the timeline, which holds the parties' events only.
-async fn run_before_scenario(c: &crate::target::Command, dir: &Path) -> Result<(), String> {
-    let r = c
-        .execute("before_scenario", dir)
-        .await
-        .map_err(|e| format!("target command before_scenario ({}): {e}", c.run))?;
-    if !r.succeeded() {
-        return Err(format!(
-            "target command before_scenario failed ({}): {}",
-            r.run,
-            command_failure(&r)
-        ));
-    }
-    Ok(())
-}
-
-/// A parser that hands cucumber the features the catalogue already loaded and trimmed.
-struct Preloaded(Vec<gherkin::Feature>);
-
-impl cucumber::Parser<()> for Preloaded {
-    type Cli = cli::Empty;
-    type Output =
-        futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
-
-    fn parse(self, _input: (), _cli: cli::Empty) -> Self::Output {
-        futures::stream::iter(self.0.into_iter().map(Ok).collect::<Vec<_>>())
-    }
-}
-
-async fn execute(
-    features: Vec<gherkin::Feature>,
-    target: &Arc<Target>,
-    dir: &Path,
-    infos: &Arc<HashMap<ScenarioKey, ScenarioInfo>>,
-    shared: &Shared,
-    opts: &RunOptions,
-) {
-    let total = infos.len();
-    let (before_target, before_infos, before_shared) =
-        (target.clone(), infos.clone(), shared.clone());
-    let faults = Arc::new(opts.faults.clone());
-    let after_shared = shared.clone();
-    let teardown_timeout = opts.teardown_timeout;
-    let before_scenario = target.commands.before_scenario.clone().map(Arc::new);
-    let command_dir = Arc::new(dir.to_path_buf());
-    let mut cucumber = BenchWorld::cucumber::<&Path>()
-        .with_parser(Preloaded(features))
-        .with_writer(Collector::new(
-            shared.clone(),
-            infos.clone(),
-            total,
-            opts.print,
-        ))
-        .before(move |feature, _rule, scenario, world| {
-            let key = ScenarioKey::of(feature, scenario);
-            let info = before_infos.get(&key);
-            world.set_context(ScenarioContext {
-                target: before_target.clone(),
-                key: key.clone(),
-                name: scenario.name.clone(),
-                requirements: info.map(|i| i.requirements.clone()).unwrap_or_default(),
-                faults: faults.clone(),
-            });
-            collector::lock(&before_shared)
-                .timelines
-                .insert(key, world.timeline.clone());
-            let (command, command_dir) = (before_scenario.clone(), command_dir.clone());
-            async move {
-                if let Some(c) = command {
-                    if let Err(e) = run_before_scenario(&c, &command_dir).await {
-                        panic!("{e}");
-                    }
-                }
-                crate::verdict::outcome(world.prepare().await);
-            }
-            .boxed_local()
-        })
-        .after(move |feature, _rule, scenario, _finished, world| {
-            let key = ScenarioKey::of(feature, scenario);
-            let shared = after_shared.clone();
-            async move {
-                let Some(world) = world else { return };
-                let overran = world.teardown(teardown_timeout).await;
-                let mut c = collector::lock(&shared);
-                for what in overran {
-                    c.warnings.push(format!(
-                        "{key}: teardown {what:?} overran {teardown_timeout:?}"
-                    ));
-                }
-                c.recorded.insert(key, world.verdicts().to_vec());
-            }
-            .boxed_local()
-        });
-    // Scenarios of a target cleaned before each one share its accounts: one at a time.
-    let concurrency = match target.commands.before_scenario {
-        Some(_) => {
-            if opts.concurrency.is_some_and(|n| n > 1) {
-                eprintln!(
-                    "pushbench: the target has a before_scenario command, so its scenarios share \
-                     its accounts and run one at a time (--concurrency ignored)"
-                );
-            }
-            Some(1)
-        }
-        None => opts.concurrency,
-    };
-    if let Some(n) = concurrency {
-        cucumber = cucumber.max_concurrent_scenarios(n.max(1));
-    }
-    cucumber.with_default_cli().run(()).await;
-}
-
-fn all_steps_not_run(info: &ScenarioInfo) -> Vec<StepRun> {
-    info.steps
-        .iter()
-        .map(|(k, t)| StepRun {
-            keyword: k.clone(),
-            text: t.clone(),
-            status: StepStatus::NotRun,
-            error: None,
-            duration: None,
-        })
-        .collect()
-}
-
-fn not_applicable(
-    info: &ScenarioInfo,
-    why: &str,
-    expectation: Option<Expectation>,
-) -> ScenarioResult {
-    ScenarioResult {
-        info: info.clone(),
-        verdict: Verdict::NotApplicable,
-        outcome: Outcome::NotApplicable,
-        reason: Some(why.to_owned()),
-        failed_step: None,
-        steps: all_steps_not_run(info),
-        attempts: 0,
-        duration: Duration::ZERO,
-        events: Vec::new(),
-        expectation,
-    }
-}
-
-fn ran(
-    info: &ScenarioInfo,
-    attempt: Option<&Attempt>,
-    timeline: Option<&timeline::Timeline>,
-    expectation: Option<Expectation>,
-    deadline: Duration,
-) -> ScenarioResult {
-    let events = timeline.map(|t| t.events()).unwrap_or_default();
-    let (verdict, reason, failed_step, steps, attempts, duration) = match attempt {
-        None => (
-            Verdict::Inconclusive,
-            Some(format!(
-                "not started before the run's deadline of {deadline:?}"
-            )),
-            None,
-            all_steps_not_run(info),
-            0,
-            Duration::ZERO,
-        ),
-        Some(a) => {
-            let (mut verdict, mut reason, mut step) = a.decide();
-            if a.finished.is_none() {
-                verdict = Verdict::Inconclusive;
-                let running = a.running.as_ref().map(|(k, t, since)| {
-                    format!(
-                        "{k} {t} (running for {:.1} s)",
-                        since.elapsed().as_secs_f64()
-                    )
-                });
-                reason = Some(format!(
-                    "still running at the run's deadline of {deadline:?}: {}",
-                    running.as_deref().unwrap_or("between steps")
-                ));
-                step = running;
-            }
-            let mut steps = a.steps.clone();
-            steps.extend(all_steps_not_run(info).into_iter().skip(a.steps.len()));
-            (verdict, reason, step, steps, a.number, a.duration())
-        }
-    };
-    let outcome = Expectation::gate(expectation.as_ref(), verdict, failed_step.as_deref());
-    let reason = match (&expectation, outcome) {
-        (Some(e), Outcome::Fail) => Some(format!(
-            "expected to fail at the step {:?}, failed at another one: {}",
-            e.step.as_deref().unwrap_or_default(),
-            reason.unwrap_or_default()
-        )),
-        _ => reason,
-    };
-    ScenarioResult {
-        info: info.clone(),
-        verdict,
-        outcome,
-        reason,
-        failed_step,
-        steps,
-        attempts,
-        duration,
-        events,
-        expectation,
-    }
-}
-
-fn write_reports(report: &RunReport, opts: &RunOptions) -> Result<(), RunError> {
-    let write = |path: &Option<PathBuf>, text: String| -> Result<(), RunError> {
-        let Some(p) = path else { return Ok(()) };
-        let io = |source| RunError::Io {
-            path: p.clone(),
-            source,
-        };
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        std::fs::write(p, text).map_err(io)
-    };
-    write(&opts.junit, report::junit::render(report))?;
-    write(
-        &opts.json,
-        serde_json::to_string_pretty(&report::json::render(report)).unwrap_or_default(),
-    )?;
-    write(&opts.html, report::html::render(report))?;
-    Ok(())
 }

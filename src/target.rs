@@ -9,6 +9,7 @@
 //! With no target file the bench uses [`Target::embedded_reference`], the in-process reference
 //! gateway.
 
+use crate::container_section::{ContainerSection, ContainerSectionError};
 pub use mock_apns::{AuthMethod, Environment, UnknownTokens};
 pub use ref_gateway::CancelPolicy;
 use serde::{Deserialize, Serialize};
@@ -43,8 +44,8 @@ pub enum TargetError {
         /// The key.
         key: String,
     },
-    /// An address is not `host:port` with a numeric IP and a port.
-    #[error("{key}: {value:?} is not an address like 127.0.0.1:5060 ({reason})")]
+    /// An address is not `host:port` (an IP address or a host name, and a port).
+    #[error("{key}: {value:?} is not an address like 127.0.0.1:5060 or gateway:5060 ({reason})")]
     BadAddress {
         /// The key.
         key: String,
@@ -95,6 +96,16 @@ pub enum TargetError {
         /// The key (the file's top level).
         key: String,
     },
+    /// A host name that does not resolve (when the run starts).
+    #[error("{key}: {value:?} does not resolve: {reason}")]
+    Unresolvable {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// The resolver's answer.
+        reason: String,
+    },
     /// A timer of zero.
     #[error("{key}: must be greater than zero")]
     ZeroTimer {
@@ -109,6 +120,9 @@ pub enum TargetError {
         /// What is wrong.
         reason: String,
     },
+    /// A `[container]` value that cannot work.
+    #[error(transparent)]
+    Container(#[from] ContainerSectionError),
 }
 
 impl TargetError {
@@ -119,6 +133,7 @@ impl TargetError {
             TargetError::Syntax { key, .. }
             | TargetError::Empty { key }
             | TargetError::BadAddress { key, .. }
+            | TargetError::Unresolvable { key, .. }
             | TargetError::BadAor { key, .. }
             | TargetError::BadJid { key, .. }
             | TargetError::DuplicateAccount { key, .. }
@@ -127,6 +142,7 @@ impl TargetError {
             | TargetError::NoProtocol { key }
             | TargetError::ZeroTimer { key }
             | TargetError::BadCommand { key, .. } => key,
+            TargetError::Container(e) => &e.key,
         }
     }
 }
@@ -170,6 +186,12 @@ pub struct Target {
     pub commands: Commands,
     /// The expected-failures file for this target, relative to the target file.
     pub expected_failures: Option<PathBuf>,
+    /// The gateway as a container image the bench starts and stops itself (see
+    /// [`crate::container`]).
+    pub container: Option<ContainerSection>,
+    /// Addresses given as host names, as resolved when the run started (for the report).
+    #[serde(skip)]
+    pub resolved: Vec<ResolvedAddress>,
 }
 
 /// `[sip]`.
@@ -236,7 +258,7 @@ pub struct XmppSection {
     /// session, when there is no `log_file` to confirm it (default 1000).
     #[serde(
         rename = "hibernation_confirm_ms",
-        with = "millis",
+        with = "crate::millis",
         default = "default_hibernation_confirm"
     )]
     pub hibernation_confirm: Duration,
@@ -304,7 +326,7 @@ pub struct ApnsSection {
 pub struct Profile {
     /// The cancel policy.
     pub cancel: CancelPolicy,
-    /// Capabilities the gateway claims (`"fork"`, `"tls"`, `"retry-429"`, …). Scenarios tagged
+    /// Capabilities the gateway claims (`"fork"`, `"tls"`, `"retry-5xx"`, …). Scenarios tagged
     /// `@profile:NAME` only run when NAME is the cancel policy or one of these.
     #[serde(default)]
     pub capabilities: Vec<String>,
@@ -315,18 +337,18 @@ pub struct Profile {
 #[serde(deny_unknown_fields, default)]
 pub struct Timers {
     /// How long the gateway keeps an INVITE waiting for the phone's REGISTER before 480.
-    #[serde(rename = "bucket_ms", with = "millis")]
+    #[serde(rename = "bucket_ms", with = "crate::millis")]
     pub bucket: Duration,
     /// How long after the INVITE the push is expected at APNs.
-    #[serde(rename = "push_latency_ms", with = "millis")]
+    #[serde(rename = "push_latency_ms", with = "crate::millis")]
     pub push_latency: Duration,
     /// Slack added to every deadline derived from the gateway's timers.
-    #[serde(rename = "grace_ms", with = "millis")]
+    #[serde(rename = "grace_ms", with = "crate::millis")]
     pub grace: Duration,
     /// How long the gateway holds a push after the INVITE before sending it (0: none). A
     /// gateway configured with one runs the `@profile:push-delay` scenario (SIP-C1), which needs
     /// at least 500 ms of it to hang up in.
-    #[serde(rename = "push_delay_ms", with = "millis")]
+    #[serde(rename = "push_delay_ms", with = "crate::millis")]
     pub push_delay: Duration,
 }
 
@@ -338,19 +360,6 @@ impl Default for Timers {
             grace: Duration::from_millis(500),
             push_delay: Duration::ZERO,
         }
-    }
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
@@ -380,7 +389,7 @@ pub struct Command {
     #[serde(
         default = "default_command_timeout",
         rename = "timeout_ms",
-        with = "millis"
+        with = "crate::millis"
     )]
     pub timeout: Duration,
 }
@@ -420,33 +429,145 @@ impl CommandRun {
     }
 }
 
+/// The process groups the target's commands started: every command runs in a group of its own,
+/// so a timeout kills the whole group, and whatever a command left running (a `start` that put
+/// the gateway in the background) is found and stopped when the run ends.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessGroups {
+    started: std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+}
+
+impl ProcessGroups {
+    fn add(&self, which: &str, pgid: i32) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((which.to_owned(), pgid));
+    }
+
+    /// Stops every group a command started that still has a process: SIGTERM, then SIGKILL
+    /// after `grace`. Returns one line per group that had to be stopped.
+    pub async fn stop_leftovers(&self, grace: Duration) -> Vec<String> {
+        let groups: Vec<(String, i32)> =
+            std::mem::take(&mut *self.started.lock().unwrap_or_else(|e| e.into_inner()));
+        let alive: Vec<(String, i32)> = groups
+            .into_iter()
+            .filter(|(_, g)| group_alive(*g))
+            .collect();
+        for (_, g) in &alive {
+            signal_group(*g, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && alive.iter().any(|(_, g)| group_alive(*g)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        alive
+            .into_iter()
+            .map(|(which, g)| {
+                let killed = group_alive(g);
+                if killed {
+                    signal_group(g, libc::SIGKILL);
+                }
+                format!(
+                    "the {which} command left process group {g} running; stopped it with {}",
+                    if killed { "SIGKILL" } else { "SIGTERM" }
+                )
+            })
+            .collect()
+    }
+}
+
+/// True while any process of group `pgid` exists (zombies of our own children included until
+/// they are reaped).
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks for existence and permission.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) on a process group this run created; errors (already gone) are ignored.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
 impl Command {
-    /// Runs it with `sh -c` in `dir`, killing it after its timeout; output is captured.
-    pub async fn execute(&self, which: &str, dir: &Path) -> std::io::Result<CommandRun> {
+    /// Runs it with `sh -c` in `dir`, in a process group of its own (recorded in `groups`),
+    /// killing the whole group after its timeout; output is captured.
+    pub async fn execute(
+        &self,
+        which: &str,
+        dir: &Path,
+        groups: &ProcessGroups,
+    ) -> std::io::Result<CommandRun> {
         let started = Instant::now();
-        let child = tokio::process::Command::new("sh")
+        let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.run)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        let (exit_code, timed_out, stdout, stderr) =
-            match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-                Ok(out) => {
-                    let out = out?;
-                    (
-                        out.status.code(),
-                        false,
-                        String::from_utf8_lossy(&out.stdout).into_owned(),
-                        String::from_utf8_lossy(&out.stderr).into_owned(),
-                    )
+        let pgid = child.id().map(|id| id as i32);
+        if let Some(g) = pgid {
+            groups.add(which, g);
+        }
+        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+        let read = async {
+            use tokio::io::AsyncReadExt as _;
+            let (mut o, mut e) = (Vec::new(), Vec::new());
+            let read_out = async {
+                if let Some(s) = out.as_mut() {
+                    let _ = s.read_to_end(&mut o).await;
                 }
-                // Dropping the future drops the child, which kill_on_drop kills.
-                Err(_) => (None, true, String::new(), String::new()),
             };
+            let read_err = async {
+                if let Some(s) = err.as_mut() {
+                    let _ = s.read_to_end(&mut e).await;
+                }
+            };
+            tokio::join!(read_out, read_err);
+            (o, e)
+        };
+        // The command's own exit is what counts; a background process it started may keep the
+        // pipes open, so output is read only while the command runs (and briefly after).
+        let waited = tokio::time::timeout(self.timeout, async {
+            tokio::pin!(read);
+            let mut output = None;
+            let status = tokio::select! {
+                status = child.wait() => status,
+                o = &mut read => {
+                    output = Some(o);
+                    child.wait().await
+                }
+            };
+            let output = match output {
+                Some(o) => o,
+                None => tokio::time::timeout(Duration::from_millis(200), &mut read)
+                    .await
+                    .unwrap_or_default(),
+            };
+            (status, output)
+        })
+        .await;
+        let (exit_code, timed_out, stdout, stderr) = match waited {
+            Ok((status, (o, e))) => (
+                status?.code(),
+                false,
+                String::from_utf8_lossy(&o).into_owned(),
+                String::from_utf8_lossy(&e).into_owned(),
+            ),
+            Err(_) => {
+                if let Some(g) = pgid {
+                    signal_group(g, libc::SIGKILL);
+                }
+                let _ = child.wait().await;
+                (None, true, String::new(), String::new())
+            }
+        };
         Ok(CommandRun {
             which: which.to_owned(),
             run: self.run.clone(),
@@ -506,6 +627,62 @@ impl Target {
                 fix(p);
             }
         }
+        if let Some(c) = self.container.as_mut() {
+            c.resolve_paths(base);
+        }
+    }
+
+    /// Resolves every address written as a host name (`kamailio:5060`) to a numeric one, which
+    /// the run then uses; each is kept in [`Target::resolved`] for the report. An IPv4 answer is
+    /// preferred, as the bench's own listeners are IPv4.
+    pub fn resolve_addresses(&mut self) -> Result<(), TargetError> {
+        let mut resolved = Vec::new();
+        let mut fix = |key: &str, value: &mut String| -> Result<(), TargetError> {
+            if value.parse::<SocketAddr>().is_ok() {
+                return Ok(());
+            }
+            let unresolvable = |reason: String| TargetError::Unresolvable {
+                key: key.into(),
+                value: value.clone(),
+                reason,
+            };
+            let all: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(value.as_str())
+                .map_err(|e| unresolvable(e.to_string()))?
+                .collect();
+            let addr = all
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(all.first())
+                .copied()
+                .ok_or_else(|| unresolvable("no address".into()))?;
+            resolved.push(ResolvedAddress {
+                key: key.into(),
+                written: value.clone(),
+                resolved: addr,
+            });
+            *value = addr.to_string();
+            Ok(())
+        };
+        if let Some(sip) = &mut self.sip {
+            for (key, a) in [
+                ("sip.udp", &mut sip.udp),
+                ("sip.tcp", &mut sip.tcp),
+                ("sip.tls", &mut sip.tls),
+            ] {
+                if let Some(a) = a {
+                    fix(key, a)?;
+                }
+            }
+        }
+        if let Some(x) = &mut self.xmpp {
+            fix("xmpp.c2s", &mut x.c2s)?;
+            if let Some(c) = &mut x.component {
+                fix("xmpp.component.address", &mut c.address)?;
+            }
+        }
+        fix("apns.listen", &mut self.apns.listen)?;
+        self.resolved = resolved;
+        Ok(())
     }
 
     /// The in-process reference gateway: the target when none is given.
@@ -548,11 +725,8 @@ impl Target {
                 cancel: CancelPolicy::Rfc8599Drop,
                 capabilities: [
                     "sip",
-                    "udp",
-                    "tcp",
                     "tls",
                     "fork",
-                    "retry-429",
                     "retry-5xx",
                     "push-delay",
                     "digest-auth",
@@ -567,6 +741,8 @@ impl Target {
             timers: Timers::default(),
             commands: Commands::default(),
             expected_failures: None,
+            container: None,
+            resolved: Vec::new(),
         }
     }
 
@@ -582,6 +758,17 @@ impl Target {
             names.insert("xmpp".into());
         }
         names
+    }
+
+    /// The name the bench checks the SIP TLS listener's certificate for: the host name
+    /// `sip.tls` was written with, or `localhost` for a numeric address.
+    pub fn sip_tls_name(&self) -> String {
+        self.resolved
+            .iter()
+            .find(|r| r.key == "sip.tls")
+            .and_then(|r| r.written.rsplit_once(':'))
+            .map(|(host, _)| host.to_owned())
+            .unwrap_or_else(|| "localhost".into())
     }
 
     /// The SIP account with this bench name.
@@ -712,6 +899,9 @@ impl Target {
                 }
             }
         }
+        if let Some(c) = &self.container {
+            c.validate()?;
+        }
         Ok(())
     }
 }
@@ -724,14 +914,46 @@ fn non_empty(key: &str, value: &str) -> Result<(), TargetError> {
     }
 }
 
-fn address(key: &str, value: &str) -> Result<SocketAddr, TargetError> {
-    value
-        .parse::<SocketAddr>()
-        .map_err(|e| TargetError::BadAddress {
-            key: key.into(),
-            value: value.into(),
-            reason: e.to_string(),
-        })
+/// Checks `host:port`: a numeric address, or a host name resolved when the run starts
+/// ([`Target::resolve_addresses`]).
+fn address(key: &str, value: &str) -> Result<(), TargetError> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = |reason: &str| TargetError::BadAddress {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    let (host, port) = value.rsplit_once(':').ok_or_else(|| bad("no :port"))?;
+    port.parse::<u16>()
+        .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+        });
+    if name_ok {
+        Ok(())
+    } else {
+        Err(bad("neither an IP address nor a host name"))
+    }
+}
+
+/// One address of the target file given as a host name, and what it resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResolvedAddress {
+    /// The key (`sip.udp`).
+    pub key: String,
+    /// As written (`kamailio:5060`).
+    pub written: String,
+    /// What the run uses (`172.18.0.3:5060`).
+    pub resolved: SocketAddr,
 }
 
 fn is_aor(s: &str) -> bool {
@@ -756,13 +978,37 @@ fn is_bare_jid(s: &str) -> bool {
     }
 }
 
+/// The field of serde's "missing field `auth`".
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+        .filter(|f| !f.is_empty())
+}
+
 /// The dotted key a TOML error points at, found from the error's span: the table header above the
 /// span plus the key on the span's line.
 fn syntax_key(e: &toml::de::Error, text: &str) -> String {
     let Some(span) = e.span() else {
         return String::new();
     };
-    let before = &text[..span.start.min(text.len())];
+    let start = span.start.min(text.len());
+    // A missing field is blamed on its whole table, whose span starts at the table's header.
+    let blamed = text[start..].lines().next().unwrap_or("").trim();
+    if blamed.starts_with('[') {
+        let table = blamed.trim_matches(|c| c == '[' || c == ']').trim();
+        return match missing_field(e.message()) {
+            Some(field) => format!("{table}.{field}"),
+            None => table.to_owned(),
+        };
+    }
+    if start == 0 {
+        if let Some(field) = missing_field(e.message()) {
+            return field.to_owned();
+        }
+    }
+    let before = &text[..start];
     let mut table = String::new();
     for line in before.lines() {
         let l = line.trim();
@@ -851,6 +1097,13 @@ timeout_ms = 1000
         let cases: &[(&str, &str, &str)] = &[
             ("udp = \"127.0.0.1:5060\"", "udp = \"localhost\"", "sip.udp"),
             (
+                "udp = \"127.0.0.1:5060\"",
+                "udp = \"bad host:5060\"",
+                "sip.udp",
+            ),
+            ("udp = \"127.0.0.1:5060\"", "udp = \"gw:99999\"", "sip.udp"),
+            ("auth = \"certificate\"\n", "\n", "apns.auth"),
+            (
                 "aor = \"sip:bob@example.com\"",
                 "aor = \"bob@example.com\"",
                 "sip.accounts[1].aor",
@@ -893,6 +1146,31 @@ timeout_ms = 1000
     }
 
     #[test]
+    fn host_names_resolve_when_the_run_starts() {
+        let mut t = with("udp = \"127.0.0.1:5060\"", "udp = \"localhost:5060\"").unwrap();
+        assert_eq!(
+            t.sip.as_ref().unwrap().udp.as_deref(),
+            Some("localhost:5060")
+        );
+        t.resolve_addresses().unwrap();
+        assert_eq!(
+            t.sip.as_ref().unwrap().udp.as_deref(),
+            Some("127.0.0.1:5060")
+        );
+        assert_eq!(t.resolved.len(), 1);
+        assert_eq!(t.resolved[0].key, "sip.udp");
+        assert_eq!(t.resolved[0].written, "localhost:5060");
+        let mut t = with(
+            "udp = \"127.0.0.1:5060\"",
+            "udp = \"no-such-host.invalid:5060\"",
+        )
+        .unwrap();
+        let e = t.resolve_addresses().unwrap_err();
+        assert_eq!(e.key(), "sip.udp", "{e}");
+        assert!(e.to_string().contains("does not resolve"), "{e}");
+    }
+
+    #[test]
     fn a_target_needs_a_protocol_and_a_transport() {
         let no_transport =
             with("udp = \"127.0.0.1:5060\"\ntcp = \"127.0.0.1:5060\"\n", "").unwrap_err();
@@ -928,7 +1206,7 @@ timeout_ms = 1000
             ),
             (
                 "c2s = \"127.0.0.1:5222\"",
-                "c2s = \"example.com:5222\"",
+                "c2s = \"example com:5222\"",
                 "xmpp.c2s",
             ),
             (
@@ -999,16 +1277,83 @@ timeout_ms = 1000
             run: "echo hello; echo oops >&2; exit 3".into(),
             timeout: Duration::from_secs(10),
         };
-        let r = ok.execute("start", &dir).await.unwrap();
+        let groups = ProcessGroups::default();
+        let r = ok.execute("start", &dir, &groups).await.unwrap();
         assert_eq!(r.exit_code, Some(3));
         assert_eq!(r.stdout, "hello\n");
         assert_eq!(r.stderr, "oops\n");
         assert!(!r.succeeded());
+        assert!(groups
+            .stop_leftovers(Duration::from_secs(1))
+            .await
+            .is_empty());
+    }
+
+    /// The pids of processes whose command line contains `marker`.
+    fn pids_with(marker: &str) -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        String::from_utf8_lossy(&c)
+                            .replace('\0', " ")
+                            .contains(marker)
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_command_that_times_out_leaves_no_process_behind() {
+        let dir = std::env::temp_dir();
+        // A background child and a foreground one, both in the command's group.
+        let marker = format!("{}.{}", 400 + std::process::id() % 100, std::process::id());
         let slow = Command {
-            run: "sleep 30".into(),
-            timeout: Duration::from_millis(200),
+            run: format!("sleep {marker} & sleep {marker}"),
+            timeout: Duration::from_millis(300),
         };
-        let r = slow.execute("reset", &dir).await.unwrap();
+        let groups = ProcessGroups::default();
+        let r = slow.execute("reset", &dir, &groups).await.unwrap();
         assert!(r.timed_out && !r.succeeded());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !pids_with(&marker).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            pids_with(&marker),
+            Vec::<u32>::new(),
+            "sleep {marker} survived"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_command_leaves_running_is_stopped_at_the_end() {
+        let dir = std::env::temp_dir();
+        let marker = format!("{}.{}", 500 + std::process::id() % 100, std::process::id());
+        let start = Command {
+            // Output redirected, as a daemon's would be; the command itself returns at once.
+            run: format!("sleep {marker} >/dev/null 2>&1 & echo started"),
+            timeout: Duration::from_secs(5),
+        };
+        let groups = ProcessGroups::default();
+        let r = start.execute("start", &dir, &groups).await.unwrap();
+        assert!(r.succeeded(), "{r:?}");
+        assert_eq!(r.stdout, "started\n");
+        assert_eq!(pids_with(&marker).len(), 1);
+        let stopped = groups.stop_leftovers(Duration::from_secs(2)).await;
+        assert_eq!(stopped.len(), 1, "{stopped:?}");
+        assert!(
+            stopped[0].contains("start command left process group"),
+            "{stopped:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !pids_with(&marker).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(pids_with(&marker).is_empty());
     }
 }

@@ -314,6 +314,8 @@ fn tests_share_helpers_through_testkit_only() {
         "xmpp-peer",
         "phone",
         "ref-gateway",
+        "pushbench-testcontainers",
+        "fuzz",
     ] {
         for folder in ["common", "support"] {
             let p = root().join(krate).join("tests").join(folder);
@@ -335,6 +337,8 @@ fn source_files_stay_small() {
         "phone/src",
         "ref-gateway/src",
         "testkit/src",
+        "pushbench-testcontainers/src",
+        "fuzz/src",
     ] {
         for f in rust_files(&root().join(krate)) {
             let name = f.to_string_lossy().into_owned();

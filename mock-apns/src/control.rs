@@ -262,15 +262,22 @@ fn route(shared: &Shared, method: &str, segments: &[&str], body: &[u8]) -> Respo
                 shared.faults.clear();
                 json(200, serde_json::json!({"faults": []}))
             }
-            ("GET", ["pushes"]) => json(
+            // Written straight to text: through a `Value` tree, a full log (10 000 records) took
+            // the server from 28 to 112 MiB resident, as text to 68 MiB (scripts/soak-apns.sh).
+            ("GET", ["pushes"]) => Response {
+                status: 200,
+                body: serde_json::to_string(&shared.log.snapshot())
+                    .unwrap_or_else(|_| "[]".to_owned()),
+            },
+            ("GET", ["stats"]) => json(
                 200,
-                serde_json::to_value(shared.log.snapshot()).unwrap_or_default(),
+                serde_json::to_value(shared.log.stats()).unwrap_or_default(),
             ),
             ("DELETE", ["pushes"]) => {
                 shared.log.clear();
                 json(200, serde_json::json!({"cleared": true}))
             }
-            (_, ["health" | "devices" | "faults" | "pushes" | "deliveries", ..]) => {
+            (_, ["health" | "devices" | "faults" | "pushes" | "stats" | "deliveries", ..]) => {
                 error(405, "method not allowed")
             }
             _ => error(404, "no such route"),

@@ -192,6 +192,13 @@ async fn token_auth_end_to_end() {
         "{}",
         timeline.ladder()
     );
+    // Causal order: the request, then the delivery to the device, then the answer.
+    let order: Vec<String> = timeline
+        .events()
+        .iter()
+        .map(|e| e.summary.split(' ').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(order, ["POST", "push", "200"], "{}", timeline.ladder());
 
     // Rejections carry Apple's JSON.
     let a = post(&mut c, "zz", &voip_headers(&apns, Some(jwt.clone())), "{}")

@@ -134,7 +134,11 @@ pub fn serve_http2_bytes(client_bytes: &[u8]) -> EngineRun {
             };
         };
         rt.block_on(async {
-            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            // The client writes and reads at once: an engine that answers more than the pipe
+            // holds before the client is done writing must not wait for it (a deadlock that
+            // would end only at the engine's 10 s write deadline).
+            let (mut from_server, mut to_server) = tokio::io::split(client);
             let (_shutdown, rx) = tokio::sync::watch::channel(false);
             let mut requests = 0;
             let engine = crate::http2::serve(
@@ -146,16 +150,18 @@ pub fn serve_http2_bytes(client_bytes: &[u8]) -> EngineRun {
                 rx,
             );
             let preface = crate::http2::frame::PREFACE;
-            let client_side = async {
+            let client_writes = async {
                 if !client_bytes.starts_with(preface) {
-                    let _ = client.write_all(preface).await;
+                    let _ = to_server.write_all(preface).await;
                 }
-                let _ = client.write_all(client_bytes).await;
-                let _ = client.shutdown().await;
-                let mut sink = vec![0u8; 16 * 1024];
-                while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+                let _ = to_server.write_all(client_bytes).await;
+                let _ = to_server.shutdown().await;
             };
-            let (ended, ()) = tokio::join!(engine, client_side);
+            let client_reads = async {
+                let mut sink = vec![0u8; 16 * 1024];
+                while matches!(from_server.read(&mut sink).await, Ok(n) if n > 0) {}
+            };
+            let (ended, (), ()) = tokio::join!(engine, client_writes, client_reads);
             EngineRun {
                 ended: ended.to_string(),
                 requests,

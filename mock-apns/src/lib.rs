@@ -52,7 +52,7 @@ pub use credentials::{Credentials, CredentialsError, Manifest};
 pub use devices::{Delivery, DeliveryOutcome, DeviceSpec, DeviceState, UnknownDevice};
 pub use faults::{Fault, FaultAction, FaultMatch};
 pub use jwt::SignatureEncoding;
-pub use push_log::{NoPush, PushRecord};
+pub use push_log::{LogStats, NoPush, PushRecord};
 pub use reason::Reason;
 pub use validate::PushType;
 
@@ -269,6 +269,12 @@ impl MockApns {
     /// after this call (a mark that needs no clock).
     pub fn push_seq(&self) -> u64 {
         self.shared.log.last_seq()
+    }
+
+    /// Requests answered since start, by status, and what the push log keeps of them (also
+    /// `GET /stats` on the control API).
+    pub fn push_stats(&self) -> LogStats {
+        self.shared.log.stats()
     }
 
     /// Forgets the push log.

@@ -159,6 +159,24 @@ pub struct PushLog {
 struct LogInner {
     next_seq: u64,
     records: VecDeque<Arc<PushRecord>>,
+    /// Requests answered with each status since start (never cleared, unlike the records).
+    statuses: std::collections::BTreeMap<u16, u64>,
+}
+
+/// What the log has counted since start: every request answered, by status, whether or not its
+/// record is still kept (the log keeps the latest `capacity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogStats {
+    /// Requests answered (the latest sequence number).
+    pub requests: u64,
+    /// Requests answered, by response status.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// Records kept now.
+    pub kept: usize,
+    /// The most records kept.
+    pub capacity: usize,
+    /// The sequence number of the oldest record kept (0 when none is).
+    pub first_kept_seq: u64,
 }
 
 impl PushLog {
@@ -168,6 +186,7 @@ impl PushLog {
             inner: Mutex::new(LogInner {
                 next_seq: 1,
                 records: VecDeque::new(),
+                statuses: std::collections::BTreeMap::new(),
             }),
             capacity: capacity.max(1),
             notify: Notify::new(),
@@ -185,6 +204,7 @@ impl PushLog {
             let mut inner = self.lock();
             record.seq = inner.next_seq;
             inner.next_seq += 1;
+            *inner.statuses.entry(record.status).or_default() += 1;
             let evicted = if inner.records.len() >= self.capacity {
                 inner.records.pop_front()
             } else {
@@ -205,6 +225,18 @@ impl PushLog {
     /// its response is sent, so every request a client saw answered is at or below it.
     pub fn last_seq(&self) -> u64 {
         self.lock().next_seq - 1
+    }
+
+    /// Requests counted since start, by status, and what the log keeps of them.
+    pub fn stats(&self) -> LogStats {
+        let inner = self.lock();
+        LogStats {
+            requests: inner.next_seq - 1,
+            statuses: inner.statuses.clone(),
+            kept: inner.records.len(),
+            capacity: self.capacity,
+            first_kept_seq: inner.records.front().map_or(0, |r| r.seq),
+        }
     }
 
     /// A copy of every record kept.

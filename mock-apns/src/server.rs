@@ -252,6 +252,9 @@ impl http2::Service for Apns {
             headers: RecordedHeaders::copy_of(request.fields.iter()),
             payload: Bytes::copy_from_slice(&request.body),
         };
+        // Recorded before the push can be delivered: a timeline never shows the device getting a
+        // push before APNs got the request for it.
+        record_request(shared, &validation, &received);
         let finish = match (&validation.outcome, request.body_too_large) {
             (Err(r), _) => Finish::Respond(Answer::reject(r.reason, r.detail)),
             (Ok(_), true) => {
@@ -324,8 +327,38 @@ fn deliver(
     }
 }
 
-/// Records a request and its answer (push log, and the device's timeline if it has one) and
-/// makes the engine's reply.
+/// Records a request on the timeline of its token's scenario, if it has one.
+fn record_request(shared: &Shared, validation: &Validation, received: &Received) {
+    let Some(rec) = validation
+        .token
+        .as_deref()
+        .and_then(|t| shared.devices.recorder(t))
+    else {
+        return;
+    };
+    let mut raw = String::new();
+    let (mut path, mut push_type) = (Cow::Borrowed(""), Cow::Borrowed(""));
+    for (n, v) in received.headers.iter() {
+        let v = String::from_utf8_lossy(v);
+        raw.push_str(&format!("{}: {v}\n", String::from_utf8_lossy(n)));
+        match n {
+            b":path" => path = v,
+            b"apns-push-type" => push_type = v,
+            _ => {}
+        }
+    }
+    raw.push('\n');
+    raw.push_str(&String::from_utf8_lossy(&received.payload));
+    rec.received(
+        "gateway",
+        "h2",
+        format!("POST {path} ({push_type})"),
+        Bytes::from(raw),
+    );
+}
+
+/// Records a request's answer (push log, and the device's timeline if it has one) and makes the
+/// engine's reply.
 fn conclude(
     shared: &Shared,
     connection_id: u64,
@@ -368,25 +401,6 @@ fn conclude(
         .as_deref()
         .and_then(|t| shared.devices.recorder(t));
     if let Some(rec) = &recorder {
-        let mut raw = String::new();
-        let (mut path, mut push_type) = (Cow::Borrowed(""), Cow::Borrowed(""));
-        for (n, v) in received.headers.iter() {
-            let v = String::from_utf8_lossy(v);
-            raw.push_str(&format!("{}: {v}\n", String::from_utf8_lossy(n)));
-            match n {
-                b":path" => path = v,
-                b"apns-push-type" => push_type = v,
-                _ => {}
-            }
-        }
-        raw.push('\n');
-        raw.push_str(&String::from_utf8_lossy(&received.payload));
-        rec.received(
-            "gateway",
-            "h2",
-            format!("POST {path} ({push_type})"),
-            Bytes::from(raw),
-        );
         let summary = match (&finish, &reason) {
             (Finish::Respond(_), None) => format!("{status} apns-id={apns_id}"),
             (Finish::Respond(_), Some(r)) => format!("{status} {r}"),

@@ -1,17 +1,18 @@
 //! The fuzz target's entry point (`mock_apns::fuzzing::check_request`) run over a generated corpus
-//! in a normal test, so CI exercises it on every run without a nightly toolchain: the seeds in
-//! `fuzz/seeds/check_request/` and tens of thousands of deterministic mutations of them. Every
+//! in a normal test, so CI exercises it on every run: the seeds in the workspace's
+//! `fuzz/corpus/check_request/` and tens of thousands of deterministic mutations of them. Every
 //! input must give a status APNs uses, with an Apple reason of that status for every rejection.
 
 // The fuzz crate's own module, shared as is: its items are public for the fuzz targets.
-#[path = "../fuzz/src/input.rs"]
+#[path = "../../fuzz/src/apns_input.rs"]
 #[allow(unreachable_pub)]
 mod input;
 
 use std::path::Path;
 use testkit::rng::Rng;
 
-/// Apple's reasons and their statuses (reference/apns.md §1.7).
+/// Apple's reasons and their statuses (Apple, "Handling notification responses from APNs";
+/// `docs/evidence.md` A2).
 const REASONS: &[(&str, u16)] = &[
     ("BadCollapseId", 400),
     ("BadDeviceToken", 400),
@@ -49,7 +50,7 @@ const REASONS: &[(&str, u16)] = &[
 
 /// The seed files, by name.
 fn named_seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/check_request");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/check_request");
     let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|entry| {

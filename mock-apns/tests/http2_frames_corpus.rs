@@ -1,5 +1,5 @@
 //! The HTTP/2 engine's fuzz entry point (`mock_apns::fuzzing::serve_http2_bytes`, target
-//! `fuzz/fuzz_targets/http2_frames.rs`) run in CI over hand-made client byte streams and tens of
+//! `http2_frames` in the workspace's `fuzz/`) run in CI over hand-made client byte streams and tens of
 //! thousands of deterministic mutations of them: every one must end the connection without a
 //! panic or a hang, and the well-formed seeds must be served.
 

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub reports: Vec<Report>,
     /// Every CallKit call that ended, with why.
     pub ends: Vec<CallEnd>,
+    /// The scenario's start: times are shown to people as `+N ms` from it.
+    pub origin: Option<Instant>,
 }
 
 impl Snapshot {
@@ -55,6 +57,7 @@ impl Snapshot {
             actions,
             reports: model.reports().to_vec(),
             ends: model.ends().to_vec(),
+            origin: model.origin(),
         }
     }
 
@@ -128,13 +131,30 @@ impl fmt::Display for Snapshot {
             "app running: {}, VoIP cut off: {}, misses: {}",
             self.app_running, self.voip_cut_off, self.misses
         )?;
-        writeln!(f, "calls now: {:?}", self.calls)?;
+        if self.calls.is_empty() {
+            writeln!(f, "CallKit calls now: none")?;
+        } else {
+            writeln!(f, "CallKit calls now:")?;
+        }
+        for c in &self.calls {
+            writeln!(
+                f,
+                "  {} {:?}{}, ringing since {}",
+                c.call_id
+                    .as_deref()
+                    .map(|id| format!("call {id}"))
+                    .unwrap_or_else(|| "a call with no call id".into()),
+                c.state,
+                if c.has_offer { "" } else { " (no INVITE yet)" },
+                crate::outcome::since(self.origin, c.ringing_since)
+            )?;
+        }
         writeln!(f, "what the user saw:")?;
         if self.outcomes.is_empty() {
             writeln!(f, "  (nothing)")?;
         }
         for o in &self.outcomes {
-            writeln!(f, "  {o:?}")?;
+            writeln!(f, "  {}", o.describe(self.origin))?;
         }
         Ok(())
     }
@@ -387,5 +407,42 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("did not show an answered call"), "{text}");
         assert!(text.contains("Ringing"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_reads_as_sentences_with_times_from_the_scenario_start() {
+        let origin = Instant::now();
+        let later = origin + Duration::from_millis(1234);
+        let s = Snapshot {
+            outcomes: vec![
+                Outcome::BogusCall {
+                    apns_id: "A-1".into(),
+                    at: later,
+                },
+                Outcome::Missed {
+                    call_id: "c1".into(),
+                    at: later,
+                    reason: crate::EndReason::Unanswered,
+                },
+            ],
+            origin: Some(origin),
+            ..Snapshot::default()
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains("rang for a VoIP push that carried no call (apns-id A-1) at +1234 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("missed call c1 at +1234 ms (unanswered)"),
+            "{text}"
+        );
+        assert!(!text.contains("Instant"), "no debug structs: {text}");
+        assert!(!text.contains('{'), "no debug structs: {text}");
     }
 }

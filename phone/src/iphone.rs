@@ -175,6 +175,11 @@ impl Iphone {
             .min()
     }
 
+    /// The scenario's start (its timeline's origin), from which times are shown to people.
+    pub fn origin(&self) -> Option<Instant> {
+        self.recorder.origin()
+    }
+
     /// Everything the user saw so far, in order.
     pub fn outcomes(&self) -> &[Outcome] {
         &self.outcomes

@@ -9,7 +9,8 @@
 //! terminated, VoIP cut off), which the Gherkin "Then" steps check. Every decision is also written
 //! as a note to the phone's [`timeline::Recorder`]; wire messages are recorded by the driver.
 //!
-//! The rules (Apple's, as `reference/sip.md` §2.8 and §5 "Simulated-device contract" describe them):
+//! The rules (Apple's: the PushKit `PKPushType.voIP` documentation and Apple's answer in Developer
+//! Forums thread 117939; copied with their sources in `docs/evidence.md`, I1):
 //! - every VoIP push reports a CallKit call at once, unless a call with that Call-ID is already
 //!   reported; an app that does not report is terminated, and after
 //!   [`IphoneConfig::misses_before_cut_off`] misses iOS stops delivering its VoIP pushes;

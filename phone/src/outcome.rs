@@ -110,7 +110,79 @@ pub enum Outcome {
     },
 }
 
+/// `+1234 ms` from `origin` (the scenario's start), or `at an unknown time` without one.
+pub fn since(origin: Option<Instant>, t: Instant) -> String {
+    match origin {
+        Some(o) => format!("+{} ms", t.saturating_duration_since(o).as_millis()),
+        None => "at an unknown time".into(),
+    }
+}
+
 impl Outcome {
+    /// One line for people: what the user saw and when, times in ms from `origin`.
+    pub fn describe(&self, origin: Option<Instant>) -> String {
+        let t = |i: &Instant| since(origin, *i);
+        let call = |c: &Option<String>| match c {
+            Some(c) => format!("call {c}"),
+            None => "a call with no call id".to_owned(),
+        };
+        match self {
+            Outcome::Rang { call_id, from, to } => {
+                format!("rang for {} from {} to {}", call(call_id), t(from), t(to))
+            }
+            Outcome::Answered { call_id, at } => format!("answered call {call_id} at {}", t(at)),
+            Outcome::AnswerFailed { call_id, at } => format!(
+                "Answer tapped on call {call_id}, but it never connected (ended {})",
+                t(at)
+            ),
+            Outcome::Missed {
+                call_id,
+                at,
+                reason,
+            } => format!("missed call {call_id} at {} ({})", t(at), reason.as_str()),
+            Outcome::Declined { call_id, at } => format!("declined call {call_id} at {}", t(at)),
+            Outcome::AnsweredElsewhere { call_id, at } => {
+                format!("call {call_id} answered elsewhere at {}", t(at))
+            }
+            Outcome::DeclinedElsewhere { call_id, at } => {
+                format!("call {call_id} declined elsewhere at {}", t(at))
+            }
+            Outcome::CallEnded {
+                call_id,
+                at,
+                reason,
+            } => format!("call {call_id} ended at {} ({})", t(at), reason.as_str()),
+            Outcome::GhostCall { call_id, from, to } => format!(
+                "rang for call {call_id} after the caller had hung up, from {} to {}",
+                t(from),
+                t(to)
+            ),
+            Outcome::BogusCall { apns_id, at } => format!(
+                "rang for a VoIP push that carried no call (apns-id {apns_id}) at {}",
+                t(at)
+            ),
+            Outcome::Notification {
+                apns_id,
+                push_type,
+                text,
+                at,
+            } => format!(
+                "{} notification{} (apns-id {apns_id}) at {}",
+                push_type.as_str(),
+                text.as_ref()
+                    .map(|x| format!(" {x:?}"))
+                    .unwrap_or_else(|| " (silent)".into()),
+                t(at)
+            ),
+            Outcome::AppTerminated { at, reason } => {
+                format!("iOS terminated the app at {}: {reason}", t(at))
+            }
+            Outcome::VoipCutOff { at } => {
+                format!("iOS stopped delivering VoIP pushes at {}", t(at))
+            }
+        }
+    }
+
     /// The call this outcome is about, if any.
     pub fn call_id(&self) -> Option<&str> {
         match self {

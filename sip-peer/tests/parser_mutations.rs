@@ -3,8 +3,8 @@
 //! runs), must give a value or an error — never a panic — and whatever parses must survive its
 //! typed views and be written back to something that reads as the same message.
 //!
-//! This is the stable-toolchain companion of the `cargo fuzz` target in `sip-peer/fuzz/`: it runs
-//! in every `cargo test` with a fixed seed, so a failure reproduces.
+//! It is the deterministic companion of the AFL targets `sip_message` and `sip_stream` (the
+//! workspace's `fuzz/`): it runs in every `cargo test` with a fixed seed, so a failure reproduces.
 
 mod parser_check;
 

@@ -118,6 +118,57 @@ pub enum Event {
     },
 }
 
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Push {
+                token,
+                push_type,
+                kind,
+                call_id,
+                stored,
+            } => write!(
+                f,
+                "{}{push_type} push to token {}…{}{}",
+                if *stored { "stored " } else { "" },
+                &token[..token.len().min(8)],
+                match kind {
+                    Some(k) => format!(" ({})", format!("{k:?}").to_lowercase()),
+                    None => String::new(),
+                },
+                call_id
+                    .as_deref()
+                    .map(|c| format!(" for call {c}"))
+                    .unwrap_or_default()
+            ),
+            Event::RegisterSent => f.write_str("REGISTER sent"),
+            Event::Registered { ok, detail } => write!(
+                f,
+                "registration {}: {detail}",
+                if *ok { "accepted" } else { "refused" }
+            ),
+            Event::Invite {
+                call_id,
+                source,
+                connections,
+            } => write!(
+                f,
+                "INVITE for call {call_id} from {source} ({connections} connection(s) open)"
+            ),
+            Event::Cancel { call_id, reason } => write!(
+                f,
+                "CANCEL of call {call_id}{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(", Reason: {r}"))
+                    .unwrap_or_default()
+            ),
+            Event::Bye { call_id } => write!(f, "BYE of call {call_id}"),
+            Event::Answered { call_id } => write!(f, "answered call {call_id} (200 OK sent)"),
+        }
+    }
+}
+
 /// An [`Event`] with its time.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -194,7 +245,7 @@ impl DeviceLog {
             .iter()
             .map(|e| {
                 let t = e.at.saturating_duration_since(origin).as_millis();
-                format!("  +{t} ms {:?}", e.event)
+                format!("  +{t} ms {}", e.event)
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -284,7 +335,11 @@ mod tests {
             .await;
         assert!(found.is_none());
         assert!(t0.elapsed() >= Duration::from_millis(50));
-        assert!(log.describe(t0).contains("Bye"), "{}", log.describe(t0));
+        assert!(
+            log.describe(t0).contains("+0 ms BYE of call c1"),
+            "{}",
+            log.describe(t0)
+        );
         assert_eq!(DeviceLog::default().describe(t0), "  (nothing)");
     }
 

@@ -28,7 +28,7 @@ pub fn render(report: &RunReport) -> String {
         t.total(),
         t.fail + t.xpass,
         t.inconclusive,
-        t.xfail + t.not_applicable,
+        t.xfail + t.not_applicable + t.not_run,
         report.duration.as_secs_f64()
     );
     for (feature, scenarios) in suites {
@@ -40,7 +40,10 @@ pub fn render(report: &RunReport) -> String {
             scenarios.len(),
             count(|o| matches!(o, Outcome::Fail | Outcome::Xpass)),
             count(|o| o == Outcome::Inconclusive),
-            count(|o| matches!(o, Outcome::Xfail | Outcome::NotApplicable)),
+            count(|o| matches!(
+                o,
+                Outcome::Xfail | Outcome::NotApplicable | Outcome::NotRun
+            )),
             scenarios.iter().map(|s| s.duration.as_secs_f64()).sum::<f64>()
         );
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
@@ -128,6 +131,13 @@ fn testcase(out: &mut String, s: &ScenarioResult, name: &str) {
             let _ = writeln!(
                 out,
                 "      <skipped message=\"not applicable: {}\"/>",
+                xml_escape(first_line(reason))
+            );
+        }
+        Outcome::NotRun => {
+            let _ = writeln!(
+                out,
+                "      <skipped message=\"{}\"/>",
                 xml_escape(first_line(reason))
             );
         }

@@ -82,6 +82,9 @@ pub struct ScenarioResult {
     pub duration: Duration,
     /// The final attempt's timeline.
     pub events: Vec<timeline::Event>,
+    /// When, on the timeline, the verdict was known (the last step ended): later events are
+    /// teardown.
+    pub verdict_at: Option<Duration>,
     /// The baseline entry that covers it.
     pub expectation: Option<Expectation>,
 }
@@ -108,6 +111,8 @@ pub struct Counts {
     pub inconclusive: usize,
     /// Not applicable.
     pub not_applicable: usize,
+    /// Not run (the run was interrupted or stopped by `--fail-fast`).
+    pub not_run: usize,
 }
 
 impl Counts {
@@ -119,12 +124,19 @@ impl Counts {
             Outcome::Xpass => self.xpass += 1,
             Outcome::Inconclusive => self.inconclusive += 1,
             Outcome::NotApplicable => self.not_applicable += 1,
+            Outcome::NotRun => self.not_run += 1,
         }
     }
 
     /// Scenarios counted.
     pub fn total(&self) -> usize {
-        self.pass + self.fail + self.xfail + self.xpass + self.inconclusive + self.not_applicable
+        self.pass
+            + self.fail
+            + self.xfail
+            + self.xpass
+            + self.inconclusive
+            + self.not_applicable
+            + self.not_run
     }
 }
 
@@ -137,11 +149,67 @@ pub struct RequirementRow {
     pub scenarios: Vec<(String, Outcome)>,
 }
 
+/// The signal that interrupted a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Interruption {
+    /// Ctrl-C.
+    Sigint,
+    /// `kill`, or a CI job being cancelled.
+    Sigterm,
+}
+
+impl Interruption {
+    /// `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interruption::Sigint => "SIGINT",
+            Interruption::Sigterm => "SIGTERM",
+        }
+    }
+
+    /// The shell's convention: 128 + the signal's number (130, 143).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interruption::Sigint => 130,
+            Interruption::Sigterm => 143,
+        }
+    }
+}
+
+/// What a report says about the run and the target before any verdict: when, which pushbench,
+/// against what.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunHeader {
+    /// pushbench's version.
+    pub version: String,
+    /// `embedded` or `external`.
+    pub kind: String,
+    /// The target's description.
+    pub description: String,
+    /// Its cancel profile.
+    pub cancel: String,
+    /// Its declared capabilities.
+    pub capabilities: Vec<String>,
+    /// Its timers, as `name = value` lines (`bucket = 30000 ms`).
+    pub timers: Vec<(String, String)>,
+    /// Addresses it gave as host names, and what they resolved to (`sip.udp kamailio:5060 →
+    /// 172.18.0.3:5060`).
+    pub resolved: Vec<String>,
+    /// The feature files run (`the embedded suite` or paths).
+    pub features: String,
+}
+
 /// Everything a run produced.
 #[derive(Clone, Debug)]
 pub struct RunReport {
     /// The target's name.
     pub target: String,
+    /// The run's header: version, target profile, timers.
+    pub header: RunHeader,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Interruption>,
+    /// When and how the gateway stopped answering, if it did.
+    pub gateway_down: Option<String>,
     /// When the run began.
     pub started: SystemTime,
     /// How long it took.
@@ -155,9 +223,26 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// True when no outcome fails the run.
+    /// True when no outcome fails the run and the run was not interrupted.
     pub fn passed(&self) -> bool {
-        !self.scenarios.iter().any(|s| s.outcome.fails_run())
+        self.interrupted.is_none() && !self.scenarios.iter().any(|s| s.outcome.fails_run())
+    }
+
+    /// The scenarios in the order a reader wants them: failures first (fail, xpass,
+    /// inconclusive), then not run, xfail, pass and not applicable; file order within each.
+    pub fn failures_first(&self) -> Vec<&ScenarioResult> {
+        let rank = |o: Outcome| match o {
+            Outcome::Fail => 0,
+            Outcome::Xpass => 1,
+            Outcome::Inconclusive => 2,
+            Outcome::NotRun => 3,
+            Outcome::Xfail => 4,
+            Outcome::Pass => 5,
+            Outcome::NotApplicable => 6,
+        };
+        let mut v: Vec<&ScenarioResult> = self.scenarios.iter().collect();
+        v.sort_by_key(|s| rank(s.outcome));
+        v
     }
 
     /// Counts over the whole run.
@@ -190,7 +275,7 @@ impl RunReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<width$}  pass  fail  xfail  xpass  inconc  n/a   scenarios",
+            "{:<width$}  pass  fail  xfail  xpass  inconc  n/a  n/r   scenarios",
             "requirement"
         );
         for (id, row) in &rows {
@@ -202,20 +287,21 @@ impl RunReport {
                 .collect();
             let _ = writeln!(
                 out,
-                "{id:<width$}  {:>4}  {:>4}  {:>5}  {:>5}  {:>6}  {:>3}   {}",
+                "{id:<width$}  {:>4}  {:>4}  {:>5}  {:>5}  {:>6}  {:>3}  {:>3}   {}",
                 c.pass,
                 c.fail,
                 c.xfail,
                 c.xpass,
                 c.inconclusive,
                 c.not_applicable,
+                c.not_run,
                 names.join("; ")
             );
         }
         let t = self.totals();
         let _ = writeln!(
             out,
-            "{} scenarios: {} pass, {} fail, {} xfail, {} xpass, {} inconclusive, {} not-applicable ({:.2} s, target {})",
+            "{} scenarios: {} pass, {} fail, {} xfail, {} xpass, {} inconclusive, {} not-applicable{} ({:.2} s, target {})",
             t.total(),
             t.pass,
             t.fail,
@@ -223,9 +309,24 @@ impl RunReport {
             t.xpass,
             t.inconclusive,
             t.not_applicable,
+            if t.not_run > 0 {
+                format!(", {} not run", t.not_run)
+            } else {
+                String::new()
+            },
             self.duration.as_secs_f64(),
             self.target
         );
+        if let Some(down) = &self.gateway_down {
+            let _ = writeln!(out, "Gateway: {down}");
+        }
+        if let Some(sig) = self.interrupted {
+            let _ = writeln!(
+                out,
+                "Interrupted by {}: the scenarios that had not finished are not run",
+                sig.name()
+            );
+        }
         let _ = writeln!(
             out,
             "Overall: {}",
@@ -240,7 +341,7 @@ impl RunReport {
         let mut out = String::new();
         for s in &self.scenarios {
             match s.outcome {
-                Outcome::Pass | Outcome::NotApplicable => continue,
+                Outcome::Pass | Outcome::NotApplicable | Outcome::NotRun => continue,
                 Outcome::Xfail => {
                     let why = s
                         .expectation
@@ -313,6 +414,31 @@ impl RunReport {
         }
         out
     }
+}
+
+/// `2026-12-07 19:53:36 UTC`: a time as a report shows it.
+pub fn utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days (http://howardhinnant.github.io/date_algorithms.html).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// Writes to standard output, ignoring errors: a closed pipe (`pushbench run | head`) must not
@@ -407,6 +533,7 @@ pub(crate) mod tests {
             attempts: 1,
             duration: Duration::from_millis(5),
             events: t.events(),
+            verdict_at: None,
             expectation: expected.then(|| Expectation {
                 reason: "known bug".into(),
                 evidence: "seen".into(),
@@ -418,6 +545,9 @@ pub(crate) mod tests {
     pub(crate) fn report(scenarios: Vec<ScenarioResult>) -> RunReport {
         RunReport {
             target: "t".into(),
+            header: RunHeader::default(),
+            interrupted: None,
+            gateway_down: None,
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(1234),
             scenarios,
@@ -466,6 +596,15 @@ pub(crate) mod tests {
         assert!(f.contains("step: Given a thing"), "{f}");
         assert!(f.contains("error: fail because"), "{f}");
         assert!(f.contains("INVITE sip:alice@example.com [udp]"), "{f}");
+    }
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_672_016);
+        assert_eq!(utc(t), "2026-12-07 19:33:36 UTC");
+        assert_eq!(utc(SystemTime::UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc(leap), "2000-02-29 00:00:00 UTC");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${PUSHBENCH_EJABBERD_DIR:-/tmp/pushbench-ejabberd-target}
-c2s=15223 component=15348 dist=15349
+# The container image (containers/ejabberd) sets the ports from its environment.
+c2s=${PUSHBENCH_EJABBERD_C2S_PORT:-15223} component=${PUSHBENCH_EJABBERD_COMPONENT_PORT:-15348}
+dist=${PUSHBENCH_EJABBERD_DIST_PORT:-15349}
 # ejabberd starts in ~4 s on an idle machine, up to ~27 s on a loaded 2-core one.
 timeout_s=90
 libs=/usr/lib/x86_64-linux-gnu

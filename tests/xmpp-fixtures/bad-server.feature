@@ -8,3 +8,4 @@ Feature: A server that sends bad XMPP fails the step that met it (tests/xmpp_bad
   Scenario: Alice's iPhone meets a server that misbehaves
     Given Alice's iPhone has enabled XMPP push with a VoIP token and an alert token
     When Bob sends Alice the XMPP message "hello"
+    Then the app server sends no push to Alice's tokens within 2 s

@@ -148,6 +148,11 @@ impl Timeline {
         t.saturating_duration_since(self.inner.origin)
     }
 
+    /// The timeline's origin: the scenario's start, from which event times are counted.
+    pub fn origin(&self) -> Instant {
+        self.inner.origin
+    }
+
     /// Wall-clock time of the timeline's origin (event times are offsets from it).
     pub fn origin_wall(&self) -> SystemTime {
         self.inner.origin_wall
@@ -169,6 +174,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// The origin of the timeline it records to (`None` for a recorder that discards): times a
+    /// party shows people are counted from it, as the timeline's are.
+    pub fn origin(&self) -> Option<Instant> {
+        self.timeline.as_ref().map(Timeline::origin)
+    }
+
     /// A recorder that discards everything.
     pub fn off(party: impl Into<String>, protocol: Protocol) -> Self {
         Recorder {

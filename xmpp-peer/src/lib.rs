@@ -16,6 +16,8 @@ mod conn;
 pub mod error;
 pub mod forms;
 mod framing;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod inbox;
 pub mod jmi;
 pub mod mam;

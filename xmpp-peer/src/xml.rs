@@ -257,16 +257,41 @@ pub(crate) struct StartTag {
     pub attrs: Vec<(String, String)>,
 }
 
+/// `name` is a qualified name (Namespaces in XML 1.0 §4: `Prefix:LocalPart` or `LocalPart`, each
+/// an XML name without a colon, XML 1.0 §2.3), or the error says which `kind` of name is not.
+/// quick_xml does not check names: it took `a'b='c'd"e` for an attribute name, which was then
+/// written back as broken XML (AFL, target `xml`).
+fn check_qname(kind: &str, name: &str) -> Result<(), XmlError> {
+    let ncname = |part: &str| {
+        let mut chars = part.chars();
+        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let ok = match name.split_once(':') {
+        Some((prefix, local)) => ncname(prefix) && ncname(local),
+        None => ncname(name),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(XmlError::new(format!(
+            "{kind} name '{name}' is not a qualified name"
+        )))
+    }
+}
+
 pub(crate) fn read_start(e: &quick_xml::events::BytesStart<'_>) -> Result<StartTag, XmlError> {
     let qname = std::str::from_utf8(e.name().as_ref())
         .map_err(|_| XmlError::new("element name is not UTF-8"))?
         .to_string();
+    check_qname("element", &qname)?;
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|err| XmlError::new(format!("bad attribute: {err}")))?;
         let key = std::str::from_utf8(a.key.as_ref())
             .map_err(|_| XmlError::new("attribute name is not UTF-8"))?
             .to_string();
+        check_qname("attribute", &key)?;
         let value = a
             .unescape_value()
             .map_err(|err| XmlError::new(format!("bad attribute value: {err}")))?
@@ -286,11 +311,17 @@ pub(crate) fn resolve_start(tag: StartTag, scope: &mut NsScope) -> Result<Elemen
         if k == "xmlns" {
             scope.declare("", &v);
         } else if let Some(p) = k.strip_prefix("xmlns:") {
+            // Namespaces in XML 1.0 §3: a prefix may not be bound to the empty name.
+            if v.is_empty() {
+                return Err(XmlError::new(format!("prefix '{p}' bound to no namespace")));
+            }
             scope.declare(p, &v);
         } else {
             plain.push((k, v));
         }
     }
+    // A qualified name (`read_start` checked it): `<:a:b>` used to become the local name `a:b`,
+    // written back with a prefix nobody declared (AFL, target `xml`).
     let (prefix, local) = match tag.qname.split_once(':') {
         Some((p, l)) => (p, l),
         None => ("", tag.qname.as_str()),
@@ -299,6 +330,14 @@ pub(crate) fn resolve_start(tag: StartTag, scope: &mut NsScope) -> Result<Elemen
         .resolve(prefix)
         .ok_or_else(|| XmlError::new(format!("undeclared namespace prefix '{prefix}'")))?
         .to_string();
+    // Every XMPP element is in a namespace; one in none (`xmlns=''`) could not be written back
+    // and read again (AFL, target `xml`).
+    if ns.is_empty() {
+        return Err(XmlError::new(format!(
+            "element <{}> in no namespace",
+            tag.qname
+        )));
+    }
     Ok(Element {
         name: local.to_string(),
         ns,
@@ -440,6 +479,19 @@ mod tests {
             "<a><!-- c --></a>",
             "<a>&bogus;</a>",
             "",
+            // Not qualified names (Namespaces in XML §4).
+            "<:a/>",
+            "<a:/>",
+            "<p:a:b xmlns:p='urn:p'/>",
+            "<a><:p:b/></a>",
+            // Names that are not names.
+            "<a b'c='1'/>",
+            "<a x='1'y\"='2'/>",
+            "<a 1b='1'/>",
+            "<1a/>",
+            // A prefix bound to no namespace, an element in none.
+            "<p:a xmlns:p=''/>",
+            "<a xmlns='urn:a'><b xmlns=''/></a>",
         ] {
             assert!(parse_str(bad).is_err(), "{bad} parsed");
         }

@@ -7,6 +7,11 @@
 //! request is a stream error, a broken frame a connection error (GOAWAY with the error code and
 //! a line of text saying why, then a lingering close so the GOAWAY is read before the socket
 //! closes).
+//!
+//! Against hostile clients (README, "Hostile clients"): a deadline for the preface and for each
+//! request body, a budget of PING and SETTINGS frames ([`ACK_BURST`]), at most
+//! [`MAX_CONTINUATIONS`] CONTINUATION frames per header block, and a header list stored only up
+//! to SETTINGS_MAX_HEADER_LIST_SIZE however much its block decodes to.
 
 use super::frame::{self, ErrorCode, Head};
 use super::hpack::{self, Decoder, HeaderList};
@@ -26,6 +31,21 @@ use tokio::time::Instant;
 const READ_CHUNK: usize = 32 * 1024;
 /// A header block (HEADERS + CONTINUATION) larger than this ends the connection.
 const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// At most this many CONTINUATION frames in one header block: nghttp2's
+/// `NGHTTP2_DEFAULT_MAX_CONTINUATIONS` (its fix for CVE-2024-28182). Empty CONTINUATION frames
+/// never grow the block, so the byte limit alone does not stop a flood of them.
+const MAX_CONTINUATIONS: usize = 8;
+/// PING and SETTINGS frames (the ones we must acknowledge) a client may send at once, and how many
+/// more per second: nghttp2 calls 1000 unsent acknowledgements a flood
+/// (`NGHTTP2_DEFAULT_MAX_OBQ_FLOOD_ITEM`, CVE-2019-9512 and CVE-2019-9515). A client that goes
+/// over gets GOAWAY ENHANCE_YOUR_CALM.
+const ACK_BURST: u32 = 1000;
+/// See [`ACK_BURST`]: far above any client's keep-alive or settings change.
+const ACK_PER_SECOND: u32 = 100;
+/// Ranges of stream ids a client skipped that are remembered, to tell a HEADERS on one of them
+/// (RFC 9113 §5.1.1, PROTOCOL_ERROR) from one on a stream it opened and closed (§5.1,
+/// STREAM_CLOSED). A client that skips more ranges gets STREAM_CLOSED for the oldest.
+const SKIPPED_RANGES: usize = 256;
 /// At most this much is read and discarded in a lingering close.
 const LINGER_BUDGET: usize = 1 << 20;
 /// Header lists and bodies kept for reuse.
@@ -57,7 +77,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// APNs' SETTINGS as seen on the wire (`../shared/reference/apns.md` §1.8).
+    /// APNs' SETTINGS as seen on the wire (`docs/evidence.md` A1: jchambers/pushy#878,
+    /// sideshow/apns2#117).
     pub fn apns(id: u64, max_streams: u32) -> Self {
         Settings {
             id,
@@ -197,6 +218,40 @@ struct Continuing {
     end_stream: bool,
     self_dependent: bool,
     block: Vec<u8>,
+    /// CONTINUATION frames so far.
+    frames: usize,
+}
+
+/// A token bucket: `burst` at once, `per_second` more each second.
+#[derive(Debug)]
+struct Budget {
+    tokens: f64,
+    burst: f64,
+    per_second: f64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new(burst: u32, per_second: u32, now: Instant) -> Self {
+        Budget {
+            tokens: f64::from(burst),
+            burst: f64::from(burst),
+            per_second: f64::from(per_second),
+            at: now,
+        }
+    }
+
+    /// Takes one token at `now`; false if none is left.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 type Later = Pin<Box<dyn Future<Output = (u32, Reply)> + Send>>;
@@ -236,6 +291,10 @@ struct Conn {
     /// When the current read's frames began to be handled (one clock read per read, not per
     /// request: it only starts the 10 s body deadline).
     now: Instant,
+    /// PING and SETTINGS frames the client may still send ([`ACK_BURST`]).
+    ack_budget: Budget,
+    /// Client stream ids skipped (never opened) below `last_stream`, oldest first: `(first, last)`.
+    skipped: std::collections::VecDeque<(u32, u32)>,
     /// Streams answered since the last write ([`Conn::written`]): they count against
     /// MAX_CONCURRENT_STREAMS until their END_STREAM is on the wire, as the client sees them (with a limit of 1, a second
     /// stream sent with the first is refused even when both arrive in one read).
@@ -440,6 +499,8 @@ impl Conn {
             dropped: false,
             receiving: 0,
             now: Instant::now(),
+            ack_budget: Budget::new(ACK_BURST, ACK_PER_SECOND, Instant::now()),
+            skipped: std::collections::VecDeque::new(),
             answered_unwritten: 0,
             later: FuturesUnordered::new(),
             spare_fields: Vec::new(),
@@ -679,6 +740,7 @@ impl Conn {
                 end_stream,
                 self_dependent,
                 block: fragment.to_vec(),
+                frames: 0,
             });
             Ok(())
         }
@@ -700,6 +762,16 @@ impl Conn {
             return Err(conn_error(
                 ErrorCode::EnhanceYourCalm,
                 format!("header block over {MAX_HEADER_BLOCK} bytes"),
+            ));
+        }
+        c.frames += 1;
+        if c.frames > MAX_CONTINUATIONS {
+            return Err(conn_error(
+                ErrorCode::EnhanceYourCalm,
+                format!(
+                    "header block of stream {} in over {MAX_CONTINUATIONS} CONTINUATION frames",
+                    c.stream
+                ),
             ));
         }
         c.block.extend_from_slice(payload);
@@ -737,8 +809,20 @@ impl Conn {
             })?;
         if id <= self.last_stream {
             self.recycle_fields(fields);
+            if self.was_skipped(id) {
+                // RFC 9113 §5.1.1: a new stream's id must be greater than every stream the client
+                // opened; "an unexpected stream identifier" is a connection error PROTOCOL_ERROR.
+                return Err(conn_error(
+                    ErrorCode::ProtocolError,
+                    format!(
+                        "HEADERS opening stream {id} after stream {} (RFC 9113 §5.1.1)",
+                        self.last_stream
+                    ),
+                ));
+            }
             return self.on_trailers(id, end_stream, service);
         }
+        self.skip_to(id);
         self.last_stream = id;
         let refusal = if self_dependent {
             Some((ErrorCode::ProtocolError, "stream depends on itself"))
@@ -835,6 +919,28 @@ impl Conn {
         Ok(())
     }
 
+    /// Remembers the client ids below `id` that were never opened (`id` is a new stream).
+    fn skip_to(&mut self, id: u32) {
+        let first = if self.last_stream == 0 {
+            1
+        } else {
+            self.last_stream + 2
+        };
+        if id > first {
+            if self.skipped.len() == SKIPPED_RANGES {
+                self.skipped.pop_front();
+            }
+            self.skipped.push_back((first, id - 2));
+        }
+    }
+
+    /// Stream `id` (below `last_stream`) was skipped by the client, never opened.
+    fn was_skipped(&self, id: u32) -> bool {
+        self.skipped
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&id))
+    }
+
     /// A header block on a stream the client opened before: trailers, or an error.
     fn on_trailers<S: Service>(
         &mut self,
@@ -915,6 +1021,7 @@ impl Conn {
                 format!("SETTINGS of {} bytes, not a multiple of 6", payload.len()),
             ));
         }
+        self.take_ack_budget("SETTINGS")?;
         for setting in payload.chunks_exact(6) {
             let id = u16::from_be_bytes([setting[0], setting[1]]);
             let value = be32(&setting[2..]);
@@ -964,6 +1071,21 @@ impl Conn {
         Ok(())
     }
 
+    /// Takes one frame from the PING/SETTINGS budget ([`ACK_BURST`]); a flood is a connection
+    /// error ENHANCE_YOUR_CALM.
+    fn take_ack_budget(&mut self, what: &str) -> Result<(), ConnError> {
+        if self.ack_budget.take(self.now) {
+            return Ok(());
+        }
+        Err(conn_error(
+            ErrorCode::EnhanceYourCalm,
+            format!(
+                "{what} flood: over {ACK_BURST} PING and SETTINGS frames at once, \
+                 or {ACK_PER_SECOND} a second"
+            ),
+        ))
+    }
+
     fn on_ping(&mut self, head: Head, payload: &[u8]) -> Result<(), ConnError> {
         if head.stream != 0 {
             return Err(conn_error(ErrorCode::ProtocolError, "PING on a stream"));
@@ -975,6 +1097,7 @@ impl Conn {
             ));
         }
         if !head.has(frame::ACK) {
+            self.take_ack_budget("PING")?;
             frame::put_frame(&mut self.out, frame::PING, frame::ACK, 0, payload);
         }
         Ok(())
@@ -1737,6 +1860,114 @@ mod tests {
             assert!(!why.is_empty(), "{name}: no reason in the GOAWAY");
             assert_eq!(c.frame().await, None, "{name}: still open after GOAWAY");
         }
+    }
+
+    #[tokio::test]
+    async fn a_stream_id_lower_than_one_opened_is_a_protocol_error() {
+        // RFC 9113 §5.1.1: stream 3 was skipped when 5 opened; opening it now is a connection
+        // error PROTOCOL_ERROR.
+        let mut c = connect(settings(), &[]).await;
+        c.send(&whole(5, "/", &[])).await;
+        assert_eq!(c.frame().await.unwrap().stream, 5);
+        c.send(&whole(3, "/", &[])).await;
+        let (code, why) = c.goaway().await;
+        assert_eq!(code, ErrorCode::ProtocolError as u32, "{why}");
+        assert!(why.contains("§5.1.1"), "{why}");
+        // A stream opened and closed (answered) is another matter: HEADERS on it after its
+        // END_STREAM is STREAM_CLOSED (§5.1), as before.
+        let mut c = connect(settings(), &[]).await;
+        c.send(&whole(1, "/", &[])).await;
+        assert_eq!(c.frame().await.unwrap().stream, 1);
+        c.send(&whole(3, "/", &[])).await;
+        assert_eq!(c.frame().await.unwrap().stream, 3);
+        c.send(&whole(1, "/", &[])).await;
+        let (code, why) = c.goaway().await;
+        assert_eq!(code, ErrorCode::StreamClosed as u32, "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_continuation_flood_is_enhance_your_calm() {
+        let mut c = connect(settings(), &[]).await;
+        // Eight CONTINUATION frames are still one request.
+        let block = request("/", &[]);
+        let mut bytes = frame::frame(frame::HEADERS, frame::END_STREAM, 1, &block[..4]);
+        for (i, piece) in block[4..].chunks(block[4..].len().div_ceil(8)).enumerate() {
+            let last = 4 + (i + 1) * block[4..].len().div_ceil(8) >= block.len();
+            let flags = if last { frame::END_HEADERS } else { 0 };
+            bytes.extend(frame::frame(frame::CONTINUATION, flags, 1, piece));
+        }
+        c.send(&bytes).await;
+        assert_eq!(status(&c.frame().await.unwrap()), b"200");
+        // Empty CONTINUATION frames without end: the ninth ends the connection.
+        let mut bytes = frame::frame(frame::HEADERS, frame::END_STREAM, 3, &block);
+        for _ in 0..10_000 {
+            bytes.extend(frame::frame(frame::CONTINUATION, 0, 3, &[]));
+        }
+        c.send(&bytes).await;
+        let (code, why) = c.goaway().await;
+        assert_eq!(code, ErrorCode::EnhanceYourCalm as u32, "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_ping_or_settings_flood_is_enhance_your_calm() {
+        for (name, one) in [
+            ("PING", frame::frame(frame::PING, 0, 0, b"12345678")),
+            ("SETTINGS", frame::frame(frame::SETTINGS, 0, 0, &[])),
+        ] {
+            let mut c = connect(settings(), &[]).await;
+            // A burst under the limit is acknowledged in full (the client's SETTINGS took one).
+            c.send(&one.repeat(ACK_BURST as usize - 1)).await;
+            for _ in 1..ACK_BURST {
+                let f = c.frame().await.expect("ACK");
+                assert_eq!(f.flags, frame::ACK, "{name}");
+            }
+            // Thousands more at once: a flood.
+            c.send(&one.repeat(5000)).await;
+            let (code, why) = c.goaway().await;
+            assert_eq!(code, ErrorCode::EnhanceYourCalm as u32, "{name}: {why}");
+            assert!(why.contains("flood"), "{name}: {why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_hpack_bomb_gets_431_and_the_connection_serves_on() {
+        // One 4000-byte field in the dynamic table, then 4000 one-byte references to it: a 4 KB
+        // block that decodes into 16 MB. The decoder stores nothing past the list limit.
+        // A literal with incremental indexing, new name "x-big", a value of 4000 bytes.
+        let mut first = vec![0x40];
+        hpack_str(b"x-big", &mut first);
+        hpack_str(&[b'v'; 4000], &mut first);
+        let mut bomb = request("/", &[]);
+        bomb.extend(&first);
+        bomb.extend(std::iter::repeat_n(0x80 | 62, 4000));
+        let mut c = connect(settings(), &[]).await;
+        c.send(&frame::frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &bomb,
+        ))
+        .await;
+        assert_eq!(status(&c.frame().await.unwrap()), b"431");
+        c.send(&whole(3, "/", &[])).await;
+        assert_eq!(status(&c.frame().await.unwrap()), b"200");
+    }
+
+    /// An HPACK string literal, not Huffman-coded.
+    fn hpack_str(s: &[u8], out: &mut Vec<u8>) {
+        let mut rest = s.len();
+        if rest < 127 {
+            out.push(rest as u8);
+        } else {
+            out.push(127);
+            rest -= 127;
+            while rest >= 128 {
+                out.push(0x80 | (rest & 0x7f) as u8);
+                rest >>= 7;
+            }
+            out.push(rest as u8);
+        }
+        out.extend_from_slice(s);
     }
 
     #[tokio::test]

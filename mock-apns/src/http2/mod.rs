@@ -4,7 +4,7 @@
 //! and `h2` could not: change MAX_CONCURRENT_STREAMS after the handshake, put a JSON reason in a
 //! GOAWAY, and answer requests in the connection's own task, batching responses into few TLS
 //! writes. It is a server only, for requests with small bodies: the body is collected whole and the
-//! [`Service`] sees a complete [`Request`].
+//! `Service` sees a complete `Request`.
 
 mod conn;
 pub mod frame;

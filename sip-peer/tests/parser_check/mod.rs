@@ -1,8 +1,8 @@
 //! The property every input must keep on the parser path, shared by the mutation test
-//! (`tests/parser_mutations.rs`) and the `cargo fuzz` target (`fuzz/fuzz_targets/parse_message.rs`):
-//! parsing gives a value or an error, never a panic; every typed view of a parsed message gives
-//! a value or an error; what is written reads back and writes the same bytes again; the stream
-//! framer, fed the same bytes in two pieces, never panics either.
+//! (`tests/parser_mutations.rs`) and the AFL targets `sip_message` and `sip_stream` (the
+//! workspace's `fuzz/`): parsing gives a value or an error, never a panic; every typed view of a
+//! parsed message gives a value or an error; what is written reads back and writes the same bytes
+//! again; the stream framer, fed the same bytes in two pieces, never panics either.
 
 use sip_peer::message::{Limits, Message};
 use sip_peer::push::PushParams;

@@ -210,7 +210,7 @@ impl SipCast {
                 Some(p) => Some((
                     std::fs::read(p)
                         .map_err(|e| StepError::inconclusive(format!("{}: {e}", p.display())))?,
-                    "localhost".to_owned(),
+                    target.sip_tls_name(),
                 )),
                 None => None,
             };
@@ -270,13 +270,19 @@ impl SipCast {
         timeline.note(
             "bench",
             format!(
-                "cast: Alice = {}, Bob = {}, gateway udp={:?} tcp={:?} tls={:?}, bucket timer {:?}",
+                "cast: Alice = {}, Bob = {}, gateway {}, bucket timer {} ms",
                 c.alice.aor,
                 c.bob.aor,
-                c.gateway.addrs.udp,
-                c.gateway.addrs.tcp,
-                c.gateway.addrs.tls,
-                c.gateway.bucket
+                [
+                    ("udp", c.gateway.addrs.udp),
+                    ("tcp", c.gateway.addrs.tcp),
+                    ("tls", c.gateway.addrs.tls)
+                ]
+                .iter()
+                .filter_map(|(t, a)| a.map(|a| format!("{t} {a}")))
+                .collect::<Vec<_>>()
+                .join(", "),
+                c.gateway.bucket.as_millis()
             ),
         );
         Ok(c)

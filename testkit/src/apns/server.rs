@@ -415,6 +415,41 @@ impl MockServer {
         )
     }
 
+    /// One push made with the `h2` crate (a client nobody here wrote) on a fresh connection to the
+    /// sandbox listener: `jwt` as provider token, the bundle's topic, a 100-byte payload, to
+    /// `device`. What a well-behaved provider sends; a hostile client's test ends with one.
+    pub async fn h2_push(&self, device: &str, jwt: &str) -> wire::Outcome {
+        let header = |v: &str| http::HeaderValue::from_str(v).expect("a header value");
+        let request = wire::H2Request::post(
+            device,
+            vec![
+                ("authorization", header(&format!("bearer {jwt}"))),
+                ("apns-topic", header(&self.manifest.bundle_id)),
+            ],
+            super::cases::payload_of_size(100),
+        );
+        let config = wire::tls_config(&self.manifest.ca_file, true);
+        let mut outcomes = wire::h2_exchange(
+            self.sandbox,
+            mock_apns::Environment::Sandbox.host(),
+            config,
+            vec![request],
+        )
+        .await;
+        outcomes.remove(0)
+    }
+
+    /// The server process's resident memory (`VmRSS` of /proc/PID/status), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status of the server");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+    }
+
     /// Opens the server-sent event stream of deliveries for `token`.
     pub fn deliveries(&self, token: &str) -> DeliveryStream {
         DeliveryStream::open(self.control, token)

@@ -227,12 +227,16 @@ pub mod frame {
     pub const RST_STREAM: u8 = 0x3;
     /// SETTINGS.
     pub const SETTINGS: u8 = 0x4;
+    /// PING.
+    pub const PING: u8 = 0x6;
     /// GOAWAY.
     pub const GOAWAY: u8 = 0x7;
     /// CONTINUATION.
     pub const CONTINUATION: u8 = 0x9;
     /// The END_STREAM flag.
     pub const END_STREAM: u8 = 0x1;
+    /// The ACK flag (SETTINGS, PING).
+    pub const ACK: u8 = 0x1;
     /// The END_HEADERS flag.
     pub const END_HEADERS: u8 = 0x4;
 }

@@ -32,7 +32,3 @@ Feature: Runner demo, every verdict
   @req:DEMO-PANIC
   Scenario: A step panics
     Then the demo step panics
-
-  @req:DEMO-UNDEFINED
-  Scenario: A step nobody wrote
-    Given a step nobody wrote

@@ -26,7 +26,7 @@
 use crate::catalog::ScenarioInfo;
 use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Why an expected-failures file was rejected.
@@ -225,6 +225,27 @@ impl ExpectedFailures {
             .or_else(|| s.requirements.iter().find_map(|r| self.requirement.get(r)))
     }
 
+    /// The requirement ids this baseline expects to fail among `scenarios`: every requirement
+    /// entry, and the ids of the scenarios a scenario entry names (for a requirement only some of
+    /// whose scenarios fail).
+    pub fn listed_requirements<'a>(
+        &self,
+        scenarios: impl IntoIterator<Item = &'a ScenarioInfo>,
+    ) -> BTreeSet<String> {
+        let by_scenario: Vec<String> = scenarios
+            .into_iter()
+            .filter(|s| {
+                self.scenario.contains_key(&s.name) || self.scenario.contains_key(&s.full_name())
+            })
+            .flat_map(|s| s.requirements.iter().cloned())
+            .collect();
+        self.requirement
+            .keys()
+            .cloned()
+            .chain(by_scenario)
+            .collect()
+    }
+
     /// Entries that match no scenario of the catalogue, and `step`s that match no step of the
     /// scenarios their entry covers (typos, removed scenarios, reworded steps).
     pub fn unmatched(&self, all: &[ScenarioInfo]) -> Vec<String> {
@@ -314,6 +335,11 @@ reason = "answers too early"
         assert!(!Outcome::NotApplicable.fails_run());
 
         let all = [c2, fast, other];
+        assert_eq!(
+            e.listed_requirements(&all),
+            BTreeSet::from(["SIP-B1".to_owned(), "SIP-C2".to_owned()]),
+            "a requirement entry, and the ids of a scenario entry's scenario"
+        );
         assert!(e.unmatched(&all).is_empty());
         assert_eq!(
             e.unmatched(&all[2..]),

@@ -10,6 +10,33 @@ Feature: Registration and binding hygiene
     Then the registration succeeds within 1 s
     And the 2xx carries its own Feature-Caps header "*;+sip.pns=\"apns\""
 
+  @req:SIP-A3
+  Scenario Outline: A capability query is answered with the push services the gateway serves (<query>)
+    When Alice's iPhone registers with Contact parameters "<query>"
+    Then the registration succeeds within 1 s
+    And the 2xx carries its own Feature-Caps header "*;+sip.pns=\"apns\""
+
+    Examples:
+      | query            |
+      | pn-provider=apns |
+      | pn-provider      |
+
+  @req:SIP-A3
+  Scenario: A capability query for a push service the gateway lacks is not claimed
+    When Alice's iPhone registers with Contact parameters "pn-provider=fcm"
+    Then the query is refused with 555, or answered with a 2xx that claims no "fcm", within 1 s
+
+  @req:SIP-A14
+  Scenario: Alice's push parameters never reach the caller
+    Given Alice's iPhone is asleep with a VoIP token
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+    And nothing Bob received carries Alice's push parameters
+
   @req:SIP-A7
   Scenario: A rotated token replaces the old one
     Given Alice's iPhone is registered with VoIP token "1111111111111111111111111111111111111111111111111111111111111111"

@@ -57,11 +57,23 @@ pub enum Fault {
     /// only: the woken iPhone is never challenged.
     #[serde(rename = "trust-refresh")]
     TrustRefresh,
+    /// A capability query (RFC 8599 §4.1.5: `pn-provider`, no `pn-prid`) is registered like any
+    /// contact: its 2xx says nothing of the push services the gateway serves.
+    #[serde(rename = "ignore-capability-query")]
+    IgnoreCapabilityQuery,
+    /// A capability query for any provider is answered with that provider in `+sip.pns`, as if
+    /// the gateway could push through it (an APNs-only gateway claiming FCM).
+    #[serde(rename = "claim-any-pns")]
+    ClaimAnyPns,
+    /// Responses from the iPhone go upstream with their Contact replaced by the registered
+    /// contact, `pn-prid` and all: the caller learns Alice's device token.
+    #[serde(rename = "leak-push-params")]
+    LeakPushParams,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 17] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -76,6 +88,9 @@ impl Fault {
         Fault::StaleBindings,
         Fault::FirstPridToken,
         Fault::TrustRefresh,
+        Fault::IgnoreCapabilityQuery,
+        Fault::ClaimAnyPns,
+        Fault::LeakPushParams,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -95,6 +110,9 @@ impl Fault {
             Fault::StaleBindings => "stale-bindings",
             Fault::FirstPridToken => "first-prid-token",
             Fault::TrustRefresh => "trust-refresh",
+            Fault::IgnoreCapabilityQuery => "ignore-capability-query",
+            Fault::ClaimAnyPns => "claim-any-pns",
+            Fault::LeakPushParams => "leak-push-params",
         }
     }
 
@@ -144,6 +162,8 @@ impl Fault {
             Fault::StaleBindings => vec!["SIP-E5"],
             Fault::FirstPridToken => vec!["SIP-A12"],
             Fault::TrustRefresh => vec!["SIP-B4"],
+            Fault::IgnoreCapabilityQuery | Fault::ClaimAnyPns => vec!["SIP-A3"],
+            Fault::LeakPushParams => vec!["SIP-A14"],
         };
         ids.sort_unstable();
         ids

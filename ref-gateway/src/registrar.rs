@@ -75,6 +75,9 @@ pub(crate) struct RegisterOutcome {
     pub removed: Vec<Binding>,
     /// True when at least one contact asked for APNs push (the 2xx carries `+sip.pns`).
     pub push: bool,
+    /// The providers capability queries asked for (RFC 8599 §4.1.5: a Contact with `pn-provider`
+    /// and no `pn-prid`), as written: `""` when the query names none.
+    pub queries: Vec<String>,
 }
 
 /// The key of an AOR: its user part (one domain per gateway), else its host.
@@ -83,6 +86,29 @@ pub(crate) fn aor_key(uri: &SipUri) -> String {
         Some(u) => u.to_owned(),
         None => uri.host.to_ascii_lowercase(),
     }
+}
+
+/// The provider a capability query asks about (RFC 8599 §4.1.5): `Some("")` for a query that
+/// names none, `None` for a contact that is not a query (no `pn-provider`, or a `pn-prid`).
+pub(crate) fn query_provider(uri: &SipUri) -> Option<String> {
+    if uri.param("pn-prid").is_some() {
+        return None;
+    }
+    uri.param_decoded("pn-provider")
+}
+
+/// Whether this gateway pushes for `provider` (APNs, production or sandbox).
+pub(crate) fn serves_provider(provider: &str) -> bool {
+    matches!(provider, "apns" | "apns.dev")
+}
+
+/// The first provider a capability query in `req` asks about that this gateway does not serve.
+pub(crate) fn unserved_query(req: &Message) -> Option<String> {
+    req.contacts()
+        .ok()?
+        .iter()
+        .filter_map(|c| query_provider(&c.addr()?.uri))
+        .find(|p| !p.is_empty() && !serves_provider(p))
 }
 
 /// The push parameters of a contact, checked: `None` for a contact without `pn-prid`.
@@ -167,6 +193,11 @@ impl Registrar {
             } else {
                 checked_push(&addr.uri)?
             };
+            if expires != 0 {
+                if let Some(provider) = query_provider(&addr.uri) {
+                    out.queries.push(provider);
+                }
+            }
             planned.push((addr.uri.clone(), instance_of(c), push, expires));
         }
         let list = self.by_aor.entry(aor.clone()).or_default();

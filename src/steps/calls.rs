@@ -400,3 +400,44 @@ async fn bob_no_final(w: &mut BenchWorld) {
         .await,
     )
 }
+
+/// The `pn-*` parameter names of RFC 8599 §4.1 that identify Alice's device to its push service.
+const PUSH_PARAMS: [&str; 3] = ["pn-provider", "pn-prid", "pn-param"];
+
+#[then("nothing Bob received carries Alice's push parameters")]
+async fn no_push_params_to_bob(w: &mut BenchWorld) {
+    outcome(
+        async {
+            let c = w.sip().await?;
+            let tokens = c.alice_tokens();
+            for m in c.calls().iter().flat_map(|b| b.call.received()) {
+                let bytes = m.to_bytes();
+                let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+                let leaked: Vec<&str> = PUSH_PARAMS
+                    .iter()
+                    .copied()
+                    .filter(|p| text.contains(p))
+                    .chain(
+                        tokens
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|t| text.contains(&t.to_ascii_lowercase())),
+                    )
+                    .collect();
+                if !leaked.is_empty() {
+                    return Err(StepError::fail_with_message(
+                        format!(
+                            "Bob received Alice's push parameters ({}) in {} (RFC 8599 §13: \
+                             they must not reach other users)",
+                            leaked.join(", "),
+                            m.summary()
+                        ),
+                        bytes,
+                    ));
+                }
+            }
+            Ok(())
+        }
+        .await,
+    )
+}

@@ -692,6 +692,45 @@ async fn reg_refused(w: &mut BenchWorld, d: Dur) {
     )
 }
 
+#[then(
+    regex = r#"^the query is refused with 555, or answered with a 2xx that claims no "(.*)", within (\d+ (?:ms|s))$"#
+)]
+async fn query_not_claimed(w: &mut BenchWorld, provider: String, d: Dur) {
+    outcome(
+        async {
+            let d = d.0;
+            let c = w.sip().await?;
+            let r = c.last_registration().ok_or_else(|| {
+                StepError::inconclusive("no REGISTER was sent by an earlier step")
+            })?;
+            let expected = format!(
+                "a 555, or a 2xx without +sip.pns=\"{provider}\", within {d:?} (RFC 8599 §5.6.1.2)"
+            );
+            let Some(resp) = r.response.as_ref().filter(|_| r.took <= d) else {
+                return Err(StepError::fail(format!(
+                    "expected {expected}; {}",
+                    r.describe()
+                )));
+            };
+            let status = resp.status().unwrap_or(0);
+            let claims = resp.feature_caps().iter().any(|v| {
+                v.split(';')
+                    .filter_map(|p| p.trim().strip_prefix("+sip.pns="))
+                    .any(|v| v.trim_matches('"').eq_ignore_ascii_case(&provider))
+            });
+            if status == 555 || ((200..300).contains(&status) && !claims) {
+                Ok(())
+            } else {
+                Err(StepError::fail_with_message(
+                    format!("expected {expected}; got {}", r.describe()),
+                    resp.to_bytes(),
+                ))
+            }
+        }
+        .await,
+    )
+}
+
 #[then(regex = r"^the gateway still accepts a REGISTER within (\d+ (?:ms|s))$")]
 async fn still_accepts(w: &mut BenchWorld, d: Dur) {
     outcome(

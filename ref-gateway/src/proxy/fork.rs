@@ -368,7 +368,28 @@ impl Proxy {
         self.end_call(id, None, reason);
     }
 
-    pub(super) fn on_branch_response(&mut self, id: u64, idx: usize, resp: Message) {
+    /// Fault `leak-push-params`: the response's Contact becomes the registered contact the
+    /// branch was sent to, `pn-*` parameters and all, as a proxy that "fixes" Contacts from its
+    /// location table would do (the address is unchanged, so routing is unchanged).
+    fn leak_push_params(&self, id: u64, idx: usize, resp: &mut Message) {
+        let Some(b) = self.calls.get(&id).and_then(|c| c.branches.get(idx)) else {
+            return;
+        };
+        let Some(uri) = b.request.request_uri().filter(|u| u.contains("pn-prid")) else {
+            return;
+        };
+        if resp.header("Contact").is_some() {
+            resp.set_header("Contact", format!("<{uri}>"));
+            self.recorder.note(
+                "fault leak-push-params: the registered contact, pn-* and all, goes upstream",
+            );
+        }
+    }
+
+    pub(super) fn on_branch_response(&mut self, id: u64, idx: usize, mut resp: Message) {
+        if self.faults.has(Fault::LeakPushParams) {
+            self.leak_push_params(id, idx, &mut resp);
+        }
         let code = resp.status().unwrap_or(0);
         let out = self.out.clone();
         let Some(call) = self.calls.get_mut(&id) else {

@@ -8,8 +8,11 @@ use crate::bucket::{BucketEntry, EntryState};
 use crate::config::Account;
 use crate::faults::Fault;
 use crate::flow::Flow;
-use crate::registrar::{aor_key, Binding};
+use crate::registrar::{
+    aor_key, serves_provider, unserved_query, Binding, RegisterError, RegisterOutcome,
+};
 use sip_peer::Message;
+use std::collections::BTreeSet;
 use tokio::time::Instant;
 
 impl Proxy {
@@ -121,7 +124,14 @@ impl Proxy {
             }
         }
         let now = Instant::now();
-        let out = match self.registrar.register(&req, flow, now) {
+        // RFC 8599 §5.6.1.2: a query for a PNS this gateway lacks gets a 555 (it is its own
+        // registrar, so it knows no other proxy would push for it).
+        let unserved = unserved_query(&req).filter(|_| !self.faults.has(Fault::ClaimAnyPns));
+        let registered = match unserved {
+            Some(p) => Err(RegisterError::UnsupportedProvider(p)),
+            None => self.registrar.register(&req, flow, now),
+        };
+        let out = match registered {
             Ok(o) => o,
             Err(e) => {
                 tracing::info!(%flow, error = %e, "REGISTER refused");
@@ -146,14 +156,41 @@ impl Proxy {
             v.push_str(&format!(";expires={}", b.remaining(now)));
             r.push_header("Contact", v);
         }
-        if out.push {
-            r.push_header("Feature-Caps", "*;+sip.pns=\"apns\"");
+        for caps in self.feature_caps(&out) {
+            r.push_header("Feature-Caps", caps);
         }
         r.push_header("Content-Length", "0");
         self.send(&flow, &r);
         for b in out.updated.iter().filter(|b| b.push.is_some()) {
             self.release(&user, b);
         }
+    }
+
+    /// The Feature-Caps values of a REGISTER's 2xx: `+sip.pns` for a push binding (RFC 8599
+    /// §5.6.1.1) and for a capability query (§5.6.1.2: the queried PNS, or every PNS this gateway
+    /// serves when the query names none).
+    fn feature_caps(&self, out: &RegisterOutcome) -> BTreeSet<String> {
+        let mut pns = BTreeSet::new();
+        if out.push {
+            pns.insert("apns".to_owned());
+        }
+        if !out.queries.is_empty() && self.faults.has(Fault::IgnoreCapabilityQuery) {
+            self.recorder.note(
+                "fault ignore-capability-query: the query is registered like any contact, without +sip.pns",
+            );
+        } else {
+            for q in &out.queries {
+                let served = serves_provider(q) || self.faults.has(Fault::ClaimAnyPns);
+                pns.insert(match q.as_str() {
+                    "" => "apns".to_owned(),
+                    p if served => p.to_owned(),
+                    _ => continue,
+                });
+            }
+        }
+        pns.into_iter()
+            .map(|p| format!("*;+sip.pns=\"{p}\""))
+            .collect()
     }
 
     /// A REGISTER 2xx for `binding`: every bucket entry that matches on the pn-* parameters

@@ -124,8 +124,8 @@ impl Fault {
     /// The requirement ids the suite must report failed, and only those, when this fault is the
     /// only one switched on and the gateway runs `profile`.
     pub fn breaks(self, profile: CancelPolicy) -> Vec<&'static str> {
-        const WAKE_CHAIN: [&str; 7] = [
-            "SIP-B1", "SIP-B2", "SIP-B4", "SIP-C6", "SIP-D1", "SIP-F1", "SIP-F2",
+        const WAKE_CHAIN: [&str; 8] = [
+            "SIP-A14", "SIP-B1", "SIP-B2", "SIP-B4", "SIP-C6", "SIP-D1", "SIP-F1", "SIP-F2",
         ];
         let mut ids: Vec<&'static str> = match self {
             Fault::NonzeroExpiration => vec!["APNS-4", "SIP-E3"],

@@ -1,5 +1,7 @@
 //! The fault matrix, as a test: the whole suite runs against the embedded reference gateway in
-//! each of its three cancel profiles, first correct, then with each fault switched on alone. Runs
+//! each of its three cancel profiles and each of its designs (`ref_gateway::Design`: the RFC 8599
+//! bucket, tsilo-like relay then hand-over), first correct, then with each fault of that design
+//! switched on alone (rows of the tsilo design say "(tsilo)"). Runs
 //! are one after the other (scenarios inside a run are concurrent): three suites at once on two
 //! cores starve the shared mock APNs and the 2 s windows of SIP-E2 fail for the wrong reason. The correct gateway passes
 //! every applicable scenario; with a fault, the suite fails and the failing requirement ids are
@@ -15,7 +17,7 @@ use pushbench::runner::{run_blocking, RunOptions};
 use pushbench::scenario::GatewayFaults;
 use pushbench::target::CancelPolicy;
 use pushbench::Verdict;
-use ref_gateway::{Fault, Faults};
+use ref_gateway::{Design, Fault, Faults};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -37,7 +39,7 @@ struct Outcome {
     took: Duration,
 }
 
-fn run(faults: Faults, cancel: CancelPolicy) -> Outcome {
+fn run(faults: Faults, design: Design, cancel: CancelPolicy) -> Outcome {
     let started = Instant::now();
     let opts = RunOptions {
         embedded_cancel: Some(cancel),
@@ -49,6 +51,7 @@ fn run(faults: Faults, cancel: CancelPolicy) -> Outcome {
         timeout: Duration::from_secs(240),
         faults: GatewayFaults {
             sip: faults,
+            design,
             ..GatewayFaults::default()
         },
         ..RunOptions::default()
@@ -81,11 +84,11 @@ fn run(faults: Faults, cancel: CancelPolicy) -> Outcome {
     o
 }
 
-/// The suite in every profile, with these faults.
-fn run_all_profiles(faults: &Faults) -> Vec<(CancelPolicy, Outcome)> {
+/// The suite in every profile, with these faults, in this design.
+fn run_all_profiles(faults: &Faults, design: Design) -> Vec<(CancelPolicy, Outcome)> {
     PROFILES
         .iter()
-        .map(|&cancel| (cancel, run(faults.clone(), cancel)))
+        .map(|&cancel| (cancel, run(faults.clone(), design, cancel)))
         .collect()
 }
 
@@ -102,18 +105,31 @@ fn each_fault_fails_exactly_the_requirements_it_breaks() {
     let gaps: BTreeSet<String> = BENCH_GAPS.iter().map(|(id, _)| id.to_string()).collect();
     let mut problems = Vec::new();
     let mut matrix = vec![format!(
-        "{:<22} {:<16} {:>5}  failing requirement ids",
+        "{:<28} {:<16} {:>5}  failing requirement ids",
         "fault", "profile", "secs"
     )];
-    let configs: Vec<Option<Fault>> = std::iter::once(None)
-        .chain(Fault::ALL.into_iter().map(Some))
+    // Each design: correct, then with each of its faults alone.
+    let configs: Vec<(Design, Option<Fault>)> = Design::ALL
+        .into_iter()
+        .flat_map(|d| {
+            std::iter::once((d, None)).chain(
+                Fault::ALL
+                    .into_iter()
+                    .filter(move |f| f.design() == d)
+                    .map(move |f| (d, Some(f))),
+            )
+        })
         .collect();
-    for fault in configs {
+    for (design, fault) in configs {
         let faults = fault.map(Faults::only).unwrap_or_default();
-        for (profile, o) in run_all_profiles(&faults) {
-            let name = fault.map(Fault::name).unwrap_or("(none)");
+        for (profile, o) in run_all_profiles(&faults, design) {
+            let bare = fault.map(Fault::name).unwrap_or("(none)");
+            let name = match design {
+                Design::Bucket => bare.to_owned(),
+                d => format!("{bare} ({d})"),
+            };
             matrix.push(format!(
-                "{name:<22} {:<16} {:>5.1}  {}",
+                "{name:<28} {:<16} {:>5.1}  {}",
                 profile.as_str(),
                 o.took.as_secs_f64(),
                 list(&o.failing)
@@ -128,7 +144,7 @@ fn each_fault_fails_exactly_the_requirements_it_breaks() {
             let Some(fault) = fault else {
                 if !o.failing.is_empty() {
                     problems.push(format!(
-                        "the correct gateway ({profile}) fails {}",
+                        "the correct gateway ({design}, {profile}) fails {}",
                         list(&o.failing)
                     ));
                 }

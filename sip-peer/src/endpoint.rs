@@ -85,6 +85,26 @@ impl Endpoint {
         self.core().close_connections();
     }
 
+    /// Closes the socket (UDP) or the listener and every connection (TCP/TLS), as iOS does to an
+    /// app it suspends or kills: nothing more is read or buffered, UDP to the old port gets ICMP
+    /// port unreachable, and sending fails ([`crate::TransportError::Closed`]) until
+    /// [`Endpoint::reopen`].
+    pub fn close_sockets(&self) {
+        self.core().net().close_sockets();
+    }
+
+    /// True while the sockets are closed.
+    pub fn is_closed(&self) -> bool {
+        self.core().net().is_closed()
+    }
+
+    /// A relaunched app: a new socket (UDP) or listener (TCP/TLS) on a new ephemeral port of the
+    /// configured IP (never the old port); the old ones are closed first. Returns the new
+    /// address.
+    pub async fn reopen(&self) -> Result<SocketAddr, SipError> {
+        self.core().reopen().await
+    }
+
     /// Number of open TCP/TLS connections.
     pub fn connection_count(&self) -> usize {
         self.core().connection_count()

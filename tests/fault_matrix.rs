@@ -181,3 +181,47 @@ fn each_fault_fails_exactly_the_requirements_it_breaks() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The point of the relaunch wake: a gateway that never hands the call to the woken device's new
+/// registration fails SIP-B1 on every transport, scenario by scenario (the matrix above checks
+/// ids only), while the same gateway still reaches a suspended app that kept its socket only
+/// where its old Contact still works.
+#[test]
+fn a_missing_hand_over_fails_sip_b1_on_udp_tcp_and_tls() {
+    let wake = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/features/sip/wake.feature"
+    ));
+    let mut problems = Vec::new();
+    for fault in [Fault::NoHandOver, Fault::ContactUriMatch] {
+        let opts = RunOptions {
+            features: vec![wake.clone()],
+            print: false,
+            timeout: Duration::from_secs(120),
+            faults: GatewayFaults {
+                sip: Faults::only(fault),
+                design: fault.design(),
+                ..GatewayFaults::default()
+            },
+            ..RunOptions::default()
+        };
+        let report: RunReport = run_blocking(&opts).expect("the suite starts");
+        for transport in ["(UDP", "(TCP", "(TLS"] {
+            let s = report
+                .scenarios
+                .iter()
+                .find(|s| {
+                    s.info.requirements.iter().any(|r| r == "SIP-B1")
+                        && s.info.name.contains(transport)
+                })
+                .expect("wake.feature has a SIP-B1 scenario per transport");
+            if s.verdict != Verdict::Fail {
+                problems.push(format!(
+                    "{fault}: {:?} is {:?}, not a failure",
+                    s.info.name, s.verdict
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -225,3 +225,48 @@ fn a_missing_hand_over_fails_sip_b1_on_udp_tcp_and_tls() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `[apns.payload]`: a target whose app reads the Call-ID at `/call-id` and declares no
+/// `send_time` passes APNS-5 when the gateway puts the Call-ID there, and fails it, naming
+/// `/call-id` and showing the payload, when the key is missing (fault `no-call-id-in-payload`).
+#[test]
+fn apns_5_checks_the_payload_contract_the_target_declares() {
+    let contract = pushbench::target::PayloadContract {
+        call_id: "/call-id".into(),
+        send_time: None,
+        caller: None,
+        cancel: None,
+    };
+    let run = |faults: Faults| {
+        let opts = RunOptions {
+            embedded_payload: Some(contract.clone()),
+            features: vec![PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/features/apns/call-push.feature"
+            ))],
+            req: vec!["APNS-5".into()],
+            print: false,
+            timeout: Duration::from_secs(60),
+            faults: GatewayFaults {
+                sip: faults,
+                ..GatewayFaults::default()
+            },
+            ..RunOptions::default()
+        };
+        let report: RunReport = run_blocking(&opts).expect("the suite starts");
+        let s = report
+            .scenarios
+            .into_iter()
+            .find(|s| s.info.requirements.iter().any(|r| r == "APNS-5"))
+            .expect("an APNS-5 scenario");
+        (s.verdict, s.reason.unwrap_or_default())
+    };
+    let (verdict, reason) = run(Faults::none());
+    assert_eq!(verdict, Verdict::Pass, "{reason}");
+    let (verdict, reason) = run(Faults::only(Fault::NoCallIdInPayload));
+    assert_eq!(verdict, Verdict::Fail);
+    assert!(
+        reason.contains("\"/call-id\"") && reason.contains("\"aps\""),
+        "the failure names the pointer and shows the payload: {reason}"
+    );
+}

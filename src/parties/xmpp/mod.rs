@@ -611,6 +611,11 @@ impl XmppCast {
 }
 
 impl XmppCast {
+    /// Where the app finds the call's id and the rest in a push (`[apns.payload]`).
+    pub fn payload_contract(&self) -> &phone::PayloadContract {
+        &self.payload.0
+    }
+
     /// The server's XMPP domain.
     pub fn domain(&self) -> &str {
         &self.domain

@@ -340,6 +340,10 @@ pub struct ApnsSection {
     pub app_entitlements: Vec<String>,
 }
 
+/// The profile every target has unless its app holds [`UNRESTRICTED_VOIP`]: its VoIP pushes must
+/// each report a CallKit call (iOS 13+).
+pub const CALLKIT_VOIP: &str = "callkit-voip";
+
 /// The entitlement `com.apple.developer.pushkit.unrestricted-voip`, as `[apns] app_entitlements`
 /// names it.
 pub const UNRESTRICTED_VOIP: &str = "unrestricted-voip";
@@ -795,6 +799,11 @@ impl Target {
         }
         if self.xmpp.is_some() {
             names.insert("xmpp".into());
+        }
+        // The iOS 13 CallKit rule for VoIP pushes binds every app but one holding the
+        // unrestricted VoIP entitlement.
+        if !self.apns.unrestricted_voip() {
+            names.insert(CALLKIT_VOIP.into());
         }
         names
     }

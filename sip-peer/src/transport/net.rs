@@ -75,23 +75,7 @@ impl Net {
         if cfg.transport == Transport::Tls && cfg.tls.is_none() {
             return Err(ConfigError::NoTls.into());
         }
-        let bind = cfg.bind;
-        let socket = |source| TransportError::Socket {
-            context: format!("binding {bind}"),
-            source,
-        };
-        let (udp, listener, local) = match cfg.transport {
-            Transport::Udp => {
-                let s = bind_udp(bind).map_err(socket)?;
-                let local = s.local_addr().map_err(socket)?;
-                (Some(Arc::new(s)), None, local)
-            }
-            Transport::Tcp | Transport::Tls => {
-                let l = TcpListener::bind(bind).await.map_err(socket)?;
-                let local = l.local_addr().map_err(socket)?;
-                (None, Some(l), local)
-            }
-        };
+        let (udp, listener, local) = bind_sockets(cfg.transport, cfg.bind).await?;
         let net = Net {
             cfg,
             local: Mutex::new(local),
@@ -324,24 +308,9 @@ pub(crate) async fn reopen<U: NetUser>(up: &Arc<U>) -> Result<SocketAddr, SipErr
     net.close_sockets();
     let mut bind = net.cfg.bind;
     bind.set_port(0);
-    let socket = |source| TransportError::Socket {
-        context: format!("binding {bind}"),
-        source,
-    };
     // An ephemeral port may come back at once; a relaunched app never has its old one.
     for _ in 0..8 {
-        let (udp, listener, local) = match net.cfg.transport {
-            Transport::Udp => {
-                let s = bind_udp(bind).map_err(socket)?;
-                let local = s.local_addr().map_err(socket)?;
-                (Some(Arc::new(s)), None, local)
-            }
-            Transport::Tcp | Transport::Tls => {
-                let l = TcpListener::bind(bind).await.map_err(socket)?;
-                let local = l.local_addr().map_err(socket)?;
-                (None, Some(l), local)
-            }
-        };
+        let (udp, listener, local) = bind_sockets(net.cfg.transport, bind).await?;
         if local.port() == old.port() {
             continue;
         }
@@ -354,11 +323,37 @@ pub(crate) async fn reopen<U: NetUser>(up: &Arc<U>) -> Result<SocketAddr, SipErr
         ));
         return Ok(local);
     }
-    Err(socket(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        format!("no new port other than {}", old.port()),
-    ))
+    Err(TransportError::Socket {
+        context: format!("binding {bind}"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no new port other than {}", old.port()),
+        ),
+    }
     .into())
+}
+
+/// The bound socket (UDP) or listener (TCP/TLS) and its address.
+type Bound = (Option<Arc<UdpSocket>>, Option<TcpListener>, SocketAddr);
+
+/// Binds the socket (UDP) or the listener (TCP/TLS) of `transport` at `bind`.
+async fn bind_sockets(transport: Transport, bind: SocketAddr) -> Result<Bound, SipError> {
+    let socket = |source| TransportError::Socket {
+        context: format!("binding {bind}"),
+        source,
+    };
+    Ok(match transport {
+        Transport::Udp => {
+            let s = bind_udp(bind).map_err(socket)?;
+            let local = s.local_addr().map_err(socket)?;
+            (Some(Arc::new(s)), None, local)
+        }
+        Transport::Tcp | Transport::Tls => {
+            let l = TcpListener::bind(bind).await.map_err(socket)?;
+            let local = l.local_addr().map_err(socket)?;
+            (None, Some(l), local)
+        }
+    })
 }
 
 /// Records and sends bytes to `dest`. Never blocks; stream connections are opened on demand.

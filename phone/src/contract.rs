@@ -276,6 +276,58 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().key, "call_id");
     }
 
+    /// The iPhone model reads pushes with the declared contract, and with the unrestricted VoIP
+    /// entitlement survives a VoIP push that carries no call.
+    #[test]
+    fn the_iphone_reads_the_declared_contract_and_honours_the_entitlement() {
+        use crate::{Action, DeliveredPush, Input, Iphone, IphoneConfig, Outcome, WallClock};
+        use std::time::Instant;
+        use timeline::{Protocol, Recorder};
+        let phone = |config: IphoneConfig| {
+            Iphone::new(
+                config,
+                WallClock::new(Instant::now(), 1_700_000_000_000),
+                Recorder::off("alice-iphone", Protocol::Note),
+            )
+        };
+        let voip = |id: &str, payload: &[u8]| {
+            Input::Push(DeliveredPush::voip(
+                "com.example.app.voip",
+                id,
+                payload.to_vec(),
+            ))
+        };
+        let now = Instant::now();
+        let mut p = phone(IphoneConfig {
+            payload: vendor(),
+            ..IphoneConfig::default()
+        });
+        let actions = p.handle(
+            now,
+            voip("a1", br#"{"aps":{},"call-id":"c-9","caller":"b"}"#),
+        );
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::ReportIncomingCall { call_id: Some(id), .. } if id == "c-9"
+        )));
+        let message = PushPayload::message("hi", 1).to_json();
+        let mut p = phone(IphoneConfig {
+            non_call_voip: crate::NonCallVoipPolicy::Terminate,
+            unrestricted_voip: true,
+            ..IphoneConfig::default()
+        });
+        for i in 0..4 {
+            let actions = p.handle(now, voip(&format!("m{i}"), &message));
+            assert!(actions.is_empty(), "{actions:?}");
+        }
+        assert_eq!(p.misses(), 0);
+        assert!(p.app_running());
+        assert!(!p
+            .outcomes()
+            .iter()
+            .any(|o| matches!(o, Outcome::BogusCall { .. })));
+    }
+
     #[test]
     fn the_section_reads_from_toml_shaped_json() {
         let c: PayloadContract = serde_json::from_str(

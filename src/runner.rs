@@ -40,7 +40,9 @@ use crate::expected::{ExpectedError, ExpectedFailures};
 use crate::preflight::{Liveness, ProbeFailure, Probes};
 use crate::report::{self, Interruption, RunReport};
 use crate::scenario::GatewayFaults;
-use crate::target::{CancelPolicy, CommandRun, ProcessGroups, Target, TargetError, TargetKind};
+use crate::target::{
+    CancelPolicy, CommandRun, PayloadContract, ProcessGroups, Target, TargetError, TargetKind,
+};
 use crate::verdict::Verdict;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -60,6 +62,10 @@ pub struct RunOptions {
     /// The cancel policy of the embedded reference gateway (only without `target`): runs the
     /// suite against the reference gateway in another profile.
     pub embedded_cancel: Option<CancelPolicy>,
+    /// The payload contract the embedded reference gateway's target declares instead of its own
+    /// (only without `target`): how a target file's `[apns.payload]` is tested against a gateway
+    /// whose payload is known.
+    pub embedded_payload: Option<PayloadContract>,
     /// A cucumber tag expression (`@req:SIP-C2 or @apns`).
     pub tags: Option<String>,
     /// Only scenarios whose name (`Feature: scenario`) matches this regular expression.
@@ -96,6 +102,7 @@ impl Default for RunOptions {
         RunOptions {
             target: None,
             embedded_cancel: None,
+            embedded_payload: None,
             tags: None,
             name: None,
             req: Vec::new(),
@@ -241,6 +248,11 @@ pub fn run_blocking(opts: &RunOptions) -> Result<RunReport, RunError> {
 
 /// Loads the target named in `opts` (or the embedded one) and the directory its commands run in.
 pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
+    if opts.target.is_some() && opts.embedded_payload.is_some() {
+        return Err(RunError::Usage(
+            "an embedded payload contract applies to the embedded reference gateway; a target file declares its own [apns.payload]".into(),
+        ));
+    }
     if opts.target.is_some() && opts.embedded_cancel.is_some() {
         return Err(RunError::Usage(
             "--embedded-cancel applies to the embedded reference gateway; a target file declares its own [profile] cancel".into(),
@@ -260,6 +272,9 @@ pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
             let mut t = Target::embedded_reference();
             if let Some(c) = opts.embedded_cancel {
                 t.profile.cancel = c;
+            }
+            if let Some(p) = &opts.embedded_payload {
+                t.apns.payload = Some(p.clone());
             }
             Ok((t, PathBuf::from(".")))
         }

@@ -22,6 +22,9 @@ use timeline::Timeline;
 pub struct GatewayFaults {
     /// Faults of the embedded reference gateway (only with the embedded target).
     pub sip: ref_gateway::Faults,
+    /// The embedded reference gateway's design (the bucket by default; the fault matrix also runs
+    /// the tsilo-like one).
+    pub design: ref_gateway::Design,
     /// Faults of the bench's app server (XMPP targets).
     pub app_server: AppFaults,
 }

@@ -11,6 +11,7 @@
 
 use crate::container_section::{ContainerSection, ContainerSectionError};
 pub use mock_apns::{AuthMethod, Environment, UnknownTokens};
+pub use phone::PayloadContract;
 pub use ref_gateway::CancelPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -120,6 +121,17 @@ pub enum TargetError {
         /// What is wrong.
         reason: String,
     },
+    /// A value that names nothing the bench knows (a payload pointer that is not RFC 6901, an
+    /// entitlement it does not model).
+    #[error("{key}: {value:?} {reason}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A `[container]` value that cannot work.
     #[error(transparent)]
     Container(#[from] ContainerSectionError),
@@ -141,7 +153,8 @@ impl TargetError {
             | TargetError::NoTransport { key }
             | TargetError::NoProtocol { key }
             | TargetError::ZeroTimer { key }
-            | TargetError::BadCommand { key, .. } => key,
+            | TargetError::BadCommand { key, .. }
+            | TargetError::BadValue { key, .. } => key,
             TargetError::Container(e) => &e.key,
         }
     }
@@ -318,6 +331,34 @@ pub struct ApnsSection {
     /// What the mock answers for a device token it does not know.
     #[serde(default)]
     pub unknown_token: UnknownTokens,
+    /// `[apns.payload]`: where the app finds the call's id, send time, caller and call-ended mark
+    /// in a push (RFC 6901 pointers). Absent: the reference gateway's contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<PayloadContract>,
+    /// Apple entitlements the app holds that change what iOS allows it (`unrestricted-voip`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_entitlements: Vec<String>,
+}
+
+/// The profile every target has unless its app holds [`UNRESTRICTED_VOIP`]: its VoIP pushes must
+/// each report a CallKit call (iOS 13+).
+pub const CALLKIT_VOIP: &str = "callkit-voip";
+
+/// The entitlement `com.apple.developer.pushkit.unrestricted-voip`, as `[apns] app_entitlements`
+/// names it.
+pub const UNRESTRICTED_VOIP: &str = "unrestricted-voip";
+
+impl ApnsSection {
+    /// The app's payload contract: the declared one, else the reference gateway's.
+    pub fn payload_contract(&self) -> PayloadContract {
+        self.payload.clone().unwrap_or_default()
+    }
+
+    /// True when the app holds the unrestricted VoIP entitlement: its VoIP pushes need not report
+    /// a CallKit call.
+    pub fn unrestricted_voip(&self) -> bool {
+        self.app_entitlements.iter().any(|e| e == UNRESTRICTED_VOIP)
+    }
 }
 
 /// `[profile]`.
@@ -720,6 +761,8 @@ impl Target {
                 credentials_dir: PathBuf::new(),
                 bundle_id: "com.example.pushbench".into(),
                 unknown_token: UnknownTokens::Register,
+                payload: Some(PayloadContract::reference()),
+                app_entitlements: Vec::new(),
             },
             profile: Profile {
                 cancel: CancelPolicy::Rfc8599Drop,
@@ -756,6 +799,11 @@ impl Target {
         }
         if self.xmpp.is_some() {
             names.insert("xmpp".into());
+        }
+        // The iOS 13 CallKit rule for VoIP pushes binds every app but one holding the
+        // unrestricted VoIP entitlement.
+        if !self.apns.unrestricted_voip() {
+            names.insert(CALLKIT_VOIP.into());
         }
         names
     }
@@ -864,6 +912,24 @@ impl Target {
         }
         address("apns.listen", &self.apns.listen)?;
         non_empty("apns.bundle_id", &self.apns.bundle_id)?;
+        if let Some(p) = &self.apns.payload {
+            p.validate().map_err(|e| TargetError::BadValue {
+                key: format!("apns.payload.{}", e.key),
+                value: e.pointer.clone(),
+                reason: "is not an RFC 6901 JSON pointer (it must start with \"/\")".into(),
+            })?;
+        }
+        for (i, e) in self.apns.app_entitlements.iter().enumerate() {
+            if e != UNRESTRICTED_VOIP {
+                return Err(TargetError::BadValue {
+                    key: format!("apns.app_entitlements[{i}]"),
+                    value: e.clone(),
+                    reason: format!(
+                        "is not an entitlement the bench models (known: {UNRESTRICTED_VOIP:?})"
+                    ),
+                });
+            }
+        }
         if self.kind == TargetKind::External {
             non_empty(
                 "apns.credentials_dir",

@@ -35,4 +35,4 @@ Feature: What a call push looks like
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
     Then the call push's payload carries the Call-ID of Bob's INVITE
-    And the call push's payload carries a send-time
+    And the call push's payload carries every other key the target declares

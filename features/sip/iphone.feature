@@ -12,7 +12,7 @@ Feature: The iOS 13+ contract
     And the gateway pushes to Alice within 2 s
     Then Alice's iPhone rings for the call before its REGISTER
 
-  @req:IOS-2 @profile:message-push @profile:linphone-dialect
+  @req:IOS-2 @profile:message-push @profile:linphone-dialect @profile:callkit-voip
   Scenario: A message shows a notification and never rings
     Given Alice's iPhone is asleep with a VoIP token and an alert token
     When Bob sends Alice a message
@@ -20,7 +20,7 @@ Feature: The iOS 13+ contract
     And Alice's iPhone shows no bogus call
     And Alice's app has never been terminated and still receives VoIP pushes
 
-  @req:IOS-3
+  @req:IOS-3 @profile:callkit-voip
   Scenario: An app that ignores pushes it cannot match to a call is never cut off
     Given Alice's iPhone is asleep with a VoIP token
     And Alice's iPhone takes 1 s to register after a push

@@ -1,13 +1,55 @@
 @profile:sip
 Feature: Wake and delivery
   An INVITE for a sleeping iPhone becomes one VoIP push; the woken iPhone REGISTERs and gets the
-  INVITE on the connection it just opened.
+  INVITE on the connection it just opened. Asleep, the iPhone's app has no socket: the push
+  relaunches it, and it REGISTERs from a new local port (a new Contact, a new connection) with
+  the same +sip.instance, as iOS does; an INVITE sent only to its old Contact never reaches it.
 
   Background:
     Given Alice's iPhone is asleep with a VoIP token
 
   @req:SIP-B1
   Scenario: A call wakes the sleeping iPhone and is answered
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B1
+  Scenario: A call wakes the sleeping iPhone and is answered (UDP, relaunched on a new port)
+    Given Alice's iPhone is asleep with a VoIP token over UDP
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B1
+  Scenario: A call wakes the sleeping iPhone and is answered (TCP, relaunched on a new connection)
+    Given Alice's iPhone is asleep with a VoIP token over TCP
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B1 @profile:tls
+  Scenario: A call wakes the sleeping iPhone and is answered (TLS, relaunched on a new connection)
+    Given Alice's iPhone is asleep with a VoIP token over TLS
+    When Bob calls Alice
+    And the gateway pushes to Alice within 2 s
+    Then Alice's iPhone registers within 2 s of the push
+    And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
+    When Alice answers on her iPhone
+    Then Bob gets 200 OK from Alice's iPhone within 2 s
+
+  @req:SIP-B1
+  Scenario: A call wakes a suspended iPhone whose app kept its socket
+    Given Alice's iPhone is suspended with a VoIP token, its app keeping its socket
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
     Then Alice's iPhone registers within 2 s of the push

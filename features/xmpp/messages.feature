@@ -16,7 +16,7 @@ Feature: Messages to a sleeping iPhone over XMPP push (XEP-0357)
     And Alice's iPhone shows a notification within 2 s
     And after reconnecting Alice's iPhone receives the message "meet at the north gate" exactly once
 
-  @req:XMPP-9
+  @req:XMPP-9 @profile:callkit-voip
   Scenario: No message, chat state or receipt is ever sent as a VoIP push
     When Bob sends Alice the XMPP message "one"
     And Bob sends Alice a typing notification

@@ -1,5 +1,6 @@
 //! The app's policy and the iOS limits the model applies, and the wall clock mapping.
 
+use crate::contract::PayloadContract;
 use std::time::{Duration, Instant};
 
 /// What the app does with a VoIP push that carries no call (a message pushed as VoIP).
@@ -30,6 +31,12 @@ pub struct IphoneConfig {
     pub new_connection_on_wake: bool,
     /// The high 64 bits of the CallKit UUIDs this phone makes (they are deterministic).
     pub uuid_seed: u64,
+    /// Where the app finds the call's id, send time, caller and call-ended mark in a push (the
+    /// target's `[apns.payload]`; the reference gateway's contract by default).
+    pub payload: PayloadContract,
+    /// The app holds Apple's `com.apple.developer.pushkit.unrestricted-voip` entitlement: a VoIP
+    /// push it does not report to CallKit (a message) neither kills it nor counts as a miss.
+    pub unrestricted_voip: bool,
 }
 
 impl Default for IphoneConfig {
@@ -43,6 +50,8 @@ impl Default for IphoneConfig {
             stale_after: Duration::from_secs(30),
             new_connection_on_wake: true,
             uuid_seed: 0x1F0E,
+            payload: PayloadContract::reference(),
+            unrestricted_voip: false,
         }
     }
 }

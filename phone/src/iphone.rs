@@ -262,7 +262,7 @@ impl Iphone {
             self.miss(now, "VoIP push not reported", out);
             return;
         }
-        let payload = match PushPayload::parse(&push.payload) {
+        let payload = match self.config.payload.read(&push.payload) {
             Ok(p) => p,
             Err(e) => {
                 self.recorder
@@ -344,6 +344,14 @@ impl Iphone {
     }
 
     fn on_non_call_voip(&mut self, now: Instant, push: &DeliveredPush, out: &mut Vec<Action>) {
+        if self.config.unrestricted_voip {
+            self.recorder.note(format!(
+                "app: VoIP push apns-id={} carries no call; the app holds the unrestricted-voip \
+                 entitlement: handled without CallKit",
+                push.apns_id
+            ));
+            return;
+        }
         match self.config.non_call_voip {
             NonCallVoipPolicy::Terminate => {
                 self.miss(now, "VoIP push without a call not reported", out)
@@ -391,7 +399,13 @@ impl Iphone {
             push_type: push.push_type,
             text,
         });
-        if let Some(p) = payload.filter(|p| p.kind == PayloadKind::Cancel) {
+        let ended = self
+            .config
+            .payload
+            .read(&push.payload)
+            .ok()
+            .filter(|p| p.kind == PayloadKind::Cancel);
+        if let Some(p) = ended {
             self.on_cancel_push(now, p, false, out);
         }
     }

@@ -47,6 +47,7 @@
 
 pub mod action;
 pub mod config;
+pub mod contract;
 pub mod driver;
 pub mod input;
 pub mod iphone;
@@ -55,6 +56,7 @@ pub mod payload;
 
 pub use action::{Action, EndReason, STATUS_DECLINE, STATUS_GONE};
 pub use config::{IphoneConfig, NonCallVoipPolicy, WallClock};
+pub use contract::{CancelMark, PayloadContract, PointerError};
 pub use driver::{spawn, DriverConfig, PhoneHandle, Snapshot, WaitError};
 pub use input::{DeliveredPush, Input, PushType};
 pub use iphone::{CallEnd, CallState, CallView, Iphone, Report};

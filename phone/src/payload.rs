@@ -118,6 +118,14 @@ pub enum PayloadError {
     /// A call or cancel without a `call-id`.
     #[error("{0:?} payload without a call-id")]
     MissingCallId(PayloadKind),
+    /// A key the target's payload contract declares is not in the payload.
+    #[error("no {key} at {pointer:?} (the target's [apns.payload] {key})")]
+    MissingKey {
+        /// The contract's key (`call_id`, `send_time`, `caller`).
+        key: &'static str,
+        /// The RFC 6901 pointer looked at.
+        pointer: String,
+    },
 }
 
 impl PushPayload {

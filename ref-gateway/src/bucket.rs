@@ -5,7 +5,7 @@
 
 use crate::push::PushTarget;
 use crate::registrar::Binding;
-use sip_peer::PushParams;
+use sip_peer::{PushParams, SipUri};
 
 /// Where an entry is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(crate) struct BucketEntry {
     pub aor: String,
     /// Its push parameters (the §5.3 match key).
     pub push: PushParams,
+    /// The binding's Contact URI when it was pushed (fault `contact-uri-match` matches on it).
+    pub contact: SipUri,
     /// Where the push goes.
     pub target: PushTarget,
     /// State.

@@ -4,6 +4,7 @@
 
 use crate::apns::{ApnsAuth, ApnsError, RetryPolicy};
 pub use crate::cancel::CancelPolicy;
+use crate::design::Design;
 use crate::faults::{Fault, Faults};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -89,6 +90,8 @@ pub struct GatewayConfig {
     pub timers: Timers,
     /// Faults switched on at start (they can be changed at run time).
     pub faults: Faults,
+    /// The design for push-bound bindings.
+    pub design: Design,
     /// Digest accounts (REGISTER only).
     pub accounts: Vec<Account>,
     /// Records the gateway's SIP traffic (off by default: the bench's parties record it).
@@ -111,6 +114,7 @@ impl GatewayConfig {
             cancel: CancelPolicy::default(),
             timers: Timers::default(),
             faults: Faults::none(),
+            design: Design::default(),
             accounts: Vec::new(),
             sip_recorder: Recorder::off("gateway", Protocol::Sip),
             apns_recorder: Recorder::off("gateway", Protocol::Apns),
@@ -153,6 +157,9 @@ pub struct FileConfig {
     /// Fault names from the fault matrix.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// `bucket` (default) or `tsilo`: see [`Design`].
+    #[serde(default)]
+    pub design: Design,
     /// Listeners.
     pub listen: FileListen,
     /// Timers.
@@ -311,6 +318,7 @@ impl FileConfig {
         }
         cfg.cancel = self.cancel;
         cfg.faults = Faults::default();
+        cfg.design = self.design;
         for f in self.faults {
             cfg.faults.insert(f);
         }

@@ -3,6 +3,7 @@
 //! `features/REQUIREMENTS.md`, kept here as data so the fault-matrix test can use it).
 
 use crate::cancel::CancelPolicy;
+use crate::design::Design;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -69,11 +70,22 @@ pub enum Fault {
     /// contact, `pn-prid` and all: the caller learns Alice's device token.
     #[serde(rename = "leak-push-params")]
     LeakPushParams,
+    /// Design `tsilo`: the INVITE goes at once to the contacts the AOR had, but the woken
+    /// device's new registration never gets it (a Kamailio config whose `ts_append` is missing
+    /// from the REGISTER route, or that looks the transaction up under another key). Only a
+    /// device that kept its old socket would ever hear the call.
+    #[serde(rename = "no-hand-over")]
+    NoHandOver,
+    /// The bucket is released only by a REGISTER whose Contact URI is the pushed binding's, host
+    /// and port included, instead of matching the `pn-*` parameters (RFC 8599 §5.3; OpenSIPS
+    /// `pn_ct_match_params`): a woken app, relaunched on a new port, never gets the INVITE.
+    #[serde(rename = "contact-uri-match")]
+    ContactUriMatch,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 19] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -91,6 +103,8 @@ impl Fault {
         Fault::IgnoreCapabilityQuery,
         Fault::ClaimAnyPns,
         Fault::LeakPushParams,
+        Fault::NoHandOver,
+        Fault::ContactUriMatch,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -113,6 +127,16 @@ impl Fault {
             Fault::IgnoreCapabilityQuery => "ignore-capability-query",
             Fault::ClaimAnyPns => "claim-any-pns",
             Fault::LeakPushParams => "leak-push-params",
+            Fault::NoHandOver => "no-hand-over",
+            Fault::ContactUriMatch => "contact-uri-match",
+        }
+    }
+
+    /// The gateway design this fault is a mistake of (the matrix runs it in that design).
+    pub fn design(self) -> Design {
+        match self {
+            Fault::NoHandOver => Design::Tsilo,
+            _ => Design::Bucket,
         }
     }
 
@@ -144,7 +168,7 @@ impl Fault {
             ]
             .concat(),
             Fault::Priority5 => vec!["APNS-3"],
-            Fault::NoReplayOnRegister => {
+            Fault::NoReplayOnRegister | Fault::NoHandOver | Fault::ContactUriMatch => {
                 let mut ids = WAKE_CHAIN.to_vec();
                 if profile == CancelPolicy::FlexisipReplay {
                     ids.extend(["SIP-C2", "SIP-D2", "SIP-E4"]);

@@ -6,7 +6,9 @@
 //! - [`apns`]: the APNs provider client (HTTP/2 over TLS, token or certificate auth, one long-lived
 //!   connection, bounded retries, every request and answer on the timeline).
 //! - `call_push`: the pushes for a call, a call that ended and a message, with the faults applied.
-//! - [`faults`]: the ten fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
+//! - [`design`]: the gateway's design for push-bound bindings ([`Design`]: the RFC 8599 bucket,
+//!   or tsilo-like relay at once then hand-over).
+//! - [`faults`]: the fault switches and the fault matrix as data ([`faults::Fault::breaks`]).
 //! - [`cancel`]: the three CANCEL policies ([`CancelPolicy`]) and what a bucket entry becomes when
 //!   its call ends under each.
 //!
@@ -37,6 +39,7 @@ mod bucket;
 mod call_push;
 pub mod cancel;
 pub mod config;
+pub mod design;
 pub mod faults;
 mod flow;
 pub mod gateway;
@@ -46,5 +49,6 @@ mod registrar;
 
 pub use cancel::CancelPolicy;
 pub use config::GatewayConfig;
+pub use design::Design;
 pub use faults::{Fault, Faults};
 pub use gateway::{Addresses, RefGateway, StartError};

@@ -126,7 +126,12 @@ impl Core {
 
     /// The bound address (the listener for TCP/TLS).
     pub(crate) fn local(&self) -> SocketAddr {
-        self.net.local
+        self.net.local()
+    }
+
+    /// See [`net::reopen`].
+    pub(crate) async fn reopen(self: &Arc<Self>) -> Result<SocketAddr, SipError> {
+        net::reopen(self).await
     }
 
     /// Where every message is recorded.

@@ -85,6 +85,26 @@ impl Endpoint {
         self.core().close_connections();
     }
 
+    /// Closes the socket (UDP) or the listener and every connection (TCP/TLS), as iOS does to an
+    /// app it suspends or kills: nothing more is read or buffered, UDP to the old port gets ICMP
+    /// port unreachable, and sending fails ([`crate::TransportError::Closed`]) until
+    /// [`Endpoint::reopen`].
+    pub fn close_sockets(&self) {
+        self.core().net().close_sockets();
+    }
+
+    /// True while the sockets are closed.
+    pub fn is_closed(&self) -> bool {
+        self.core().net().is_closed()
+    }
+
+    /// A relaunched app: a new socket (UDP) or listener (TCP/TLS) on a new ephemeral port of the
+    /// configured IP (never the old port); the old ones are closed first. Returns the new
+    /// address.
+    pub async fn reopen(&self) -> Result<SocketAddr, SipError> {
+        self.core().reopen().await
+    }
+
     /// Number of open TCP/TLS connections.
     pub fn connection_count(&self) -> usize {
         self.core().connection_count()
@@ -98,5 +118,61 @@ impl Endpoint {
     /// The current flight mode.
     pub fn offline(&self) -> Offline {
         self.core().offline()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use timeline::{Protocol, Timeline};
+    use tokio::net::UdpSocket;
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1\r\nFrom: <sip:b@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_closed_udp_port_is_refused_and_a_reopened_endpoint_listens_on_a_new_one() {
+        let t = Timeline::new();
+        let ep = Endpoint::bind(
+            EndpointConfig::udp(SocketAddr::from(([127, 0, 0, 1], 0))),
+            t.recorder("alice", Protocol::Sip),
+            "peer",
+        )
+        .await
+        .unwrap();
+        let old = ep.local_addr();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        ep.close_sockets();
+        assert!(ep.is_closed());
+        assert!(matches!(
+            ep.send_raw(peer.local_addr().unwrap(), &b"x"[..], "x"),
+            Err(SipError::Transport(crate::TransportError::Closed))
+        ));
+        // The old port is closed: the kernel answers ICMP port unreachable, which a connected
+        // socket reads as ECONNREFUSED.
+        peer.connect(old).await.unwrap();
+        peer.send(OPTIONS).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let r = tokio::time::timeout(Duration::from_secs(2), peer.recv(&mut buf)).await;
+        assert!(
+            matches!(&r, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "{r:?}"
+        );
+        let new = ep.reopen().await.unwrap();
+        assert_ne!(new.port(), old.port(), "a relaunched app gets a new port");
+        assert_eq!(ep.local_addr(), new);
+        assert!(!ep.is_closed());
+        assert!(ep
+            .contact_uri(Some("alice"))
+            .to_string()
+            .contains(&new.port().to_string()));
+        // The new socket answers.
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        peer.send_to(OPTIONS, new).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), peer.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"SIP/2.0 "), "{:?}", &buf[..n]);
     }
 }

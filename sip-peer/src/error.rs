@@ -94,6 +94,9 @@ pub enum TransportError {
     /// The endpoint is in flight mode ([`crate::Offline::Disconnected`]).
     #[error("offline (flight mode)")]
     Offline,
+    /// The endpoint's sockets are closed (an app iOS suspended or killed) until it reopens them.
+    #[error("socket closed (the app's process is gone)")]
+    Closed,
     /// A stream connection could not be opened or set up.
     #[error("connection to {peer} failed: {source}")]
     Connection {

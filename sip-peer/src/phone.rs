@@ -315,9 +315,21 @@ impl PhoneAccount {
         *lock(&self.credentials) = credentials;
     }
 
+    /// Reopens the sockets on a new port when they are closed: an app iOS killed runs again only
+    /// as a new process.
+    async fn reopen_if_closed(&self) -> Result<(), SipError> {
+        if self.endpoint.is_closed() {
+            self.endpoint.set_offline(Offline::Online);
+            self.endpoint.reopen().await?;
+        }
+        Ok(())
+    }
+
     /// REGISTERs (or refreshes) the binding with the current push parameters; a 401/407 is
-    /// answered once with the credentials. Anything but a 2xx is an error.
+    /// answered once with the credentials. Anything but a 2xx is an error. An account whose
+    /// sockets are closed ([`PhoneAccount::close`]) first reopens them on a new port.
     pub async fn register(&self, within: Duration) -> Result<Registration, SipError> {
+        self.reopen_if_closed().await?;
         let contact = self.contact_value(&self.contact_uri(), None);
         self.send_register(contact, self.cfg.expires, within).await
     }
@@ -329,6 +341,7 @@ impl PhoneAccount {
 
     /// Removes the binding: Expires 0, and no `pn-prid` in the Contact (RFC 8599 §4.1.2).
     pub async fn unregister(&self, within: Duration) -> Result<Registration, SipError> {
+        self.reopen_if_closed().await?;
         let mut uri = self.contact_uri();
         uri.remove_param("pn-prid");
         let contact = self.contact_value(&uri, Some(0));
@@ -337,11 +350,29 @@ impl PhoneAccount {
 
     /// Removes every binding of the AOR (`Contact: *`, Expires 0).
     pub async fn unregister_all(&self, within: Duration) -> Result<Registration, SipError> {
+        self.reopen_if_closed().await?;
         self.send_register("*".into(), 0, within).await
     }
 
-    /// Wakes up after a push: leaves flight mode, optionally drops the connections (the next
-    /// REGISTER opens a new one, as an iPhone does), and REGISTERs.
+    /// The app's process is gone (iOS suspended or killed it): the socket or listener and every
+    /// connection are closed; nothing sent to the old address is read or buffered, and UDP to
+    /// the old port gets ICMP port unreachable. [`PhoneAccount::relaunch`] or any REGISTER
+    /// brings it back on a new port.
+    pub fn close(&self) {
+        self.endpoint.close_sockets();
+    }
+
+    /// Relaunched by a push, as PushKit does: a new socket (UDP) or listener and connection
+    /// (TCP/TLS) on a new local port, so a new Contact, with the same `+sip.instance` and
+    /// `reg-id`, then a REGISTER.
+    pub async fn relaunch(&self, within: Duration) -> Result<Registration, SipError> {
+        self.endpoint.set_offline(Offline::Online);
+        self.endpoint.reopen().await?;
+        self.register(within).await
+    }
+
+    /// Wakes a suspended app that kept its socket: leaves flight mode, optionally drops the
+    /// connections (the next REGISTER opens a new one), and REGISTERs from the same port.
     pub async fn wake(
         &self,
         new_connection: bool,

@@ -5,7 +5,7 @@
 
 use futures::StreamExt as _;
 use mock_apns::Delivery;
-use phone::{DeliveredPush, Input, PayloadKind, PushPayload, PushType};
+use phone::{DeliveredPush, Input, PayloadContract, PayloadKind, PushType};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -275,13 +275,15 @@ pub fn feed_deliveries(
     apns: &mock_apns::MockApns,
     token: String,
     log: Arc<DeviceLog>,
+    contract: &PayloadContract,
     to_phone: impl Fn(Input) + Send + 'static,
 ) -> AbortHandle {
     let mut stream = apns.deliveries(&token);
+    let contract = contract.clone();
     tokio::spawn(async move {
         while let Some(d) = stream.next().await {
             let push = delivered(&d);
-            let parsed = PushPayload::parse(&push.payload).ok();
+            let parsed = contract.read(&push.payload).ok();
             log.push(Event::Push {
                 token: token.clone(),
                 push_type: push.push_type.to_string(),

@@ -8,7 +8,6 @@ use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
 use mock_apns::{DeviceState, Environment, Fault, FaultAction, PushRecord};
-use phone::PushPayload;
 use std::time::{Duration, Instant};
 
 fn voip_token(c: &SipCast) -> Result<String, StepError> {
@@ -460,10 +459,16 @@ async fn push_header(w: &mut BenchWorld, name: String, value: String) {
     )
 }
 
-fn payload(p: &PushRecord) -> Result<PushPayload, StepError> {
-    PushPayload::parse(&p.payload).map_err(|e| {
-        StepError::fail_with_message(format!("the call push's payload: {e}"), p.payload.clone())
-    })
+/// A push whose payload lacks a key the target's `[apns.payload]` declares: the pointer looked
+/// for and the payload got.
+fn missing_key(p: &PushRecord, e: phone::PayloadError) -> StepError {
+    StepError::fail_with_message(
+        format!(
+            "the call push's payload: {e}; the payload it got: {}",
+            String::from_utf8_lossy(&p.payload)
+        ),
+        p.payload.clone(),
+    )
 }
 
 #[then("the call push's payload carries the Call-ID of Bob's INVITE")]
@@ -473,14 +478,18 @@ async fn payload_call_id(w: &mut BenchWorld) {
             let c = w.sip().await?;
             let id = c.call()?.call_id.clone();
             let p = call_push(c)?;
-            let pl = payload(&p)?;
-            if pl.call_id.as_deref() == Some(id.as_str()) {
+            let contract = &c.app().payload;
+            let got = contract
+                .call_id_of(&p.payload)
+                .map_err(|e| missing_key(&p, e))?;
+            if got == id {
                 Ok(())
             } else {
                 Err(StepError::fail_with_message(
                     format!(
-                        "expected the payload's call-id {id:?}; it has {:?}",
-                        pl.call_id
+                        "expected the Call-ID {id:?} at {:?} (the target's [apns.payload] call_id); \
+                         the payload has {got:?} there",
+                        contract.call_id
                     ),
                     p.payload.clone(),
                 ))
@@ -490,21 +499,21 @@ async fn payload_call_id(w: &mut BenchWorld) {
     )
 }
 
-#[then("the call push's payload carries a send-time")]
-async fn payload_send_time(w: &mut BenchWorld) {
+#[then("the call push's payload carries every other key the target declares")]
+async fn payload_declared_keys(w: &mut BenchWorld) {
     outcome(
         async {
             let c = w.sip().await?;
             let p = call_push(c)?;
-            let pl = payload(&p)?;
-            if pl.send_time_ms.is_some() {
-                Ok(())
-            } else {
-                Err(StepError::fail_with_message(
-                    "expected a send-time in the call push's payload; it has none",
-                    p.payload.clone(),
-                ))
-            }
+            let contract = &c.app().payload;
+            // Only what the target declares: the payload is the app's contract, not a standard.
+            contract
+                .send_time_of(&p.payload)
+                .map_err(|e| missing_key(&p, e))?;
+            contract
+                .caller_of(&p.payload)
+                .map_err(|e| missing_key(&p, e))?;
+            Ok(())
         }
         .await,
     )

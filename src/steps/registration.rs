@@ -12,7 +12,7 @@ use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
 use ref_gateway::config::Account;
-use sip_peer::{Credentials, PushParams};
+use sip_peer::{Credentials, PushParams, Transport};
 use std::time::{Duration, Instant};
 use timeline::Direction;
 
@@ -24,24 +24,37 @@ fn pn(c: &SipCast, token: &str) -> String {
     )
 }
 
+/// How a device sleeps: as iOS does it (its socket closed, relaunched by the push on a new
+/// port), or as a suspended app that kept its socket (only where a scenario says so).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    Relaunch,
+    KeepSocket,
+}
+
 async fn asleep(
     w: &mut BenchWorld,
     kind: DeviceKind,
-    tls: bool,
+    transport: Option<Transport>,
     alert: bool,
+    how: Sleep,
 ) -> Result<(), StepError> {
     let token = random_token();
     let c = w.sip().await?;
     c.add_device(NewDevice {
         kind,
-        tls,
+        transport,
         voip_token: Some(token),
         alert,
         expires: 3600,
     })
     .await?;
     c.register_or_inconclusive(kind).await?;
-    c.device(kind)?.sleep();
+    let d = c.device(kind)?;
+    if how == Sleep::KeepSocket {
+        d.keep_socket_when_suspended();
+    }
+    d.sleep();
     Ok(())
 }
 
@@ -52,8 +65,9 @@ async fn asleep_voip(w: &mut BenchWorld, device: String) {
             asleep(
                 w,
                 device.parse().map_err(StepError::inconclusive)?,
+                None,
                 false,
-                false,
+                Sleep::Relaunch,
             )
             .await
         }
@@ -61,11 +75,21 @@ async fn asleep_voip(w: &mut BenchWorld, device: String) {
     )
 }
 
-#[given("Alice's iPhone is asleep with a VoIP token over TLS")]
-async fn asleep_tls(w: &mut BenchWorld) {
+#[given(regex = r"^Alice's iPhone is suspended with a VoIP token, its app keeping its socket$")]
+async fn suspended_keeping_socket(w: &mut BenchWorld) {
+    outcome(async { asleep(w, DeviceKind::Iphone, None, false, Sleep::KeepSocket).await }.await)
+}
+
+#[given(regex = r"^Alice's iPhone is asleep with a VoIP token over (UDP|TCP|TLS)$")]
+async fn asleep_over(w: &mut BenchWorld, transport: String) {
     outcome(
         async {
-            // Replaces (and unregisters) a TCP iPhone a Background may have set up.
+            let transport = match transport.as_str() {
+                "UDP" => Transport::Udp,
+                "TCP" => Transport::Tcp,
+                _ => Transport::Tls,
+            };
+            // Replaces (and unregisters) the iPhone a Background may have set up.
             let c = w.sip().await?;
             if let Some(old) = c.take_device(DeviceKind::Iphone) {
                 old.account.set_offline(sip_peer::Offline::Online);
@@ -74,11 +98,18 @@ async fn asleep_tls(w: &mut BenchWorld) {
                     .await
                     .map_err(|e| {
                         StepError::inconclusive(format!(
-                            "the gateway refused to remove the TCP iPhone's binding: {e}"
+                            "the gateway refused to remove the Background iPhone's binding: {e}"
                         ))
                     })?;
             }
-            asleep(w, DeviceKind::Iphone, true, false).await
+            asleep(
+                w,
+                DeviceKind::Iphone,
+                Some(transport),
+                false,
+                Sleep::Relaunch,
+            )
+            .await
         }
         .await,
     )
@@ -86,7 +117,7 @@ async fn asleep_tls(w: &mut BenchWorld) {
 
 #[given("Alice's iPhone is asleep with a VoIP token and an alert token")]
 async fn asleep_alert(w: &mut BenchWorld) {
-    outcome(async { asleep(w, DeviceKind::Iphone, false, true).await }.await)
+    outcome(async { asleep(w, DeviceKind::Iphone, None, true, Sleep::Relaunch).await }.await)
 }
 
 #[given("Alice's desktop is awake and registered")]
@@ -96,7 +127,7 @@ async fn desktop(w: &mut BenchWorld) {
             let c = w.sip().await?;
             c.add_device(NewDevice {
                 kind: DeviceKind::Desktop,
-                tls: false,
+                transport: None,
                 voip_token: None,
                 alert: false,
                 expires: 3600,
@@ -134,7 +165,7 @@ async fn registered_with(
     let c = w.sip().await?;
     c.add_device(NewDevice {
         kind: DeviceKind::Iphone,
-        tls: false,
+        transport: None,
         voip_token: Some(token.clone()),
         alert: false,
         expires,
@@ -363,7 +394,7 @@ async fn moves(w: &mut BenchWorld) {
             old.account.set_push(push.clone());
             c.add_device(NewDevice {
                 kind: DeviceKind::Iphone,
-                tls: false,
+                transport: None,
                 voip_token: token,
                 alert: false,
                 expires: 3600,

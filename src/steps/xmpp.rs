@@ -20,7 +20,7 @@ use crate::verdict::StepError;
 use crate::world::BenchWorld;
 use cucumber::{given, then, when};
 use mock_apns::{DeviceState, PushRecord};
-use phone::{PayloadKind, PushPayload};
+use phone::PayloadKind;
 use ref_gateway::app_server::Answer;
 use std::time::{Duration, Instant};
 use xmpp_peer::jmi::{Jmi, Kind, Reason};
@@ -403,13 +403,16 @@ async fn voip_payload(w: &mut BenchWorld) {
             let id = c.call()?.id.clone();
             let p = the_push(c)?;
             let bad = |why: String| StepError::fail_with_message(why, p.payload.clone());
-            let payload = PushPayload::parse(&p.payload)
-                .map_err(|e| bad(format!("the VoIP push's payload does not parse: {e}")))?;
+            let contract = c.payload_contract();
+            let payload = contract
+                .read(&p.payload)
+                .map_err(|e| bad(format!("the VoIP push's payload: {e}")))?;
             if payload.kind != PayloadKind::Call || payload.call_id.as_deref() != Some(id.as_str())
             {
                 return Err(bad(format!(
-                    "expected a call payload with call-id {id:?}; it has kind {:?}, call-id {:?}",
-                    payload.kind, payload.call_id
+                    "expected a call payload with the JMI id {id:?} at {:?} (the target's \
+                     [apns.payload] call_id); it has kind {:?}, id {:?}",
+                    contract.call_id, payload.kind, payload.call_id
                 )));
             }
             let from = payload.caller.unwrap_or_default();

@@ -9,6 +9,7 @@ use super::{
 use crate::bucket::{BucketEntry, EntryState};
 use crate::call_push::PushBuilder;
 use crate::cancel::{on_call_ended, OnCallEnded, ANSWERED_ELSEWHERE, BUSY_EVERYWHERE};
+use crate::design::Design;
 use crate::faults::Fault;
 use crate::flow::Flow;
 use crate::push::{now_ms, target_for};
@@ -90,11 +91,24 @@ impl Proxy {
                             ));
                             continue;
                         }
+                        if self.design == Design::Tsilo {
+                            // tsilo relays at once to the contact it has, however stale.
+                            if let Some(idx) = self.forward_branch(id, &b.contact, b.flow, false) {
+                                if let Some(br) = self
+                                    .calls
+                                    .get_mut(&id)
+                                    .and_then(|c| c.branches.get_mut(idx))
+                                {
+                                    br.stale = true;
+                                }
+                            }
+                        }
                         if let Some(c) = self.calls.get_mut(&id) {
                             c.bucket.push(BucketEntry {
                                 binding_id: b.id,
                                 aor: aor.clone(),
                                 push: p.clone(),
+                                contact: b.contact.clone(),
                                 target: t,
                                 state: EntryState::Delayed,
                             });
@@ -176,6 +190,7 @@ impl Proxy {
             cancelled: false,
             pending_cancel: None,
             replay,
+            stale: false,
         });
         let idx = call.branches.len() - 1;
         self.client_index.insert(branch.clone(), (id, idx));
@@ -253,7 +268,10 @@ impl Proxy {
         if call.final_sent {
             return;
         }
-        let pending_branch = call.branches.iter().any(|b| !b.done && !b.replay);
+        let pending_branch = call
+            .branches
+            .iter()
+            .any(|b| !b.done && !b.replay && !b.stale);
         let waiting = call.bucket.iter().any(BucketEntry::is_waiting);
         if pending_branch || waiting {
             return;

@@ -19,6 +19,7 @@
 use crate::bucket::BucketEntry;
 use crate::cancel::CancelPolicy;
 use crate::config::{Account, GatewayConfig, Timers};
+use crate::design::Design;
 use crate::faults::Faults;
 use crate::flow::{Flow, Inbound, Listeners};
 use crate::push::{PushOutcome, Pusher};
@@ -95,6 +96,9 @@ struct Branch {
     pending_cancel: Option<Option<String>>,
     /// Sent for a call that had already ended (replay): responses are not forwarded.
     replay: bool,
+    /// Design `tsilo`: sent at once to the stale contact of a push-bound device; the call does
+    /// not wait for it (the device's REGISTER brings the hand-over branch).
+    stale: bool,
 }
 
 /// One INVITE or MESSAGE from a caller and everything it became.
@@ -156,6 +160,7 @@ pub(crate) struct Proxy {
     timers: Timers,
     accounts: Vec<Account>,
     faults: Faults,
+    design: Design,
     listeners: Arc<Listeners>,
     pusher: Pusher,
     events: mpsc::UnboundedSender<Event>,
@@ -246,6 +251,7 @@ impl Proxy {
             timers: cfg.timers,
             accounts: cfg.accounts.clone(),
             faults: cfg.faults.clone(),
+            design: cfg.design,
             listeners,
             pusher,
             events,

@@ -6,6 +6,7 @@
 use super::{push_params_of, random_hex, Proxy, NONCE_MEMORY};
 use crate::bucket::{BucketEntry, EntryState};
 use crate::config::Account;
+use crate::design::Design;
 use crate::faults::Fault;
 use crate::flow::Flow;
 use crate::registrar::{
@@ -201,6 +202,12 @@ impl Proxy {
                 .note("fault no-replay-on-register: REGISTER does not release the bucket");
             return;
         }
+        if self.faults.has(Fault::NoHandOver) && self.design == Design::Tsilo {
+            self.recorder
+                .note("fault no-hand-over: the new registration does not get the relayed INVITE");
+            return;
+        }
+        let uri_match = self.faults.has(Fault::ContactUriMatch);
         let mut ids: Vec<u64> = self.calls.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -208,9 +215,18 @@ impl Proxy {
                 continue;
             };
             let (hits, keep): (Vec<BucketEntry>, Vec<BucketEntry>) =
-                call.bucket.drain(..).partition(|e| e.matches(aor, binding));
+                call.bucket.drain(..).partition(|e| {
+                    e.matches(aor, binding)
+                        && (!uri_match || e.contact.to_string() == binding.contact.to_string())
+                });
+            let stuck = uri_match && keep.iter().any(|e| e.aor == aor);
             call.bucket = keep;
             let final_sent = call.final_sent;
+            if stuck {
+                self.recorder.note(
+                    "fault contact-uri-match: the bucket waits for a REGISTER from the pushed Contact URI",
+                );
+            }
             for e in hits {
                 match e.state {
                     EntryState::Delayed | EntryState::Pushed if !final_sent => {

@@ -47,8 +47,14 @@ type Malformed = (String, ParseError, Bytes);
 /// The sockets of one endpoint and what they need to know.
 pub(crate) struct Net {
     pub(crate) cfg: EndpointConfig,
-    pub(crate) local: SocketAddr,
-    udp: Option<Arc<UdpSocket>>,
+    /// The bound address; a new one after [`reopen`] (a relaunched app).
+    local: Mutex<SocketAddr>,
+    /// The UDP socket; `None` for TCP/TLS and while closed ([`Net::close_sockets`]).
+    udp: Mutex<Option<Arc<UdpSocket>>>,
+    /// The receive loops of the socket or the listener (aborted by [`Net::close_sockets`], which
+    /// drops the socket: nothing is read or buffered any more, and the kernel answers UDP to the
+    /// port with ICMP port unreachable).
+    io_tasks: Mutex<Vec<AbortHandle>>,
     conns: Mutex<HashMap<SocketAddr, Conn>>,
     pub(crate) recorder: Recorder,
     pub(crate) peer: String,
@@ -69,27 +75,12 @@ impl Net {
         if cfg.transport == Transport::Tls && cfg.tls.is_none() {
             return Err(ConfigError::NoTls.into());
         }
-        let bind = cfg.bind;
-        let socket = |source| TransportError::Socket {
-            context: format!("binding {bind}"),
-            source,
-        };
-        let (udp, listener, local) = match cfg.transport {
-            Transport::Udp => {
-                let s = bind_udp(bind).map_err(socket)?;
-                let local = s.local_addr().map_err(socket)?;
-                (Some(Arc::new(s)), None, local)
-            }
-            Transport::Tcp | Transport::Tls => {
-                let l = TcpListener::bind(bind).await.map_err(socket)?;
-                let local = l.local_addr().map_err(socket)?;
-                (None, Some(l), local)
-            }
-        };
+        let (udp, listener, local) = bind_sockets(cfg.transport, cfg.bind).await?;
         let net = Net {
             cfg,
-            local,
-            udp,
+            local: Mutex::new(local),
+            udp: Mutex::new(udp),
+            io_tasks: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             recorder,
             peer,
@@ -110,12 +101,41 @@ impl Net {
         }
     }
 
+    /// The bound address (the listener for TCP/TLS).
+    pub(crate) fn local(&self) -> SocketAddr {
+        *lock(&self.local)
+    }
+
+    /// True while the sockets are closed ([`Net::close_sockets`]), until [`reopen`].
+    pub(crate) fn is_closed(&self) -> bool {
+        self.cfg.transport == Transport::Udp && lock(&self.udp).is_none()
+            || self.cfg.transport != Transport::Udp && lock(&self.io_tasks).is_empty()
+    }
+
+    /// Closes the socket (UDP) or the listener and every connection (TCP/TLS), as when iOS
+    /// suspends or kills the app: nothing more is read, nothing is buffered, and the port is free
+    /// (UDP to it gets ICMP port unreachable). Sending fails until [`reopen`].
+    pub(crate) fn close_sockets(&self) {
+        for t in lock(&self.io_tasks).drain(..) {
+            t.abort();
+        }
+        let udp = lock(&self.udp).take();
+        self.close_connections();
+        if udp.is_some() || self.cfg.transport.is_stream() {
+            self.recorder.note(format!(
+                "{} socket {} closed (the app's process is gone)",
+                self.transport_name(),
+                self.local()
+            ));
+        }
+    }
+
     pub(crate) fn transport_name(&self) -> &'static str {
         self.cfg.transport.as_str()
     }
 
     pub(crate) fn contact_uri(&self, user: Option<&str>) -> SipUri {
-        let mut u = SipUri::from_addr(user, self.local);
+        let mut u = SipUri::from_addr(user, self.local());
         if self.cfg.transport.is_stream() {
             u.set_param("transport", Some(self.cfg.transport.as_str()));
         }
@@ -125,11 +145,12 @@ impl Net {
     /// A fresh Via value with a new branch.
     pub(crate) fn new_via(&self) -> (String, String) {
         let branch = format!("z9hG4bK{}", random_hex());
+        let local = self.local();
         let via = format!(
             "SIP/2.0/{} {}:{};branch={};rport",
             self.cfg.transport.via_token(),
-            host_of(self.local.ip()),
-            self.local.port(),
+            host_of(local.ip()),
+            local.port(),
             branch
         );
         (via, branch)
@@ -198,6 +219,10 @@ impl Net {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
+        for t in lock(&self.io_tasks).drain(..) {
+            t.abort();
+        }
+        lock(&self.udp).take();
         for (_, c) in lock(&self.conns).drain() {
             if let Some(a) = c.abort {
                 a.abort();
@@ -262,16 +287,73 @@ impl Net {
 /// Starts receiving: the UDP loop, or the accept loop of the listener.
 pub(crate) fn start<U: NetUser>(up: &Arc<U>, listener: Option<TcpListener>) {
     let net = up.net();
-    if let Some(sock) = net.udp.clone() {
+    if let Some(sock) = lock(&net.udp).clone() {
         let u = up.clone();
         let h = tokio::spawn(async move { udp_loop(u, sock).await });
-        lock(&net.tasks).push(h.abort_handle());
+        lock(&net.io_tasks).push(h.abort_handle());
     }
     if let Some(l) = listener {
         let u = up.clone();
         let h = tokio::spawn(async move { accept_loop(u, l).await });
-        lock(&net.tasks).push(h.abort_handle());
+        lock(&net.io_tasks).push(h.abort_handle());
     }
+}
+
+/// A relaunched app: closes the old sockets if still open, binds a new socket (UDP) or listener
+/// (TCP/TLS) on the configured IP and a new ephemeral port (never the old one), and starts
+/// receiving on it. Returns the new local address.
+pub(crate) async fn reopen<U: NetUser>(up: &Arc<U>) -> Result<SocketAddr, SipError> {
+    let net = up.net();
+    let old = net.local();
+    net.close_sockets();
+    let mut bind = net.cfg.bind;
+    bind.set_port(0);
+    // An ephemeral port may come back at once; a relaunched app never has its old one.
+    for _ in 0..8 {
+        let (udp, listener, local) = bind_sockets(net.cfg.transport, bind).await?;
+        if local.port() == old.port() {
+            continue;
+        }
+        *lock(&net.local) = local;
+        *lock(&net.udp) = udp;
+        start(up, listener);
+        net.recorder.note(format!(
+            "{} socket {local} opened (a new process; was {old})",
+            net.transport_name()
+        ));
+        return Ok(local);
+    }
+    Err(TransportError::Socket {
+        context: format!("binding {bind}"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no new port other than {}", old.port()),
+        ),
+    }
+    .into())
+}
+
+/// The bound socket (UDP) or listener (TCP/TLS) and its address.
+type Bound = (Option<Arc<UdpSocket>>, Option<TcpListener>, SocketAddr);
+
+/// Binds the socket (UDP) or the listener (TCP/TLS) of `transport` at `bind`.
+async fn bind_sockets(transport: Transport, bind: SocketAddr) -> Result<Bound, SipError> {
+    let socket = |source| TransportError::Socket {
+        context: format!("binding {bind}"),
+        source,
+    };
+    Ok(match transport {
+        Transport::Udp => {
+            let s = bind_udp(bind).map_err(socket)?;
+            let local = s.local_addr().map_err(socket)?;
+            (Some(Arc::new(s)), None, local)
+        }
+        Transport::Tcp | Transport::Tls => {
+            let l = TcpListener::bind(bind).await.map_err(socket)?;
+            let local = l.local_addr().map_err(socket)?;
+            (None, Some(l), local)
+        }
+    })
 }
 
 /// Records and sends bytes to `dest`. Never blocks; stream connections are opened on demand.
@@ -286,9 +368,15 @@ pub(crate) fn send<U: NetUser>(
         net.recorder.note(format!("offline: not sent: {summary}"));
         return Err(TransportError::Offline.into());
     }
+    if net.is_closed() {
+        net.recorder
+            .note(format!("socket closed: not sent: {summary}"));
+        return Err(TransportError::Closed.into());
+    }
     net.recorder
         .sent(&net.peer, net.transport_name(), summary, bytes.clone());
-    match &net.udp {
+    let udp = lock(&net.udp).clone();
+    match &udp {
         Some(sock) => match sock.try_send_to(&bytes, dest) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

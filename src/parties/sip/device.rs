@@ -3,7 +3,8 @@
 //! push parameters).
 //!
 //! The glue: pushes mock-apns delivers for the device's tokens become [`Input::Push`]; the
-//! driver's actions drive the account (`WakeAccount` re-REGISTERs, optionally on a new connection;
+//! driver's actions drive the account (`WakeAccount` re-REGISTERs: by default as a relaunched
+//! app, from a new socket on a new port; a suspended app that kept its socket, from the old one;
 //! `Answer`, `Reject`, `HangUp` act on the incoming call); an incoming INVITE, CANCEL or BYE
 //! becomes `Offer`, `Cancel` or `RemoteBye`. Everything the device sent and received is also kept
 //! in its [`DeviceLog`] with times, which the Then steps read.
@@ -12,7 +13,7 @@ use crate::parties::device::{feed_deliveries, DeviceKind, DeviceLog, Event};
 use crate::verdict::StepError;
 use phone::{
     Action, CancelReason, DriverConfig, Input, Iphone, IphoneConfig, NonCallVoipPolicy,
-    PhoneHandle, WallClock,
+    PayloadContract, PhoneHandle, WallClock,
 };
 use sip_peer::{
     EndpointConfig, IncomingCall, IncomingPolicy, Offline, PhoneAccount, PhoneConfig, PushParams,
@@ -74,6 +75,10 @@ pub struct DeviceSpec {
     pub seed: u64,
     /// `+sip.instance` (iOS devices get a fresh one when `None`).
     pub instance: Option<String>,
+    /// The app's payload contract (the target's `[apns.payload]`).
+    pub payload: PayloadContract,
+    /// The app holds the unrestricted VoIP entitlement.
+    pub unrestricted_voip: bool,
 }
 
 /// One of Alice's devices, running.
@@ -95,6 +100,11 @@ pub struct Device {
     tasks: Tasks,
     actions_task: Option<AbortHandle>,
     wake_delay: Arc<Mutex<Duration>>,
+    /// Asleep, the app keeps its socket (a suspended app) instead of losing it (the default: iOS
+    /// relaunches the app for a push, as a new process with a new socket).
+    keep_socket: Arc<std::sync::atomic::AtomicBool>,
+    payload: PayloadContract,
+    unrestricted_voip: bool,
     seed: u64,
     timeline: Timeline,
 }
@@ -153,6 +163,9 @@ impl Device {
             tasks: Tasks::default(),
             actions_task: None,
             wake_delay: Arc::new(Mutex::new(spec.wake_delay)),
+            keep_socket: Arc::default(),
+            payload: spec.payload.clone(),
+            unrestricted_voip: spec.unrestricted_voip,
             seed: spec.seed,
             timeline: timeline.clone(),
         };
@@ -162,11 +175,17 @@ impl Device {
         // Pushes to the device's tokens.
         for token in spec.voip_token.iter().chain(spec.alert_token.iter()) {
             let phone = device.phone.clone();
-            let t = feed_deliveries(apns, token.clone(), device.log.clone(), move |input| {
-                if let Some(p) = current(&phone) {
-                    p.send(input);
-                }
-            });
+            let t = feed_deliveries(
+                apns,
+                token.clone(),
+                device.log.clone(),
+                &spec.payload,
+                move |input| {
+                    if let Some(p) = current(&phone) {
+                        p.send(input);
+                    }
+                },
+            );
             lock(&device.tasks).push(t);
         }
         // Incoming calls.
@@ -224,6 +243,8 @@ impl Device {
                 NonCallVoipPolicy::BogusCall
             },
             uuid_seed: self.seed,
+            payload: self.payload.clone(),
+            unrestricted_voip: self.unrestricted_voip,
             ..IphoneConfig::default()
         };
         let model = Iphone::new(
@@ -268,7 +289,8 @@ impl Device {
                     Action::Reject { call_id, status } => cmd(&call_id, CallCmd::Reject(status)),
                     Action::HangUp { call_id } => cmd(&call_id, CallCmd::Bye),
                     Action::AppTerminated { .. } => {
-                        account.set_offline(Offline::Disconnected);
+                        // A killed app's sockets are gone; the next push relaunches it.
+                        account.close();
                     }
                     Action::ReportIncomingCall { .. }
                     | Action::EndCall { .. }
@@ -335,9 +357,28 @@ impl Device {
             .is_some_and(|tx| tx.send(cmd).is_ok())
     }
 
-    /// Asleep: the account drops its connections and hears nothing until a push wakes it.
+    /// Asleep. By default as iOS does it: the app's socket (UDP) or listener and connections
+    /// (TCP/TLS) are closed, so nothing sent to its Contact is read (UDP gets ICMP port
+    /// unreachable), and the push that wakes it relaunches it on a new port. With
+    /// [`Device::keep_socket_when_suspended`], the account keeps its socket and port but drops
+    /// its connections and everything it receives until a push wakes it.
     pub fn sleep(&self) {
-        self.account.set_offline(Offline::Disconnected);
+        if self.keep_socket.load(std::sync::atomic::Ordering::Acquire) {
+            self.account.set_offline(Offline::Disconnected);
+        } else {
+            self.account.close();
+        }
+    }
+
+    /// From now on the device sleeps as a suspended app that kept its socket (never the default:
+    /// only the scenarios that say so).
+    pub fn keep_socket_when_suspended(&self) {
+        self.keep_socket
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.timeline.note(
+            self.kind.party(),
+            "the app keeps its socket while suspended (not a relaunch)",
+        );
     }
 
     /// Flight mode: the account hears nothing and sends nothing.

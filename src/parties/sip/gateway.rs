@@ -124,6 +124,7 @@ pub(crate) async fn start_embedded(
     cfg.cancel = target.profile.cancel;
     cfg.timers.bucket_timer = EMBEDDED_BUCKET;
     cfg.faults = faults.sip.clone();
+    cfg.design = faults.design;
     // The gateway's own traffic is recorded by the parties on the other end.
     let gw = RefGateway::start(cfg).await.map_err(|e| {
         StepError::inconclusive(format!("the reference gateway did not start: {e}"))

@@ -30,7 +30,9 @@ use crate::verdict::StepError;
 use futures::FutureExt as _;
 use mock_apns::{DeviceSpec as ApnsDevice, DeviceState, MockApns, PushRecord};
 use phone::PhoneHandle;
-use sip_peer::{Call, Caller, CallerConfig, Credentials, EndpointConfig, PushParams, SipUri};
+use sip_peer::{
+    Call, Caller, CallerConfig, Credentials, EndpointConfig, PushParams, SipUri, Transport,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +76,10 @@ pub struct App {
     pub team: String,
     /// The environment the target's APNs client uses.
     pub environment: Environment,
+    /// Where the app finds the call's id and the rest in a push (`[apns.payload]`).
+    pub payload: phone::PayloadContract,
+    /// The app holds the unrestricted VoIP entitlement (`[apns] app_entitlements`).
+    pub unrestricted_voip: bool,
 }
 
 impl App {
@@ -88,8 +94,8 @@ impl App {
 pub struct NewDevice {
     /// Which.
     pub kind: DeviceKind,
-    /// Over TLS rather than TCP.
-    pub tls: bool,
+    /// The transport its account uses; `None`: TCP when the target has it, else UDP.
+    pub transport: Option<Transport>,
     /// Its VoIP token (`None`: no push parameters at all, a desktop).
     pub voip_token: Option<String>,
     /// Also an alert token (Linphone dialect).
@@ -242,6 +248,8 @@ impl SipCast {
                 bundle: apns.credentials().bundle_id().to_owned(),
                 team: apns.credentials().team_id().to_owned(),
                 environment: target.apns.environment,
+                payload: target.apns.payload_contract(),
+                unrestricted_voip: target.apns.unrestricted_voip(),
             },
             apns,
             start_seq,
@@ -495,21 +503,28 @@ impl SipCast {
     /// Starts one of Alice's devices (not registered) and keeps it in the cast.
     pub async fn add_device(&mut self, spec: NewDevice) -> Result<(), StepError> {
         let addrs = &self.gateway.addrs;
-        let (registrar, endpoint) = if spec.tls {
-            let tls = addrs
-                .tls
-                .ok_or_else(|| StepError::inconclusive("the target has no TLS listener"))?;
-            (
-                tls,
-                EndpointConfig::tls(loopback_for(tls), self.gateway.tls_client()?),
-            )
-        } else if let Some(tcp) = addrs.tcp {
-            (tcp, EndpointConfig::tcp(loopback_for(tcp)))
+        let missing = |t: &str| StepError::inconclusive(format!("the target has no {t} listener"));
+        let transport = spec.transport.unwrap_or(if addrs.tcp.is_some() {
+            Transport::Tcp
         } else {
-            let udp = addrs
-                .udp
-                .ok_or_else(|| StepError::inconclusive("the target has no SIP listener"))?;
-            (udp, EndpointConfig::udp(loopback_for(udp)))
+            Transport::Udp
+        });
+        let (registrar, endpoint) = match transport {
+            Transport::Tls => {
+                let tls = addrs.tls.ok_or_else(|| missing("TLS"))?;
+                (
+                    tls,
+                    EndpointConfig::tls(loopback_for(tls), self.gateway.tls_client()?),
+                )
+            }
+            Transport::Tcp => {
+                let tcp = addrs.tcp.ok_or_else(|| missing("TCP"))?;
+                (tcp, EndpointConfig::tcp(loopback_for(tcp)))
+            }
+            Transport::Udp => {
+                let udp = addrs.udp.ok_or_else(|| missing("UDP"))?;
+                (udp, EndpointConfig::udp(loopback_for(udp)))
+            }
         };
         let alert_token = spec.alert.then(random_token);
         let (team, bundle) = (&self.app.team, &self.app.bundle);
@@ -549,6 +564,8 @@ impl SipCast {
                 terminate_unmatched: self.alice.terminate_unmatched,
                 seed: self.number << 8 | spec.kind as u64,
                 instance: None,
+                payload: self.app.payload.clone(),
+                unrestricted_voip: self.app.unrestricted_voip,
             },
             &self.apns,
             &self.timeline,

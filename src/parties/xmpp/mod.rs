@@ -106,6 +106,9 @@ pub struct XCall {
 pub struct XmppCast {
     /// The scenario's number in this process (part of nodes and resources).
     number: u64,
+    /// Where the app finds the call's id and the rest in a push (`[apns.payload]`), and whether
+    /// it holds the unrestricted VoIP entitlement.
+    payload: (phone::PayloadContract, bool),
     /// The mock APNs' push-log position when the cast was set up.
     start_seq: u64,
     /// The XMPP domain.
@@ -306,6 +309,10 @@ impl XmppCast {
         let start_seq = apns.push_seq();
         let c = XmppCast {
             number,
+            payload: (
+                target.apns.payload_contract(),
+                target.apns.unrestricted_voip(),
+            ),
             start_seq,
             domain: xmpp.domain.clone(),
             bundle: apns.credentials().bundle_id().to_owned(),
@@ -529,6 +536,8 @@ impl XmppCast {
         let model = Iphone::new(
             IphoneConfig {
                 uuid_seed: self.number << 8 | kind as u64,
+                payload: self.payload.0.clone(),
+                unrestricted_voip: self.payload.1,
                 ..IphoneConfig::default()
             },
             WallClock::new(Instant::now(), timeline::now_ms()),
@@ -548,9 +557,15 @@ impl XmppCast {
         device.tasks.push(t.abort_handle());
         for token in device.tokens() {
             let phone = handle.clone();
-            let t = feed_deliveries(&self.apns, token, device.log.clone(), move |input| {
-                phone.send(input);
-            });
+            let t = feed_deliveries(
+                &self.apns,
+                token,
+                device.log.clone(),
+                &self.payload.0,
+                move |input| {
+                    phone.send(input);
+                },
+            );
             device.tasks.push(t);
         }
         device.phone = Some(handle);
@@ -596,6 +611,11 @@ impl XmppCast {
 }
 
 impl XmppCast {
+    /// Where the app finds the call's id and the rest in a push (`[apns.payload]`).
+    pub fn payload_contract(&self) -> &phone::PayloadContract {
+        &self.payload.0
+    }
+
     /// The server's XMPP domain.
     pub fn domain(&self) -> &str {
         &self.domain

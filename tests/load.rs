@@ -37,8 +37,8 @@ async fn five_hundred_sleeping_phones_answer_every_call() {
             .unwrap_or_else(|| panic!("no {} latency:\n{}", stage.name(), step.text()));
         assert!(p.count > 0, "{} histogram empty", stage.name());
     }
-    let back: LoadReport =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("the JSON reads back");
+    let back: LoadReport = serde_json::from_str(&std::fs::read_to_string(&json).unwrap())
+        .expect("the JSON reads back");
     assert_eq!(back.steps[0].outcomes, step.outcomes);
     assert_eq!(back.phones, 500);
     let page = std::fs::read_to_string(&html).unwrap();

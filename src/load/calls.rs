@@ -80,9 +80,41 @@ impl CallRecord {
                 }
             }
         } else if let Some(at) = self.apns_request {
-            stats.record(Stage::Push, offset, at.saturating_duration_since(self.invite_sent));
+            stats.record(
+                Stage::Push,
+                offset,
+                at.saturating_duration_since(self.invite_sent),
+            );
         }
         stats.count(self.outcome.clone());
+        if self.outcome.is_failure() {
+            stats.example(|| self.describe());
+        }
+    }
+
+    /// One line: the kind, the outcome, and each timestamp in ms from the INVITE.
+    pub fn describe(&self) -> String {
+        let ms = |t: Option<Instant>| {
+            t.map(|t| {
+                format!(
+                    "{:.1}",
+                    t.saturating_duration_since(self.invite_sent).as_secs_f64() * 1000.0
+                )
+            })
+            .unwrap_or_else(|| "–".into())
+        };
+        format!(
+            "{:?} call: {} (final {}); APNs request {}, push delivered {}, REGISTER {}, INVITE at phone {}, 200 {} ms after the INVITE; {} call push(es)",
+            self.kind,
+            self.outcome.name(),
+            self.final_status.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
+            ms(self.apns_request),
+            ms(self.push_delivered),
+            ms(self.register_sent),
+            ms(self.invite_at_phone),
+            ms(self.answered),
+            self.call_pushes
+        )
     }
 }
 
@@ -125,7 +157,10 @@ pub async fn run_call(ctx: &CallContext, phone: &LoadPhone, kind: CallKind) -> C
         CallKind::Cancel => cancelled(ctx, phone, call, seq, deadline, &mut rec).await,
         _ => answered(ctx, phone, call, &call_id, deadline, &mut rec).await,
     };
-    rec.apns_request = first_push_after(apns, &phone.token, seq, Duration::from_millis(50)).await;
+    if rec.apns_request.is_none() {
+        rec.apns_request =
+            first_push_after(apns, &phone.token, seq, Duration::from_millis(50)).await;
+    }
     read_phone_log(phone, &call_id, &mut rec);
     rec.outcome = classify(ctx.cancel, phone, &rec, &call_id);
     if let Some(mut call) = call {
@@ -196,7 +231,7 @@ async fn cancelled(
 ) -> Option<Call> {
     let left = deadline.saturating_duration_since(Instant::now());
     // cancelled whether or not the push came: a call without a push is "no push" all the same
-    let _ = first_push_after(&ctx.apns, &phone.token, seq, left).await;
+    rec.apns_request = first_push_after(&ctx.apns, &phone.token, seq, left).await;
     let _ = call.cancel(Duration::from_secs(4)).await;
     let left = deadline.saturating_duration_since(Instant::now());
     if let Ok(m) = call.await_final(left).await {
@@ -276,12 +311,18 @@ fn classify(policy: CancelPolicy, phone: &LoadPhone, rec: &CallRecord, call_id: 
             }
             let entries = phone.device.log.entries();
             let after = entries.iter().filter(|e| e.at >= rec.invite_sent);
-            let invite = after.clone().any(
-                |e| matches!(&e.event, Event::Invite { call_id: c, .. } if c == call_id),
-            );
-            let cancel_push = after
+            let invite = after
                 .clone()
-                .any(|e| matches!(&e.event, Event::Push { kind: Some(PayloadKind::Cancel), .. }));
+                .any(|e| matches!(&e.event, Event::Invite { call_id: c, .. } if c == call_id));
+            let cancel_push = after.clone().any(|e| {
+                matches!(
+                    &e.event,
+                    Event::Push {
+                        kind: Some(PayloadKind::Cancel),
+                        ..
+                    }
+                )
+            });
             let profile_ok = match policy {
                 CancelPolicy::Rfc8599Drop => !invite,
                 CancelPolicy::FlexisipReplay => invite,

@@ -32,9 +32,9 @@ use calls::{run_call, CallContext};
 use phones::{PhonePool, PoolSpec};
 use plan::{schedule, CallKind, LoadOptions};
 use report::{Knee, LoadReport, StepReport};
+use sip_peer::{Caller, CallerConfig, EndpointConfig, SipUri};
 use stats::cpu_time;
 use status::{status_line, Live, Previous};
-use sip_peer::{Caller, CallerConfig, EndpointConfig, SipUri};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -98,7 +98,12 @@ pub fn exit_code(opts: &LoadOptions, r: &Result<LoadReport, LoadError>) -> u8 {
         Ok(report) if opts.find_knee => {
             u8::from(report.knee.as_ref().and_then(|k| k.rate).is_none())
         }
-        Ok(report) => u8::from(report.steps.iter().any(|s| s.failures > 0 || s.finished < s.offered)),
+        Ok(report) => u8::from(
+            report
+                .steps
+                .iter()
+                .any(|s| s.failures > 0 || s.finished < s.offered),
+        ),
     }
 }
 
@@ -110,13 +115,16 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     raise_fd_limit();
     let (target, _) = runner::load_target(&RunOptions {
         target: opts.target.clone(),
+        embedded_cancel: opts.embedded_cancel,
         ..RunOptions::default()
     })?;
     let sip = target
         .sip
         .clone()
         .ok_or_else(|| LoadError::Usage("the target has no [sip] section".into()))?;
-    let apns = shared_apns(&target).await.map_err(|e| party("the mock APNs")(e.to_string()))?;
+    let apns = shared_apns(&target)
+        .await
+        .map_err(|e| party("the mock APNs")(e.to_string()))?;
     let embedded = target.kind == TargetKind::EmbeddedReference;
     let (gateway, addrs) = if embedded {
         let (gw, addrs) = start_embedded(&target, &GatewayFaults::default(), &apns, &sip.domain)
@@ -124,7 +132,9 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
             .map_err(|e| party("the reference gateway")(e.to_string()))?;
         (Some(gw), addrs)
     } else {
-        let l = |k: &str, v: &Option<String>| listener(k, v).map_err(|e| party("the target's listeners")(e.to_string()));
+        let l = |k: &str, v: &Option<String>| {
+            listener(k, v).map_err(|e| party("the target's listeners")(e.to_string()))
+        };
         let addrs = GatewayAddrs {
             udp: l("sip.udp", &sip.udp)?,
             tcp: l("sip.tcp", &sip.tcp)?,
@@ -133,7 +143,11 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
         };
         (None, addrs)
     };
-    if let Some(a) = [addrs.udp, addrs.tcp].into_iter().flatten().find(|a| !a.ip().is_loopback()) {
+    if let Some(a) = [addrs.udp, addrs.tcp]
+        .into_iter()
+        .flatten()
+        .find(|a| !a.ip().is_loopback())
+    {
         return Err(LoadError::NotLoopback(a));
     }
     let creds = apns.credentials();
@@ -154,7 +168,11 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
             team: creds.team_id(),
             bundle: creds.bundle_id(),
             // the embedded gateway picks the environment from pn-provider (apns: production)
-            environment: if embedded { Environment::Production } else { target.apns.environment },
+            environment: if embedded {
+                Environment::Production
+            } else {
+                target.apns.environment
+            },
             wake_delay: Duration::from_millis(opts.wake_ms),
         },
         &apns,
@@ -172,12 +190,24 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     report.setup_s = setup.elapsed().as_secs_f64();
     let pool = Arc::new(pool);
     let bound = Duration::from_millis(opts.knee_p99_ms);
-    let steps = if opts.find_knee { opts.knee_steps.max(1) } else { 1 };
+    let steps = if opts.find_knee {
+        opts.knee_steps.max(1)
+    } else {
+        1
+    };
     let mut rate = opts.rate;
     let mut knee: Option<f64> = None;
     let mut stopped = format!("{steps} steps done without a step that was not clean");
     for i in 0..steps {
-        let step = run_step(opts, &ctx, &pool, rate, opts.seed.wrapping_add(u64::from(i)), bound).await;
+        let step = run_step(
+            opts,
+            &ctx,
+            &pool,
+            rate,
+            opts.seed.wrapping_add(u64::from(i)),
+            bound,
+        )
+        .await;
         say(&step.text());
         let clean = step.clean;
         report.steps.push(step);
@@ -194,8 +224,11 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     if opts.find_knee {
         say(&format!(
             "knee: {}\n",
-            knee.map(|r| format!("{r:.1} calls/s (failures ≤ 0.1 %, push p99 ≤ {} ms)", opts.knee_p99_ms))
-                .unwrap_or_else(|| "no clean rate".into())
+            knee.map(|r| format!(
+                "{r:.1} calls/s (failures ≤ 0.1 %, push p99 ≤ {} ms)",
+                opts.knee_p99_ms
+            ))
+            .unwrap_or_else(|| "no clean rate".into())
         ));
         report.knee = Some(Knee {
             rate: knee,
@@ -230,7 +263,10 @@ async fn run_step(
         let live = live.clone();
         tokio::spawn(async move {
             let mut prev = Previous::default();
-            let mut tick = tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+            let mut tick = tokio::time::interval_at(
+                (t0 + Duration::from_secs(1)).into(),
+                Duration::from_secs(1),
+            );
             loop {
                 tick.tick().await;
                 let (line, p) = status_line(&live, t0.elapsed(), prev);
@@ -302,10 +338,7 @@ async fn caller(addrs: &GatewayAddrs, domain: &str) -> Result<Caller, LoadError>
 }
 
 fn write_reports(opts: &LoadOptions, report: &LoadReport) -> Result<(), LoadError> {
-    for (path, text) in [
-        (&opts.json, report.json()),
-        (&opts.html, report.html()),
-    ] {
+    for (path, text) in [(&opts.json, report.json()), (&opts.html, report.html())] {
         if let Some(path) = path {
             std::fs::write(path, text).map_err(|source| LoadError::Write {
                 path: path.clone(),

@@ -3,10 +3,10 @@
 //! registered, then asleep (or awake, for `--awake-share`). The pool hands an idle phone to each
 //! call and takes it back when the call is over; a phone is in one call at a time.
 
+use crate::parties::device::DeviceKind;
 use crate::parties::random_token;
 use crate::parties::sip::device::{Device, DeviceSpec};
 use crate::parties::sip::gateway::{loopback_for, GatewayAddrs};
-use crate::parties::device::DeviceKind;
 use crate::target::Environment;
 use mock_apns::{DeviceSpec as ApnsDevice, MockApns};
 use sip_peer::{EndpointConfig, PushParams};
@@ -107,8 +107,10 @@ impl PhonePool {
                 spec.environment,
             ));
             let aor = format!("sip:{}-{index}@{}", spec.prefix, spec.domain);
-            let device = start_device(&spec, index, &aor, &token, registrar, &endpoint, apns, timeline)
-                .await?;
+            let device = start_device(
+                &spec, index, &aor, &token, registrar, &endpoint, apns, timeline,
+            )
+            .await?;
             phones.push(Arc::new(LoadPhone {
                 aor,
                 token,

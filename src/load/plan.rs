@@ -3,6 +3,7 @@
 //! call it is ([`CallKind`]: plain, cancelled before the REGISTER, to a dead token, to a phone in
 //! flight mode), drawn from a seeded generator so a run can be repeated.
 
+use crate::target::CancelPolicy;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,10 @@ pub struct LoadOptions {
     /// The target file (TOML); without it, the embedded reference gateway.
     #[arg(long, env = "PUSHBENCH_TARGET")]
     pub target: Option<PathBuf>,
+    /// Without --target: run the embedded reference gateway in this cancel profile
+    /// (rfc8599-drop, flexisip-replay or cancel-push).
+    #[arg(long, value_parser = cancel_profile)]
+    pub embedded_cancel: Option<CancelPolicy>,
     /// How many simulated iPhones register (each with its own token), then sleep.
     #[arg(long, default_value_t = 100)]
     pub phones: usize,
@@ -81,6 +86,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             target: None,
+            embedded_cancel: None,
             phones: 100,
             rate: 10.0,
             duration: 10,
@@ -136,6 +142,14 @@ impl LoadOptions {
     pub fn call_deadline(&self) -> Duration {
         Duration::from_secs(self.call_timeout.max(1))
     }
+}
+
+/// A cancel profile by its name in target files.
+fn cancel_profile(s: &str) -> Result<CancelPolicy, String> {
+    CancelPolicy::ALL
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| format!("{s:?}: expected rfc8599-drop, flexisip-replay or cancel-push"))
 }
 
 /// What kind of call the caller places.

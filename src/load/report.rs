@@ -36,6 +36,8 @@ pub struct StepReport {
     pub cpu_cores: f64,
     /// Failures ≤ 0.1 % and push p99 within the bound.
     pub clean: bool,
+    /// The first few failed calls, described.
+    pub failed_calls: Vec<String>,
     /// Latency over time and distribution, per stage (the HTML plots; not in the JSON).
     #[serde(skip)]
     pub plots: BTreeMap<Stage, (Vec<Point>, Vec<(f64, f64)>)>,
@@ -43,17 +45,31 @@ pub struct StepReport {
 
 impl StepReport {
     /// Builds the step's report from its statistics.
-    pub fn new(rate: f64, offered: u64, stats: &Stats, wall: Duration, cpu: Duration, bound: Duration) -> StepReport {
+    pub fn new(
+        rate: f64,
+        offered: u64,
+        stats: &Stats,
+        wall: Duration,
+        cpu: Duration,
+        bound: Duration,
+    ) -> StepReport {
         let finished = stats.finished();
         let failures = stats.failures();
-        let failure_share = if finished == 0 { 0.0 } else { failures as f64 / finished as f64 };
+        let failure_share = if finished == 0 {
+            0.0
+        } else {
+            failures as f64 / finished as f64
+        };
         let mut latency_ms = BTreeMap::new();
         let mut plots = BTreeMap::new();
         for stage in Stage::ALL {
             let p = stats.percentiles(stage);
             if p.count > 0 {
                 latency_ms.insert(stage.name().to_owned(), p);
-                plots.insert(stage, (stats.points(stage).to_vec(), stats.distribution(stage)));
+                plots.insert(
+                    stage,
+                    (stats.points(stage).to_vec(), stats.distribution(stage)),
+                );
             }
         }
         let wall_s = wall.as_secs_f64().max(1e-3);
@@ -79,6 +95,7 @@ impl StepReport {
                 && push_p99 <= bound.as_secs_f64() * 1000.0,
             latency_ms,
             plots,
+            failed_calls: stats.examples.clone(),
         }
     }
 
@@ -119,6 +136,9 @@ impl StepReport {
                     stage.meaning()
                 ));
             }
+        }
+        for e in &self.failed_calls {
+            out.push_str(&format!("  failed: {e}\n"));
         }
         out
     }
@@ -254,7 +274,12 @@ impl LoadReport {
         }
         h.push_str("</table>");
         if let Some(s) = self.plotted() {
-            let _ = write!(h, "<h2>Latencies at {:.1} calls/s</h2><pre>{}</pre>", s.rate, esc(&s.text()));
+            let _ = write!(
+                h,
+                "<h2>Latencies at {:.1} calls/s</h2><pre>{}</pre>",
+                s.rate,
+                esc(&s.text())
+            );
             h.push_str("<h3>Latency over time</h3>");
             h.push_str(&over_time_svg(s));
             h.push_str("<h3>Latency distribution</h3>");
@@ -265,7 +290,9 @@ impl LoadReport {
     }
 }
 
-const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#111111"];
+const COLORS: [&str; 6] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#111111",
+];
 const W: f64 = 760.0;
 const H: f64 = 320.0;
 const M: f64 = 50.0;
@@ -296,17 +323,35 @@ fn axes(out: &mut String, x_label: &str, y_label: &str, x_max: &str, y_max: &str
 /// Each stage's latency against the call's start time, linear axes.
 fn over_time_svg(s: &StepReport) -> String {
     let stages: Vec<Stage> = s.plots.keys().copied().collect();
-    let t_max = s.plots.values().flat_map(|(p, _)| p.iter().map(|p| p.t_s)).fold(1e-3, f64::max);
-    let y_max = s.plots.values().flat_map(|(p, _)| p.iter().map(|p| p.ms)).fold(1e-3, f64::max);
-    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">");
+    let t_max = s
+        .plots
+        .values()
+        .flat_map(|(p, _)| p.iter().map(|p| p.t_s))
+        .fold(1e-3, f64::max);
+    let y_max = s
+        .plots
+        .values()
+        .flat_map(|(p, _)| p.iter().map(|p| p.ms))
+        .fold(1e-3, f64::max);
+    let mut out =
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">");
     legend(&mut out, &stages);
-    axes(&mut out, "call start, s", "latency, ms", &format!("{t_max:.1}"), &format!("{y_max:.1}"));
+    axes(
+        &mut out,
+        "call start, s",
+        "latency, ms",
+        &format!("{t_max:.1}"),
+        &format!("{y_max:.1}"),
+    );
     for (stage, (points, _)) in &s.plots {
         let color = COLORS[*stage as usize % COLORS.len()];
         for p in points {
             let x = M + (W - M - 10.0) * p.t_s / t_max;
             let y = (H - M) - (H - 2.0 * M) * p.ms / y_max;
-            let _ = write!(out, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"1.5\" fill=\"{color}\"/>");
+            let _ = write!(
+                out,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"1.5\" fill=\"{color}\"/>"
+            );
         }
     }
     out.push_str("</svg>");
@@ -316,12 +361,23 @@ fn over_time_svg(s: &StepReport) -> String {
 /// Each stage's cumulative distribution, latency on a log axis.
 fn distribution_svg(s: &StepReport) -> String {
     let stages: Vec<Stage> = s.plots.keys().copied().collect();
-    let all = || s.plots.values().flat_map(|(_, d)| d.iter().map(|d| d.0.max(1e-3)));
+    let all = || {
+        s.plots
+            .values()
+            .flat_map(|(_, d)| d.iter().map(|d| d.0.max(1e-3)))
+    };
     let lo = all().fold(f64::INFINITY, f64::min).min(1.0).log10().floor();
     let hi = all().fold(1e-3, f64::max).log10().ceil().max(lo + 1.0);
-    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">");
+    let mut out =
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">");
     legend(&mut out, &stages);
-    axes(&mut out, "latency, ms (log)", "share of calls", &format!("{:.0}", 10f64.powf(hi)), "1.0");
+    axes(
+        &mut out,
+        "latency, ms (log)",
+        "share of calls",
+        &format!("{:.0}", 10f64.powf(hi)),
+        "1.0",
+    );
     for (stage, (_, dist)) in &s.plots {
         let color = COLORS[*stage as usize % COLORS.len()];
         let pts: Vec<String> = dist
@@ -343,7 +399,9 @@ fn distribution_svg(s: &StepReport) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -354,8 +412,16 @@ mod tests {
     fn report() -> LoadReport {
         let mut stats = Stats::new();
         for i in 1..=100u64 {
-            stats.record(Stage::Push, Duration::from_millis(10 * i), Duration::from_millis(i));
-            stats.record(Stage::Setup, Duration::from_millis(10 * i), Duration::from_millis(2 * i));
+            stats.record(
+                Stage::Push,
+                Duration::from_millis(10 * i),
+                Duration::from_millis(i),
+            );
+            stats.record(
+                Stage::Setup,
+                Duration::from_millis(10 * i),
+                Duration::from_millis(2 * i),
+            );
             stats.count(Outcome::Answered);
         }
         let step = StepReport::new(

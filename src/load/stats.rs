@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A stage of a call, between two of its timestamps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// INVITE sent → APNs request received: the gateway's push latency.
@@ -62,8 +63,9 @@ impl Stage {
 }
 
 /// How a call ended.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// The phone answered; the caller got its 200.
@@ -136,6 +138,9 @@ pub struct Point {
 /// histograms; the plot keeps every n-th).
 pub const MAX_POINTS: usize = 5_000;
 
+/// How many failed calls a step describes.
+pub const MAX_EXAMPLES: usize = 5;
+
 /// The histograms and counts of one step.
 pub struct Stats {
     hist: BTreeMap<Stage, Histogram<u64>>,
@@ -144,6 +149,8 @@ pub struct Stats {
     seen: BTreeMap<Stage, (u64, u64)>,
     /// Outcome counts.
     pub outcomes: BTreeMap<Outcome, u64>,
+    /// The first few failed calls, described.
+    pub examples: Vec<String>,
 }
 
 impl Default for Stats {
@@ -168,6 +175,7 @@ impl Stats {
             points: BTreeMap::new(),
             seen: BTreeMap::new(),
             outcomes: BTreeMap::new(),
+            examples: Vec::new(),
         }
     }
 
@@ -204,6 +212,13 @@ impl Stats {
     /// Counts one outcome.
     pub fn count(&mut self, outcome: Outcome) {
         *self.outcomes.entry(outcome).or_default() += 1;
+    }
+
+    /// Keeps the description of a failed call, if fewer than [`MAX_EXAMPLES`] are kept.
+    pub fn example(&mut self, describe: impl FnOnce() -> String) {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(describe());
+        }
     }
 
     /// Calls finished.
@@ -280,7 +295,11 @@ mod tests {
     fn percentiles_come_from_the_histogram() {
         let mut s = Stats::new();
         for i in 1..=1000u64 {
-            s.record(Stage::Push, Duration::from_millis(i), Duration::from_millis(i));
+            s.record(
+                Stage::Push,
+                Duration::from_millis(i),
+                Duration::from_millis(i),
+            );
         }
         let p = s.percentiles(Stage::Push);
         assert_eq!(p.count, 1000);
@@ -296,7 +315,11 @@ mod tests {
     fn the_plot_keeps_a_bounded_number_of_points() {
         let mut s = Stats::new();
         for i in 0..(3 * MAX_POINTS as u64) {
-            s.record(Stage::Setup, Duration::from_micros(i), Duration::from_millis(1));
+            s.record(
+                Stage::Setup,
+                Duration::from_micros(i),
+                Duration::from_millis(1),
+            );
         }
         assert!(s.points(Stage::Setup).len() <= MAX_POINTS);
         assert!(s.points(Stage::Setup).len() >= MAX_POINTS / 4);

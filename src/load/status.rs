@@ -59,7 +59,12 @@ pub fn status_line(live: &Live, elapsed: Duration, prev: Previous) -> (String, P
     for stage in Stage::ALL {
         let p = stats.percentiles(stage);
         if p.count > 0 {
-            line.push_str(&format!(" {} {:.1}/{:.1}", stage.name(), p.p50_ms, p.p99_ms));
+            line.push_str(&format!(
+                " {} {:.1}/{:.1}",
+                stage.name(),
+                p.p50_ms,
+                p.p99_ms
+            ));
         }
     }
     (

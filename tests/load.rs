@@ -52,6 +52,6 @@ async fn bad_shares_stop_the_run_before_anything_starts() {
         flight_share: 0.8,
         ..LoadOptions::default()
     };
-    let err = pushbench::load::run(&opts).await.err().expect("refused");
+    let err = pushbench::load::run(&opts).await.expect_err("refused");
     assert!(matches!(err, pushbench::load::LoadError::Usage(_)), "{err}");
 }

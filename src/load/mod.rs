@@ -63,7 +63,7 @@ pub enum LoadError {
     },
     /// The phones could not be set up.
     #[error(transparent)]
-    Phones(#[from] phones::PoolError),
+    Phones(Box<phones::PoolError>),
     /// Load traffic goes to loopback only.
     #[error("{0} is not a loopback address: load traffic goes to loopback only")]
     NotLoopback(SocketAddr),
@@ -178,7 +178,8 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
         &apns,
         &timeline,
     )
-    .await?;
+    .await
+    .map_err(|e| LoadError::Phones(Box::new(e)))?;
     let ctx = CallContext {
         caller: caller(&addrs, &sip.domain).await?,
         apns: apns.clone(),

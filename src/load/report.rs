@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+/// What the HTML plots of a stage: its latency-over-time points and its cumulative distribution
+/// (latency ms, share of calls).
+pub type Plot = (Vec<Point>, Vec<(f64, f64)>);
+
 /// The results of one step.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StepReport {
@@ -40,7 +44,7 @@ pub struct StepReport {
     pub failed_calls: Vec<String>,
     /// Latency over time and distribution, per stage (the HTML plots; not in the JSON).
     #[serde(skip)]
-    pub plots: BTreeMap<Stage, (Vec<Point>, Vec<(f64, f64)>)>,
+    pub plots: BTreeMap<Stage, Plot>,
 }
 
 impl StepReport {

@@ -16,6 +16,7 @@
 //! its deadline; a step waits at most that deadline after its last call).
 
 pub mod calls;
+pub mod gateway;
 pub mod phones;
 pub mod plan;
 pub mod report;
@@ -27,7 +28,7 @@ use crate::parties::next_scenario_number;
 use crate::parties::sip::gateway::{listener, loopback_for, start_embedded, GatewayAddrs};
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::GatewayFaults;
-use crate::target::{Environment, TargetKind};
+use crate::target::{Environment, Target, TargetKind};
 use calls::{run_call, CallContext};
 use phones::{PhonePool, PoolSpec};
 use plan::{schedule, CallKind, LoadOptions};
@@ -113,16 +114,31 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
         return Err(LoadError::Usage(p));
     }
     raise_fd_limit();
-    let (target, _) = runner::load_target(&RunOptions {
+    let (target, dir) = runner::load_target(&RunOptions {
         target: opts.target.clone(),
         embedded_cancel: opts.embedded_cancel,
         ..RunOptions::default()
     })?;
+    if target.sip.is_none() {
+        return Err(LoadError::Usage("the target has no [sip] section".into()));
+    }
+    // the credentials the target's configuration points at exist before the mock APNs loads
+    // them and before the gateway starts
+    let started = gateway::start(&target, &dir)
+        .await
+        .map_err(|e| party("the target's gateway")(e.to_string()))?;
+    let result = run_on(opts, &target).await;
+    started.stop(&target).await;
+    result
+}
+
+/// The run once the target's gateway is up.
+async fn run_on(opts: &LoadOptions, target: &Target) -> Result<LoadReport, LoadError> {
     let sip = target
         .sip
         .clone()
         .ok_or_else(|| LoadError::Usage("the target has no [sip] section".into()))?;
-    let apns = shared_apns(&target)
+    let apns = shared_apns(target)
         .await
         .map_err(|e| party("the mock APNs")(e.to_string()))?;
     let embedded = target.kind == TargetKind::EmbeddedReference;

@@ -36,8 +36,22 @@ pub struct Started {
     groups: ProcessGroups,
 }
 
-/// Writes the target's APNs credentials and runs its `start` command, if it is an external target
-/// with one (`dir` is the target file's folder).
+/// Writes (or reuses) the APNs credentials an external target's configuration points at: they
+/// exist before the mock APNs loads them and before the gateway starts.
+pub fn credentials(target: &Target) -> Result<(), StartError> {
+    if target.kind == TargetKind::External && !target.apns.credentials_dir.as_os_str().is_empty() {
+        mock_apns::Credentials::generate_or_load(
+            &target.apns.credentials_dir,
+            &target.apns.bundle_id,
+            None,
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs the target's `start` command, if it is an external target with one (`dir` is the target
+/// file's folder).
 pub async fn start(target: &Target, dir: &Path) -> Result<Started, StartError> {
     let started = Started {
         dir: dir.to_path_buf(),
@@ -45,14 +59,6 @@ pub async fn start(target: &Target, dir: &Path) -> Result<Started, StartError> {
     };
     if target.kind != TargetKind::External {
         return Ok(started);
-    }
-    if !target.apns.credentials_dir.as_os_str().is_empty() {
-        mock_apns::Credentials::generate_or_load(
-            &target.apns.credentials_dir,
-            &target.apns.bundle_id,
-            None,
-            &[],
-        )?;
     }
     if let Some(c) = &target.commands.start {
         let r = c

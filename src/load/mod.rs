@@ -30,6 +30,7 @@ use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::GatewayFaults;
 use crate::target::{Environment, Target, TargetKind};
 use calls::{run_call, CallContext};
+use mock_apns::MockApns;
 use phones::{PhonePool, PoolSpec};
 use plan::{schedule, CallKind, LoadOptions};
 use report::{Knee, LoadReport, StepReport};
@@ -122,25 +123,29 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     if target.sip.is_none() {
         return Err(LoadError::Usage("the target has no [sip] section".into()));
     }
-    // the credentials the target's configuration points at exist before the mock APNs loads
-    // them and before the gateway starts
+    gateway::credentials(&target).map_err(|e| party("the target's gateway")(e.to_string()))?;
+    // the mock APNs first: a busy address stops the run before any gateway starts
+    let apns = shared_apns(&target)
+        .await
+        .map_err(|e| party("the mock APNs")(e.to_string()))?;
     let started = gateway::start(&target, &dir)
         .await
         .map_err(|e| party("the target's gateway")(e.to_string()))?;
-    let result = run_on(opts, &target).await;
+    let result = run_on(opts, &target, apns).await;
     started.stop(&target).await;
     result
 }
 
 /// The run once the target's gateway is up.
-async fn run_on(opts: &LoadOptions, target: &Target) -> Result<LoadReport, LoadError> {
+async fn run_on(
+    opts: &LoadOptions,
+    target: &Target,
+    apns: Arc<MockApns>,
+) -> Result<LoadReport, LoadError> {
     let sip = target
         .sip
         .clone()
         .ok_or_else(|| LoadError::Usage("the target has no [sip] section".into()))?;
-    let apns = shared_apns(target)
-        .await
-        .map_err(|e| party("the mock APNs")(e.to_string()))?;
     let embedded = target.kind == TargetKind::EmbeddedReference;
     let (gateway, addrs) = if embedded {
         let (gw, addrs) = start_embedded(&target, &GatewayFaults::default(), &apns, &sip.domain)

@@ -8,7 +8,7 @@
 # by scripts/bench-sip.sh, and each gateway's knee as a share of it.
 #
 #   scripts/bench-load.sh                                   # defaults below
-#   PHONES=1000 START_RATE=20 SECONDS_PER_RATE=5 scripts/bench-load.sh
+#   PHONES=2000 START_RATE=50 SECONDS_PER_RATE=10 scripts/bench-load.sh
 #   SKIP_SIPP=1 scripts/bench-load.sh                       # the two gateways only
 #
 # A knee is the highest rate whose step was clean (failures <= 0.1 %, every call placed, push p99
@@ -17,9 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PHONES=${PHONES:-2000}
+PHONES=${PHONES:-1000}
 START_RATE=${START_RATE:-20}
-SECONDS_PER_RATE=${SECONDS_PER_RATE:-10}
+SECONDS_PER_RATE=${SECONDS_PER_RATE:-5}
 KNEE_P99_MS=${KNEE_P99_MS:-1000}
 SKIP_SIPP=${SKIP_SIPP:-}
 command -v kamailio >/dev/null || { echo "bench-load: kamailio is not installed (scripts/install-deps.sh)" >&2; exit 1; }

@@ -148,7 +148,7 @@ async fn run_on(
         .ok_or_else(|| LoadError::Usage("the target has no [sip] section".into()))?;
     let embedded = target.kind == TargetKind::EmbeddedReference;
     let (gateway, addrs) = if embedded {
-        let (gw, addrs) = start_embedded(&target, &GatewayFaults::default(), &apns, &sip.domain)
+        let (gw, addrs) = start_embedded(target, &GatewayFaults::default(), &apns, &sip.domain)
             .await
             .map_err(|e| party("the reference gateway")(e.to_string()))?;
         (Some(gw), addrs)

@@ -43,6 +43,11 @@ pub enum Command {
     /// statements and how many MUST and SHOULD statements binding the gateway are covered,
     /// partly covered or planned. Exit 2 when the map cannot be read.
     Coverage(CoverageArgs),
+    /// Load mode: N sleeping phones, calls at a rate, each followed end to end (push, wake,
+    /// REGISTER, relayed INVITE, answer); percentiles, outcomes, throughput, `--find-knee`.
+    /// Exit 0 when every call ended as it should (with --find-knee: a clean rate was found),
+    /// 1 otherwise, 2 when nothing could run.
+    Load(crate::load::plan::LoadOptions),
 }
 
 /// `pushbench coverage`.
@@ -327,6 +332,13 @@ where
         },
         Command::Coverage(a) => print_or_fail(coverage(&a), "coverage: "),
         Command::List(a) => print_or_fail(list(&a), ""),
+        Command::Load(a) => {
+            let result = crate::load::run_blocking(&a);
+            if let Err(e) = &result {
+                say_err(&format!("pushbench: load: {e}\n"));
+            }
+            ExitCode::from(crate::load::exit_code(&a, &result))
+        }
     }
 }
 

@@ -23,6 +23,8 @@
 //! - [`preflight`]: probes that tell a gateway that is down from one that is wrong.
 //! - [`runner`]: runs the selected scenarios on cucumber; [`collector`] is its event writer.
 //! - [`report`]: terminal summary, JUnit XML, Cucumber JSON, HTML.
+//! - [`load`]: `pushbench load`, load mode: N sleeping phones, calls at a rate, latencies per
+//!   stage, the knee.
 //! - [`cli`]: the `pushbench` command line.
 
 pub mod bundle;
@@ -36,6 +38,7 @@ pub mod coverage;
 pub mod credentials;
 pub mod demo_steps;
 pub mod expected;
+pub mod load;
 mod millis;
 pub mod parties;
 pub mod preflight;

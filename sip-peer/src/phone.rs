@@ -109,8 +109,10 @@ struct RegState {
 
 struct Shared {
     policy: Mutex<IncomingPolicy>,
-    calls: mpsc::Sender<IncomingCall>,
-    messages: mpsc::Sender<Message>,
+    // Boxed: a channel allocates room for 32 items when it is made, and an idle account should
+    // not carry 32 unboxed calls (~1 KB each) and messages it may never receive.
+    calls: mpsc::Sender<Box<IncomingCall>>,
+    messages: mpsc::Sender<Box<Message>>,
     user: Option<String>,
 }
 
@@ -119,8 +121,8 @@ pub struct PhoneAccount {
     endpoint: Endpoint,
     cfg: PhoneConfig,
     shared: Arc<Shared>,
-    calls: tokio::sync::Mutex<mpsc::Receiver<IncomingCall>>,
-    messages: tokio::sync::Mutex<mpsc::Receiver<Message>>,
+    calls: tokio::sync::Mutex<mpsc::Receiver<Box<IncomingCall>>>,
+    messages: tokio::sync::Mutex<mpsc::Receiver<Box<Message>>>,
     reg: Mutex<RegState>,
     /// What 401/407 are answered with; starts as [`PhoneConfig::credentials`].
     credentials: Mutex<Option<Credentials>>,
@@ -390,7 +392,7 @@ impl PhoneAccount {
         let mark = self.endpoint.core().net().malformed_mark();
         let mut rx = self.messages.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
-            Ok(Some(m)) => Ok(m),
+            Ok(Some(m)) => Ok(*m),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
             Err(_) => Err(self.endpoint.core().net().timeout_error(
                 mark,
@@ -406,7 +408,7 @@ impl PhoneAccount {
         let mark = self.endpoint.core().net().malformed_mark();
         let mut rx = self.calls.lock().await;
         match tokio::time::timeout(within, rx.recv()).await {
-            Ok(Some(c)) => Ok(c),
+            Ok(Some(c)) => Ok(*c),
             Ok(None) => Err(SipError::State("the phone's endpoint is gone".into())),
             Err(_) => Err(self.endpoint.core().net().timeout_error(
                 mark,
@@ -423,7 +425,7 @@ fn on_request(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         "INVITE" => on_invite(core, shared, req),
         "MESSAGE" => {
             let _ = core.respond_with(&req, 200, None, None);
-            if shared.messages.try_send(req.message).is_err() {
+            if shared.messages.try_send(Box::new(req.message)).is_err() {
                 core.recorder()
                     .note("incoming MESSAGE not queued (queue full)");
             }
@@ -481,7 +483,7 @@ fn on_invite(core: &Arc<Core>, shared: &Arc<Shared>, req: IncomingRequest) {
         }
         IncomingPolicy::Ignore | IncomingPolicy::Manual => Ok(()),
     };
-    if shared.calls.try_send(call).is_err() {
+    if shared.calls.try_send(Box::new(call)).is_err() {
         core.recorder()
             .note("incoming call not queued (queue full or nobody listening)");
     }

@@ -20,7 +20,7 @@ use crate::verdict::StepError;
 use device::DeviceKind;
 use mock_apns::PushRecord;
 use phone::PhoneHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the steps shared by the SIP and the XMPP scenarios need from the scenario's cast.
 pub trait Alice {
@@ -57,9 +57,41 @@ pub(crate) fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The `Instant` of a Unix-milliseconds time in the past (or now).
+/// The `Instant` of a Unix-milliseconds time in the past (or now): the start of that millisecond.
+///
+/// A time recorded in whole milliseconds happened somewhere in `[ms, ms + 1)`; the start is the
+/// earliest it can have been, so whatever it caused (the REGISTER a push sets off, possibly in the
+/// same millisecond) is never placed before it. The wall clock is read to the nanosecond: reading
+/// it in whole milliseconds too would put the mark up to 1 ms late.
 pub fn instant_of_ms(ms: u64) -> Instant {
-    let (now, now_wall) = (Instant::now(), timeline::now_ms());
-    now.checked_sub(Duration::from_millis(now_wall.saturating_sub(ms)))
+    let now = Instant::now();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.checked_sub(since_epoch.saturating_sub(Duration::from_millis(ms)))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_millisecond_mark_is_never_after_what_it_records() {
+        // The event happens, its time is written in whole milliseconds, then something it caused
+        // happens at `later`: the mark must not come after `later` (it did, by up to 1 ms, when
+        // the wall clock was read in whole milliseconds too). 100 µs allow for the two clocks.
+        // The conversion comes a while after (a step looks at the push log later).
+        for i in 0..200u64 {
+            let ms = timeline::now_ms();
+            let later = Instant::now();
+            std::thread::sleep(Duration::from_micros(100 + (i * 37) % 900));
+            let mark = instant_of_ms(ms);
+            assert!(
+                mark <= later + Duration::from_micros(100),
+                "the mark is {:?} after what the event caused",
+                mark - later
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 @profile:sip
 Feature: Wake and delivery
   An INVITE for a sleeping iPhone becomes one VoIP push; the woken iPhone REGISTERs and gets the
-  INVITE on the connection it just opened.
+  INVITE on the connection it just opened. The iPhone takes 300 ms to 2 s to REGISTER after each
+  push (drawn from the run's seed), as real devices do.
 
   Background:
     Given Alice's iPhone is asleep with a VoIP token
@@ -10,7 +11,7 @@ Feature: Wake and delivery
   Scenario: A call wakes the sleeping iPhone and is answered
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -27,7 +28,7 @@ Feature: Wake and delivery
     And Alice's iPhone answers challenges with the right password
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone's REGISTER is challenged and then accepted within 2 s of the push
+    Then Alice's iPhone's REGISTER is challenged and then accepted within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -38,7 +39,7 @@ Feature: Wake and delivery
     And Alice's iPhone answers challenges with a wrong password
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone's REGISTER is challenged and then refused within 2 s of the push
+    Then Alice's iPhone's REGISTER is challenged and then refused within 3 s of the push
     And Bob gets 404 or 480 within 2 s
 
   @req:SIP-B6

@@ -57,11 +57,23 @@ pub enum Fault {
     /// only: the woken iPhone is never challenged.
     #[serde(rename = "trust-refresh")]
     TrustRefresh,
+    /// Timing only: the awake contacts of a fork that also has a push-bound one get the INVITE
+    /// only once the pushed device has registered (or its push failed, or the Bucket Timer
+    /// fired), instead of at once. A bucket design that holds the whole fork until the woken
+    /// phone registers (the second gateway tried in issue 21): the desktop rings up to seconds
+    /// late, and cannot answer while the iPhone wakes.
+    #[serde(rename = "ring-awake-after-wake")]
+    RingAwakeAfterWake,
+    /// Timing only: a CANCEL that arrives while the pushed device is still waking ends the call
+    /// for the devices at once, but the caller's 487 waits for the Bucket Timer (the late 487 of
+    /// OpenSIPS #1128, where it came after `fr_inv_timer`).
+    #[serde(rename = "late-487")]
+    Late487,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 16] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -76,6 +88,8 @@ impl Fault {
         Fault::StaleBindings,
         Fault::FirstPridToken,
         Fault::TrustRefresh,
+        Fault::RingAwakeAfterWake,
+        Fault::Late487,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -95,6 +109,8 @@ impl Fault {
             Fault::StaleBindings => "stale-bindings",
             Fault::FirstPridToken => "first-prid-token",
             Fault::TrustRefresh => "trust-refresh",
+            Fault::RingAwakeAfterWake => "ring-awake-after-wake",
+            Fault::Late487 => "late-487",
         }
     }
 
@@ -144,6 +160,8 @@ impl Fault {
             Fault::StaleBindings => vec!["SIP-E5"],
             Fault::FirstPridToken => vec!["SIP-A12"],
             Fault::TrustRefresh => vec!["SIP-B4"],
+            Fault::RingAwakeAfterWake => vec!["SIP-D2", "SIP-F2"],
+            Fault::Late487 => vec!["IOS-3", "SIP-C1", "SIP-C2", "SIP-E4"],
         };
         ids.sort_unstable();
         ids

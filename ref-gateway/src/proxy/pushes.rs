@@ -99,6 +99,9 @@ impl Proxy {
                 .note(format!("bucket timer fired for {}", call.call_id));
         }
         call.bucket.clear();
+        if std::mem::take(&mut call.late_487) && !call.final_sent {
+            self.respond_upstream(id, 487, "Request Terminated");
+        }
         self.maybe_finish(id);
         self.maybe_linger(id);
     }

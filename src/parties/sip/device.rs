@@ -8,6 +8,7 @@
 //! becomes `Offer`, `Cancel` or `RemoteBye`. Everything the device sent and received is also kept
 //! in its [`DeviceLog`] with times, which the Then steps read.
 
+use crate::draws::WakeDelay;
 use crate::parties::device::{feed_deliveries, DeviceKind, DeviceLog, Event};
 use crate::verdict::StepError;
 use phone::{
@@ -67,7 +68,7 @@ pub struct DeviceSpec {
     /// Requested Expires.
     pub expires: u32,
     /// Push to REGISTER delay.
-    pub wake_delay: Duration,
+    pub wake_delay: WakeDelay,
     /// The app ignores VoIP pushes it cannot match to a call.
     pub terminate_unmatched: bool,
     /// Seed for the CallKit UUIDs.
@@ -94,7 +95,7 @@ pub struct Device {
     calls: CallMap,
     tasks: Tasks,
     actions_task: Option<AbortHandle>,
-    wake_delay: Arc<Mutex<Duration>>,
+    wake_delay: Arc<Mutex<WakeDelay>>,
     seed: u64,
     timeline: Timeline,
 }
@@ -233,11 +234,13 @@ impl Device {
         );
         let (handle, mut actions) = phone::spawn(model, DriverConfig::default());
         *lock(&self.phone) = Some(handle.clone());
-        let (account, log, calls, delay) = (
+        let (account, log, calls, delay, timeline, party) = (
             self.account.clone(),
             self.log.clone(),
             self.calls.clone(),
             self.wake_delay.clone(),
+            self.timeline.clone(),
+            self.kind.party(),
         );
         let t = tokio::spawn(async move {
             while let Some(action) = actions.recv().await {
@@ -249,7 +252,17 @@ impl Device {
                 match action {
                     Action::WakeAccount { new_connection } => {
                         let (account, log, phone) = (account.clone(), log.clone(), handle.clone());
-                        let delay = *lock(&delay);
+                        let (delay, kind) = {
+                            let d = lock(&delay);
+                            (d.next(), d.kind())
+                        };
+                        timeline.note(
+                            "bench",
+                            format!(
+                                "{party} wakes: REGISTER in {} ms ({kind})",
+                                delay.as_millis()
+                            ),
+                        );
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
                             log.push(Event::RegisterSent);
@@ -280,7 +293,7 @@ impl Device {
     }
 
     /// How long the device takes from a push to its REGISTER.
-    pub fn set_wake_delay(&self, d: Duration) {
+    pub fn set_wake_delay(&self, d: WakeDelay) {
         *lock(&self.wake_delay) = d;
     }
 

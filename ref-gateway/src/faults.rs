@@ -69,11 +69,16 @@ pub enum Fault {
     /// OpenSIPS #1128, where it came after `fr_inv_timer`).
     #[serde(rename = "late-487")]
     Late487,
+    /// Timing only: the same bounded retries of a 429/5xx from APNs, but the first wait is 1 s
+    /// (then 2 s) instead of 100 ms: a gateway that backs off as if APNs were a bulk API, so the
+    /// push that finally gets through comes seconds late, when the caller may have given up.
+    #[serde(rename = "slow-retry")]
+    SlowRetry,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 17] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -90,6 +95,7 @@ impl Fault {
         Fault::TrustRefresh,
         Fault::RingAwakeAfterWake,
         Fault::Late487,
+        Fault::SlowRetry,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -111,6 +117,7 @@ impl Fault {
             Fault::TrustRefresh => "trust-refresh",
             Fault::RingAwakeAfterWake => "ring-awake-after-wake",
             Fault::Late487 => "late-487",
+            Fault::SlowRetry => "slow-retry",
         }
     }
 
@@ -162,6 +169,7 @@ impl Fault {
             Fault::TrustRefresh => vec!["SIP-B4"],
             Fault::RingAwakeAfterWake => vec!["SIP-D2", "SIP-F2"],
             Fault::Late487 => vec!["IOS-3", "SIP-C1", "SIP-C2", "SIP-E4"],
+            Fault::SlowRetry => vec!["SIP-E2"],
         };
         ids.sort_unstable();
         ids

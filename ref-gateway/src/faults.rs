@@ -74,11 +74,16 @@ pub enum Fault {
     /// push that finally gets through comes seconds late, when the caller may have given up.
     #[serde(rename = "slow-retry")]
     SlowRetry,
+    /// Timing only: a push APNs refused for good (400, 403, 410) leaves the request waiting in
+    /// the bucket until the Bucket Timer fires, instead of failing it at once: the caller hears
+    /// ringback for seconds for a device that cannot be woken.
+    #[serde(rename = "hold-refused-push")]
+    HoldRefusedPush,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 18] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -96,6 +101,7 @@ impl Fault {
         Fault::RingAwakeAfterWake,
         Fault::Late487,
         Fault::SlowRetry,
+        Fault::HoldRefusedPush,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -118,6 +124,7 @@ impl Fault {
             Fault::RingAwakeAfterWake => "ring-awake-after-wake",
             Fault::Late487 => "late-487",
             Fault::SlowRetry => "slow-retry",
+            Fault::HoldRefusedPush => "hold-refused-push",
         }
     }
 
@@ -170,6 +177,7 @@ impl Fault {
             Fault::RingAwakeAfterWake => vec!["SIP-D2", "SIP-F2"],
             Fault::Late487 => vec!["IOS-3", "SIP-C1", "SIP-C2", "SIP-E4"],
             Fault::SlowRetry => vec!["SIP-E2"],
+            Fault::HoldRefusedPush => vec!["SIP-E1"],
         };
         ids.sort_unstable();
         ids

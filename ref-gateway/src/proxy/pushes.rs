@@ -77,6 +77,14 @@ impl Proxy {
             }
             PushOutcome::Refused(_) | PushOutcome::Failed(_) => {}
         }
+        if self.faults.has(Fault::HoldRefusedPush)
+            && matches!(outcome, PushOutcome::Unregistered | PushOutcome::Refused(_))
+        {
+            self.recorder.note(
+                "fault hold-refused-push: the request stays in the bucket until the Bucket Timer",
+            );
+            return;
+        }
         self.recorder.note(format!(
             "push {}: the request leaves the bucket",
             outcome.describe()

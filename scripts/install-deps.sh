@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   debootstrap               # containers/base/build.sh: the base image, with no registry
   docker-compose            # containers/compose.yml (Compose 1.29; Compose v2 works too)
   binutils                  # objcopy: containers/build.sh strips the binaries it puts in images
+  stress-ng                 # scripts/stress-bench.sh: half of its runs with the CPU loaded
 )
 PYTHON_PACKAGES=(aioapns)
 

@@ -106,6 +106,19 @@ impl ScenarioKey {
     }
 }
 
+impl ScenarioKey {
+    /// What the scenario's seed is derived from: the feature file's name (not its folder, so a
+    /// suite exported elsewhere draws the same), the line and the scenario's name.
+    pub fn seed_name(&self, scenario: &str) -> String {
+        let file = self
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{file}:{}: {scenario}", self.line)
+    }
+}
+
 impl std::fmt::Display for ScenarioKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.path.display(), self.line)

@@ -170,6 +170,10 @@ pub struct RunArgs {
     /// Do not start the target's `[container]`: it is already running (Compose, testcontainers).
     #[arg(long)]
     pub no_container: bool,
+    /// The run's seed: draws the same wake delays as the run that printed it (default: a fresh
+    /// one, printed at the start and written in the reports).
+    #[arg(long, env = "PUSHBENCH_SEED")]
+    pub seed: Option<u64>,
     /// Feature files or directories, or FILE:LINE for one scenario (default: the suite embedded
     /// in the binary; a path not on disk may name a part of it, e.g. `features/xmpp`).
     pub features: Vec<PathBuf>,
@@ -245,6 +249,7 @@ impl From<RunArgs> for RunOptions {
             concurrency: a.concurrency,
             timeout: Duration::from_secs(a.timeout.max(1)),
             manage_container: !a.no_container,
+            seed: a.seed,
             ..RunOptions::default()
         }
     }

@@ -12,6 +12,7 @@
 //! - [`check`]: `pushbench check`, the static check `run` also performs first.
 //! - [`coverage`]: the conformance map `features/COVERAGE.md`: standard statements → requirement ids.
 //! - [`credentials`]: what a credentials folder was made for.
+//! - [`draws`]: the run's seed and every random draw the bench makes from it (wake delays).
 //! - [`scenario`]: what a scenario is given (its context, the run's faults) and its cleanups.
 //! - [`parties`]: the parties as the steps drive them: the SIP and XMPP casts, Alice's devices,
 //!   the shared mock APNs.
@@ -37,6 +38,7 @@ pub mod container_section;
 pub mod coverage;
 pub mod credentials;
 pub mod demo_steps;
+pub mod draws;
 pub mod expected;
 pub mod load;
 mod millis;

@@ -36,6 +36,7 @@ pub use selection::{plan, split_positions, Position, Selection};
 use crate::catalog::{Catalog, LoadError, ScenarioInfo, ScenarioKey};
 use crate::check::CheckReport;
 use crate::collector::{self, Shared};
+use crate::draws::RunSeed;
 use crate::expected::{ExpectedError, ExpectedFailures};
 use crate::preflight::{Liveness, ProbeFailure, Probes};
 use crate::report::{self, Interruption, RunReport};
@@ -95,6 +96,9 @@ pub struct RunOptions {
     /// Start and stop the target's `[container]` (default true); false when Compose or
     /// testcontainers runs the gateway container (`pushbench run --no-container`).
     pub manage_container: bool,
+    /// The run's seed (`pushbench run --seed N`): every draw the bench makes (wake delays) comes
+    /// from it ([`crate::draws`]). `None` draws a fresh one; the reports say which.
+    pub seed: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -117,6 +121,7 @@ impl Default for RunOptions {
             print: true,
             faults: GatewayFaults::default(),
             manage_container: true,
+            seed: None,
         }
     }
 }
@@ -285,6 +290,17 @@ pub fn load_target(opts: &RunOptions) -> Result<(Target, PathBuf), RunError> {
 pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    // One seed for the whole run, fixed before anything draws from it.
+    let seed = RunSeed::or_fresh(opts.seed);
+    let opts = &RunOptions {
+        seed: Some(seed.0),
+        ..opts.clone()
+    };
+    if opts.print {
+        report::say(&format!(
+            "seed {seed} (pushbench run --seed {seed} draws the same wake delays)\n"
+        ));
+    }
     let (mut target, dir) = load_target(opts)?;
     target.resolve_addresses()?;
     let expected = match &target.expected_failures {

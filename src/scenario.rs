@@ -8,6 +8,7 @@
 //! thread-local).
 
 use crate::catalog::ScenarioKey;
+use crate::draws::Draws;
 use crate::target::Target;
 use futures::future::BoxFuture;
 use ref_gateway::app_server::AppFaults;
@@ -42,6 +43,8 @@ pub struct ScenarioContext {
     pub requirements: Vec<String>,
     /// The faults of the bench's own gateways in this run.
     pub faults: Arc<GatewayFaults>,
+    /// The scenario's random draws, from the run's seed and the scenario's identity.
+    pub draws: Draws,
 }
 
 /// An async cleanup a party registered.

@@ -20,6 +20,7 @@ Feature: Several devices
   @req:SIP-F2 @profile:fork
   Scenario: The awake desktop rings at once while the iPhone is pushed in parallel
     Given Alice's iPhone is asleep with a VoIP token
+    And Alice's iPhone takes 1 s to register after a push
     And Alice's desktop is awake and registered
     When Bob calls Alice
     Then Alice's desktop receives Bob's INVITE within 500 ms

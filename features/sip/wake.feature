@@ -4,6 +4,9 @@ Feature: Wake and delivery
   INVITE on the connection it just opened. Asleep, the iPhone's app has no socket: the push
   relaunches it, and it REGISTERs from a new local port (a new Contact, a new connection) with
   the same +sip.instance, as iOS does; an INVITE sent only to its old Contact never reaches it.
+  The iPhone takes 300 ms to 2 s to REGISTER after each push (drawn from the run's seed), as real
+  devices do; a scenario that counts from Bob's call fixes it at 1 s, so "fast" (at the refused
+  REGISTER) and "at the Bucket Timer" (3 s) stay apart.
 
   Background:
     Given Alice's iPhone is asleep with a VoIP token
@@ -12,7 +15,7 @@ Feature: Wake and delivery
   Scenario: A call wakes the sleeping iPhone and is answered
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -22,7 +25,7 @@ Feature: Wake and delivery
     Given Alice's iPhone is asleep with a VoIP token over UDP
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -32,7 +35,7 @@ Feature: Wake and delivery
     Given Alice's iPhone is asleep with a VoIP token over TCP
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -42,7 +45,7 @@ Feature: Wake and delivery
     Given Alice's iPhone is asleep with a VoIP token over TLS
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -52,7 +55,7 @@ Feature: Wake and delivery
     Given Alice's iPhone is suspended with a VoIP token, its app keeping its socket
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone registers within 2 s of the push
+    Then Alice's iPhone registers within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -69,7 +72,7 @@ Feature: Wake and delivery
     And Alice's iPhone answers challenges with the right password
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone's REGISTER is challenged and then accepted within 2 s of the push
+    Then Alice's iPhone's REGISTER is challenged and then accepted within 3 s of the push
     And Alice's iPhone receives Bob's INVITE within 1 s of its REGISTER
     When Alice answers on her iPhone
     Then Bob gets 200 OK from Alice's iPhone within 2 s
@@ -78,9 +81,10 @@ Feature: Wake and delivery
   Scenario: A REGISTER that fails authentication fails the call fast
     Given the gateway requires digest authentication for Alice
     And Alice's iPhone answers challenges with a wrong password
+    And Alice's iPhone takes 1 s to register after a push
     When Bob calls Alice
     And the gateway pushes to Alice within 2 s
-    Then Alice's iPhone's REGISTER is challenged and then refused within 2 s of the push
+    Then Alice's iPhone's REGISTER is challenged and then refused within 3 s of the push
     And Bob gets 404 or 480 within 2 s
 
   @req:SIP-B6

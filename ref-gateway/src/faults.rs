@@ -81,11 +81,33 @@ pub enum Fault {
     /// `pn_ct_match_params`): a woken app, relaunched on a new port, never gets the INVITE.
     #[serde(rename = "contact-uri-match")]
     ContactUriMatch,
+    /// Timing only: the awake contacts of a fork that also has a push-bound one get the INVITE
+    /// only once the pushed device has registered (or its push failed, or the Bucket Timer
+    /// fired), instead of at once. A bucket design that holds the whole fork until the woken
+    /// phone registers (the second gateway tried in issue 21): the desktop rings up to seconds
+    /// late, and cannot answer while the iPhone wakes.
+    #[serde(rename = "ring-awake-after-wake")]
+    RingAwakeAfterWake,
+    /// Timing only: a CANCEL that arrives while the pushed device is still waking ends the call
+    /// for the devices at once, but the caller's 487 waits for the Bucket Timer (the late 487 of
+    /// OpenSIPS #1128, where it came after `fr_inv_timer`).
+    #[serde(rename = "late-487")]
+    Late487,
+    /// Timing only: the same bounded retries of a 429/5xx from APNs, but the first wait is 1 s
+    /// (then 2 s) instead of 100 ms: a gateway that backs off as if APNs were a bulk API, so the
+    /// push that finally gets through comes seconds late, when the caller may have given up.
+    #[serde(rename = "slow-retry")]
+    SlowRetry,
+    /// Timing only: a push APNs refused for good (400, 403, 410) leaves the request waiting in
+    /// the bucket until the Bucket Timer fires, instead of failing it at once: the caller hears
+    /// ringback for seconds for a device that cannot be woken.
+    #[serde(rename = "hold-refused-push")]
+    HoldRefusedPush,
 }
 
 impl Fault {
     /// Every fault, in the order of the matrix.
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 23] = [
         Fault::NonzeroExpiration,
         Fault::AlertPushType,
         Fault::NoVoipSuffix,
@@ -105,6 +127,10 @@ impl Fault {
         Fault::LeakPushParams,
         Fault::NoHandOver,
         Fault::ContactUriMatch,
+        Fault::RingAwakeAfterWake,
+        Fault::Late487,
+        Fault::SlowRetry,
+        Fault::HoldRefusedPush,
     ];
 
     /// The name used in configuration files and in the matrix.
@@ -129,6 +155,10 @@ impl Fault {
             Fault::LeakPushParams => "leak-push-params",
             Fault::NoHandOver => "no-hand-over",
             Fault::ContactUriMatch => "contact-uri-match",
+            Fault::RingAwakeAfterWake => "ring-awake-after-wake",
+            Fault::Late487 => "late-487",
+            Fault::SlowRetry => "slow-retry",
+            Fault::HoldRefusedPush => "hold-refused-push",
         }
     }
 
@@ -188,6 +218,10 @@ impl Fault {
             Fault::TrustRefresh => vec!["SIP-B4"],
             Fault::IgnoreCapabilityQuery | Fault::ClaimAnyPns => vec!["SIP-A3"],
             Fault::LeakPushParams => vec!["SIP-A14"],
+            Fault::RingAwakeAfterWake => vec!["SIP-D2", "SIP-F2"],
+            Fault::Late487 => vec!["IOS-3", "SIP-C1", "SIP-C2", "SIP-E4"],
+            Fault::SlowRetry => vec!["SIP-E2"],
+            Fault::HoldRefusedPush => vec!["SIP-E1"],
         };
         ids.sort_unstable();
         ids

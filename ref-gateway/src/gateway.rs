@@ -4,7 +4,7 @@
 
 use crate::apns::ApnsError;
 use crate::config::{Account, GatewayConfig};
-use crate::faults::Faults;
+use crate::faults::{Fault, Faults};
 use crate::flow::{tls_server_config, Listeners};
 use crate::proxy::{Event, Proxy};
 use crate::push::Pusher;
@@ -42,6 +42,9 @@ pub struct Addresses {
     pub tls: Option<SocketAddr>,
 }
 
+/// Fault `slow-retry`: the wait before the first retry of a 429/5xx (instead of 100 ms).
+const SLOW_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 /// A running reference gateway. Dropping it stops it too.
 pub struct RefGateway {
     addresses: Addresses,
@@ -57,7 +60,12 @@ impl RefGateway {
             Some((addr, id)) => Some((*addr, tls_server_config(&id.cert_pem, &id.key_pem)?)),
             None => None,
         };
-        let pusher = Pusher::new(&config.apns, &config.timers, &config.apns_recorder)?;
+        let mut timers = config.timers;
+        if config.faults.has(Fault::SlowRetry) {
+            // Fault slow-retry: the same bounded retries, but the first wait is a second.
+            timers.retry.initial_backoff = SLOW_RETRY_BACKOFF;
+        }
+        let pusher = Pusher::new(&config.apns, &timers, &config.apns_recorder)?;
         let (in_tx, mut in_rx) = mpsc::unbounded_channel();
         let listeners = Listeners::bind(
             config.udp,

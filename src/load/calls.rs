@@ -5,6 +5,7 @@
 use super::phones::LoadPhone;
 use super::plan::CallKind;
 use super::stats::{Outcome, Stage, Stats};
+use crate::draws::WakeDelay;
 use crate::parties::device::Event;
 use crate::parties::instant_of_ms;
 use crate::target::CancelPolicy;
@@ -130,7 +131,9 @@ pub async fn run_call(ctx: &CallContext, phone: &LoadPhone, kind: CallKind) -> C
             let _ = apns.set_state(&phone.token, DeviceState::Offline);
             phone.device.silence();
         }
-        CallKind::Cancel => phone.device.set_wake_delay(ctx.wake_delay.max(CANCEL_WAKE)),
+        CallKind::Cancel => phone
+            .device
+            .set_wake_delay(WakeDelay::Fixed(ctx.wake_delay.max(CANCEL_WAKE))),
         CallKind::Plain => {}
     }
     let seq = apns.push_seq();
@@ -170,7 +173,9 @@ pub async fn run_call(ctx: &CallContext, phone: &LoadPhone, kind: CallKind) -> C
     }
     match kind {
         CallKind::DeadToken | CallKind::Flight => repair(ctx, phone).await,
-        CallKind::Cancel => phone.device.set_wake_delay(ctx.wake_delay),
+        CallKind::Cancel => phone
+            .device
+            .set_wake_delay(WakeDelay::Fixed(ctx.wake_delay)),
         CallKind::Plain => {}
     }
     if !phone.awake {

@@ -3,6 +3,7 @@
 //! registered, then asleep (or awake, for `--awake-share`). The pool hands an idle phone to each
 //! call and takes it back when the call is over; a phone is in one call at a time.
 
+use crate::draws::WakeDelay;
 use crate::parties::device::DeviceKind;
 use crate::parties::random_token;
 use crate::parties::sip::device::{Device, DeviceSpec};
@@ -195,7 +196,7 @@ async fn start_device(
             alert_token: None,
             credentials: None,
             expires: 3600,
-            wake_delay: spec.wake_delay,
+            wake_delay: WakeDelay::Fixed(spec.wake_delay),
             terminate_unmatched: false,
             seed: index as u64,
             instance: None,

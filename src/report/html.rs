@@ -238,6 +238,14 @@ fn header(out: &mut String, report: &RunReport) {
         );
     }
     row("features", esc(&h.features));
+    if let Some(seed) = h.seed {
+        row(
+            "seed",
+            format!(
+                "<code>{seed}</code> (<code>pushbench run --seed {seed}</code> draws the same)"
+            ),
+        );
+    }
     out.push_str("</dl>\n");
 }
 

@@ -2,7 +2,7 @@
 //! the final verdicts: one element per scenario. Step statuses are the format's own (`passed`,
 //! `failed`, `skipped`, `undefined`); the bench's outcome, requirement ids and timeline travel in
 //! extra fields (`pushbench_outcome`, `pushbench_requirements`, `pushbench_timeline`) that readers
-//! of the format ignore.
+//! of the format ignore. Every scenario also carries the run's seed (`pushbench_seed`).
 //!
 //! An expected failure (xfail) must not read as a plain red failure in a run that exits 0: its
 //! failing step and every step after it are `skipped`, with the expectation and the step's error
@@ -78,6 +78,7 @@ pub fn render(report: &RunReport) -> Value {
             "pushbench_requirements": s.info.requirements,
             "pushbench_attempts": s.attempts,
             "pushbench_timeline": s.events,
+            "pushbench_seed": report.header.seed,
         });
         features
             .entry((uri, s.info.feature.clone()))

@@ -46,6 +46,12 @@ pub fn render(report: &RunReport) -> String {
             )),
             scenarios.iter().map(|s| s.duration.as_secs_f64()).sum::<f64>()
         );
+        if let Some(seed) = report.header.seed {
+            let _ = writeln!(
+                out,
+                "    <properties>\n      <property name=\"seed\" value=\"{seed}\"/>\n    </properties>"
+            );
+        }
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         for s in &scenarios {
             *names.entry(s.info.name.as_str()).or_default() += 1;

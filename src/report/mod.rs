@@ -197,6 +197,9 @@ pub struct RunHeader {
     pub resolved: Vec<String>,
     /// The feature files run (`the embedded suite` or paths).
     pub features: String,
+    /// The run's seed: `pushbench run --seed N` draws the same wake delays
+    /// ([`crate::draws`]).
+    pub seed: Option<u64>,
 }
 
 /// Everything a run produced.

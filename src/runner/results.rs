@@ -39,6 +39,7 @@ pub(super) fn header(target: &Target, opts: &RunOptions) -> RunHeader {
             .map(|r| format!("{} {} → {}", r.key, r.written, r.resolved))
             .collect(),
         features: describe_features(&opts.features),
+        seed: opts.seed,
     }
 }
 

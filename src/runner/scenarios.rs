@@ -4,6 +4,7 @@
 use super::*;
 use crate::catalog::{ScenarioInfo, ScenarioKey};
 use crate::collector::{self, Collector, Shared};
+use crate::draws::{scenario_seed, Draws};
 use crate::expected::Expectation;
 use crate::scenario::ScenarioContext;
 use crate::target::Target;
@@ -41,6 +42,7 @@ pub(super) async fn execute(
     let (before_target, before_infos, before_shared) =
         (target.clone(), infos.clone(), shared.clone());
     let faults = Arc::new(opts.faults.clone());
+    let run_seed = RunSeed(opts.seed.unwrap_or_default());
     let after_shared = shared.clone();
     let teardown_timeout = opts.teardown_timeout;
     let before_scenario = target.commands.before_scenario.clone().map(Arc::new);
@@ -74,6 +76,7 @@ pub(super) async fn execute(
                 name: scenario.name.clone(),
                 requirements: info.map(|i| i.requirements.clone()).unwrap_or_default(),
                 faults: faults.clone(),
+                draws: Draws::new(scenario_seed(run_seed, &key.seed_name(&scenario.name))),
             });
             collector::lock(&before_shared)
                 .timelines

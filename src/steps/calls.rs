@@ -11,6 +11,10 @@ use cucumber::{then, when};
 use phone::Input;
 use std::time::{Duration, Instant};
 
+/// How long after Bob's 200 OK the answering device's log may still be writing its `Answered`
+/// entry (the device logs it once its 200 has left; the gateway may relay it to Bob first).
+const ANSWER_LOG_GRACE: Duration = Duration::from_secs(1);
+
 async fn call(w: &mut BenchWorld) -> Result<(), StepError> {
     let c = w.sip().await?;
     let bob = c.bob().await?;
@@ -338,18 +342,30 @@ async fn bob_gets_200_from(w: &mut BenchWorld, device: String, d: Dur) {
                 &format!("200 OK from Alice's {kind} within {d:?}"),
             )?;
             let id = c.call_id()?;
-            let answered = c
-                .device(kind)?
+            // The device logs `Answered` once its 200 has left, so Bob may hold the 200 (relayed
+            // by the gateway) a moment before the device's log has the entry: wait for it on the
+            // device's own log, with a grace, rather than reading the log at this instant.
+            let dev = c.device(kind)?;
+            let answered = dev
                 .log
-                .entries()
-                .iter()
-                .any(|e| matches!(&e.event, Event::Answered { call_id } if *call_id == id));
-            if answered {
-                Ok(())
-            } else {
-                Err(StepError::fail(format!(
-                    "Bob got 200 OK, but Alice's {kind} never answered the call"
-                )))
+                .wait_until(Instant::now() + ANSWER_LOG_GRACE, |es| {
+                    es.iter()
+                        .any(|e| matches!(&e.event, Event::Answered { call_id } if *call_id == id))
+                        .then_some(())
+                })
+                .await;
+            match answered {
+                Some(()) => Ok(()),
+                None => Err(StepError::fail(format!(
+                    "Bob got 200 OK, but Alice's {kind} never answered the call \
+                     (nothing within {ANSWER_LOG_GRACE:?} of the 200); it saw:\n{}",
+                    dev.log.describe(
+                        c.calls()
+                            .last()
+                            .map(|b| b.started)
+                            .unwrap_or_else(Instant::now)
+                    )
+                ))),
             }
         }
         .await,

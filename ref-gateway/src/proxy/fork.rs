@@ -56,6 +56,8 @@ impl Proxy {
             best: None,
             timer: None,
             acked: false,
+            held_awake: Vec::new(),
+            late_487: false,
         };
         self.server_index.insert(key, id);
         self.calls.insert(id, call);
@@ -74,8 +76,21 @@ impl Proxy {
             self.maybe_linger(id);
             return;
         }
+        // Fault ring-awake-after-wake: with a push-bound binding in the fork, the awake contacts
+        // wait until the pushed device has registered (or the bucket gave up on it).
+        let hold_awake =
+            self.faults.has(Fault::RingAwakeAfterWake) && bindings.iter().any(|b| b.push.is_some());
         for b in &bindings {
             match &b.push {
+                None if hold_awake => {
+                    self.recorder.note(format!(
+                        "fault ring-awake-after-wake: {} rings only after the pushed device registered",
+                        b.contact
+                    ));
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.held_awake.push((b.contact.clone(), b.flow));
+                    }
+                }
                 None => {
                     self.forward_branch(id, &b.contact, b.flow, false);
                 }
@@ -262,10 +277,12 @@ impl Proxy {
     /// Sends the final answer when nothing is pending any more: the best branch response, or
     /// 480 (bucket timer, failed pushes, no reachable contact).
     pub(super) fn maybe_finish(&mut self, id: u64) {
+        self.release_held_awake(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.final_sent {
+        if call.final_sent || call.late_487 {
+            // Fault late-487: only the Bucket Timer answers this call.
             return;
         }
         let pending_branch = call
@@ -291,6 +308,25 @@ impl Proxy {
             None => self.respond_upstream(id, 480, "Temporarily Unavailable"),
         }
         self.maybe_linger(id);
+    }
+
+    /// Fault `ring-awake-after-wake`: once no bucket entry waits any more (the pushed device
+    /// registered, or its push failed, or the Bucket Timer fired), the held awake contacts get
+    /// the call; a call already final forgets them.
+    fn release_held_awake(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.held_awake.is_empty() || call.bucket.iter().any(BucketEntry::is_waiting) {
+            return;
+        }
+        let held = std::mem::take(&mut call.held_awake);
+        if call.final_sent {
+            return;
+        }
+        for (contact, flow) in held {
+            self.forward_branch(id, &contact, flow, false);
+        }
     }
 
     /// Schedules forgetting a call once it is final and its bucket is empty.
@@ -381,8 +417,19 @@ impl Proxy {
         if call.final_sent || call.method != "INVITE" {
             return;
         }
-        self.respond_upstream(id, 487, "Request Terminated");
         let reason = req.reason().map(str::to_owned);
+        let waking = call.bucket.iter().any(BucketEntry::is_waiting) && call.timer.is_some();
+        if self.faults.has(Fault::Late487) && waking {
+            // The call ends for the devices at once; only the caller's 487 waits.
+            self.recorder
+                .note("fault late-487: the 487 waits for the Bucket Timer");
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.late_487 = true;
+            }
+            self.end_call(id, None, reason);
+            return;
+        }
+        self.respond_upstream(id, 487, "Request Terminated");
         self.end_call(id, None, reason);
     }
 

@@ -27,6 +27,7 @@ use crate::registrar::{Binding, Registrar};
 use sip_peer::build_response;
 use sip_peer::long_header_name;
 use sip_peer::split_list;
+use sip_peer::SipUri;
 use sip_peer::{Header, Message, StartLine, Transport};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -119,6 +120,12 @@ struct Call {
     timer: Option<AbortHandle>,
     /// The ACK of our non-2xx final arrived (stops Timer G).
     acked: bool,
+    /// Fault `ring-awake-after-wake`: the awake contacts (contact, flow) not yet forked to,
+    /// waiting for the bucket to stop waiting.
+    held_awake: Vec<(SipUri, Flow)>,
+    /// Fault `late-487`: the caller's CANCEL was taken while a push-bound device was still
+    /// waking; its 487 waits for the Bucket Timer.
+    late_487: bool,
 }
 
 /// An in-dialog request relayed statelessly, waiting for its response.

@@ -77,6 +77,14 @@ impl Proxy {
             }
             PushOutcome::Refused(_) | PushOutcome::Failed(_) => {}
         }
+        if self.faults.has(Fault::HoldRefusedPush)
+            && matches!(outcome, PushOutcome::Unregistered | PushOutcome::Refused(_))
+        {
+            self.recorder.note(
+                "fault hold-refused-push: the request stays in the bucket until the Bucket Timer",
+            );
+            return;
+        }
         self.recorder.note(format!(
             "push {}: the request leaves the bucket",
             outcome.describe()
@@ -99,6 +107,9 @@ impl Proxy {
                 .note(format!("bucket timer fired for {}", call.call_id));
         }
         call.bucket.clear();
+        if std::mem::take(&mut call.late_487) && !call.final_sent {
+            self.respond_upstream(id, 487, "Request Terminated");
+        }
         self.maybe_finish(id);
         self.maybe_linger(id);
     }

@@ -9,6 +9,7 @@
 //! becomes `Offer`, `Cancel` or `RemoteBye`. Everything the device sent and received is also kept
 //! in its [`DeviceLog`] with times, which the Then steps read.
 
+use crate::draws::WakeDelay;
 use crate::parties::device::{feed_deliveries, DeviceKind, DeviceLog, Event};
 use crate::verdict::StepError;
 use phone::{
@@ -68,7 +69,7 @@ pub struct DeviceSpec {
     /// Requested Expires.
     pub expires: u32,
     /// Push to REGISTER delay.
-    pub wake_delay: Duration,
+    pub wake_delay: WakeDelay,
     /// The app ignores VoIP pushes it cannot match to a call.
     pub terminate_unmatched: bool,
     /// Seed for the CallKit UUIDs.
@@ -99,7 +100,7 @@ pub struct Device {
     calls: CallMap,
     tasks: Tasks,
     actions_task: Option<AbortHandle>,
-    wake_delay: Arc<Mutex<Duration>>,
+    wake_delay: Arc<Mutex<WakeDelay>>,
     /// Asleep, the app keeps its socket (a suspended app) instead of losing it (the default: iOS
     /// relaunches the app for a push, as a new process with a new socket).
     keep_socket: Arc<std::sync::atomic::AtomicBool>,
@@ -254,11 +255,13 @@ impl Device {
         );
         let (handle, mut actions) = phone::spawn(model, DriverConfig::default());
         *lock(&self.phone) = Some(handle.clone());
-        let (account, log, calls, delay) = (
+        let (account, log, calls, delay, timeline, party) = (
             self.account.clone(),
             self.log.clone(),
             self.calls.clone(),
             self.wake_delay.clone(),
+            self.timeline.clone(),
+            self.kind.party(),
         );
         let t = tokio::spawn(async move {
             while let Some(action) = actions.recv().await {
@@ -270,7 +273,17 @@ impl Device {
                 match action {
                     Action::WakeAccount { new_connection } => {
                         let (account, log, phone) = (account.clone(), log.clone(), handle.clone());
-                        let delay = *lock(&delay);
+                        let (delay, kind) = {
+                            let d = lock(&delay);
+                            (d.next(), d.kind())
+                        };
+                        timeline.note(
+                            "bench",
+                            format!(
+                                "{party} wakes: REGISTER in {} ms ({kind})",
+                                delay.as_millis()
+                            ),
+                        );
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
                             log.push(Event::RegisterSent);
@@ -302,7 +315,7 @@ impl Device {
     }
 
     /// How long the device takes from a push to its REGISTER.
-    pub fn set_wake_delay(&self, d: Duration) {
+    pub fn set_wake_delay(&self, d: WakeDelay) {
         *lock(&self.wake_delay) = d;
     }
 

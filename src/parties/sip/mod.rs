@@ -24,6 +24,7 @@ use self::raw::RegResult;
 use super::apns::{pushes_after, shared_apns};
 use super::device::{DeviceKind, Event};
 use super::{instant_of_ms, is_token, next_scenario_number, random_token, Alice};
+use crate::draws::WakeDelay;
 use crate::scenario::{ScenarioContext, Teardowns};
 use crate::target::{Environment, TargetKind};
 use crate::verdict::StepError;
@@ -114,8 +115,8 @@ struct AliceSide {
     devices: BTreeMap<DeviceKind, Device>,
     /// The token named by "Alice's iPhone has a VoIP token …", not yet registered.
     pending_token: Option<String>,
-    /// How long a device takes from push to REGISTER.
-    wake_delay: Duration,
+    /// How long a device takes from push to REGISTER (drawn per wake unless a step fixed it).
+    wake_delay: WakeDelay,
     /// The app ignores VoIP pushes it cannot match (NonCallVoipPolicy::Terminate).
     terminate_unmatched: bool,
     /// The lifetime the gateway granted the iPhone's latest registration, if known.
@@ -261,7 +262,7 @@ impl SipCast {
                 credentials,
                 devices: BTreeMap::new(),
                 pending_token: None,
-                wake_delay: Duration::ZERO,
+                wake_delay: WakeDelay::Drawn(context.draws.clone()),
                 terminate_unmatched: false,
                 granted_expires: None,
                 last_registration: None,
@@ -560,7 +561,7 @@ impl SipCast {
                 alert_token,
                 credentials: self.alice.credentials.clone(),
                 expires: spec.expires,
-                wake_delay: self.alice.wake_delay,
+                wake_delay: self.alice.wake_delay.clone(),
                 terminate_unmatched: self.alice.terminate_unmatched,
                 seed: self.number << 8 | spec.kind as u64,
                 instance: None,
@@ -586,11 +587,12 @@ impl SipCast {
         Ok(())
     }
 
-    /// Every device (and every device set up later) takes `d` from a push to its REGISTER.
+    /// Every device (and every device set up later) takes `d` from a push to its REGISTER,
+    /// instead of a delay drawn per wake.
     pub fn set_wake_delay(&mut self, d: Duration) {
-        self.alice.wake_delay = d;
+        self.alice.wake_delay = WakeDelay::Fixed(d);
         for dev in self.alice.devices.values() {
-            dev.set_wake_delay(d);
+            dev.set_wake_delay(WakeDelay::Fixed(d));
         }
     }
 
